@@ -1,0 +1,5 @@
+import sys
+
+from dlstudy.cli import main
+
+sys.exit(main())

@@ -1,0 +1,29 @@
+"""Clustering estimators by name, all with scikit-learn's fit_predict."""
+from __future__ import annotations
+
+import numpy as np
+from sklearn.cluster import AgglomerativeClustering, KMeans, MiniBatchKMeans
+from sklearn.mixture import GaussianMixture
+
+from dlstudy.errors import InputError
+
+METHODS = ("kmeans", "minibatch-kmeans", "gmm", "agglomerative")
+
+
+def make_clusterer(method: str, n_clusters: int, *, seed: int = 0, n_init: int = 4):
+    if method == "kmeans":
+        return KMeans(n_clusters, n_init=n_init, random_state=seed)
+    if method == "minibatch-kmeans":
+        return MiniBatchKMeans(n_clusters, n_init=n_init, random_state=seed, batch_size=1024)
+    if method == "gmm":
+        return GaussianMixture(n_clusters, covariance_type="diag", n_init=max(1, n_init // 2), random_state=seed)
+    if method == "agglomerative":
+        return AgglomerativeClustering(n_clusters, linkage="ward")
+    raise InputError(f"unknown clustering method '{method}' (use {', '.join(METHODS)})")
+
+
+def cluster(features: np.ndarray, method: str, n_clusters: int, *, seed: int = 0, n_init: int = 4) -> np.ndarray:
+    """Cluster index per row (N,) int64."""
+    if n_clusters > len(features):
+        raise InputError(f"--clusters {n_clusters} is larger than the number of images ({len(features)})")
+    return np.asarray(make_clusterer(method, n_clusters, seed=seed, n_init=n_init).fit_predict(features), np.int64)

@@ -1,0 +1,51 @@
+"""Clustering metrics: accuracy under the best one-to-one matching of clusters to labels
+(Hungarian), NMI, ARI, and the course leaderboard's public / private halves."""
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
+from sklearn.metrics.cluster import contingency_matrix
+
+LEADERBOARD_SEED = 20200514  # fixed, so the halves are the same in every run and with every --seed
+
+
+def best_matching(labels: np.ndarray, clusters: np.ndarray) -> dict[int, int]:
+    """cluster -> label maximising agreement; clusters left unmatched (K > classes) map to -1."""
+    label_values, label_idx = np.unique(labels, return_inverse=True)
+    cluster_values, cluster_idx = np.unique(clusters, return_inverse=True)
+    table = contingency_matrix(label_idx, cluster_idx)  # (labels, clusters)
+    rows, cols = linear_sum_assignment(table, maximize=True)
+    mapping = {int(c): -1 for c in cluster_values}
+    mapping.update({int(cluster_values[c]): int(label_values[r]) for r, c in zip(rows, cols)})
+    return mapping
+
+
+def apply_matching(clusters: np.ndarray, mapping: dict[int, int]) -> np.ndarray:
+    return np.array([mapping.get(int(c), -1) for c in clusters], dtype=np.int64)
+
+
+def cluster_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
+    mapping = best_matching(labels, clusters)
+    return float(np.mean(apply_matching(clusters, mapping) == labels))
+
+
+def leaderboard_halves(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two fixed halves of the labelled images: (public indices, private indices)."""
+    order = np.random.default_rng(LEADERBOARD_SEED).permutation(n)
+    return np.sort(order[: n // 2]), np.sort(order[n // 2 :])
+
+
+def clustering_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
+    """accuracy (matching on all images), public accuracy (matching on the public half) and private
+    accuracy (the public half's matching applied to the private half, so nothing is tuned on it)."""
+    public, private = leaderboard_halves(len(labels))
+    mapping = best_matching(labels[public], clusters[public])
+    predicted = apply_matching(clusters, mapping)
+    return {
+        "accuracy": cluster_accuracy(labels, clusters),
+        "public_accuracy": float(np.mean(predicted[public] == labels[public])),
+        "private_accuracy": float(np.mean(predicted[private] == labels[private])),
+        "nmi": float(normalized_mutual_info_score(labels, clusters)),
+        "ari": float(adjusted_rand_score(labels, clusters)),
+    }

@@ -1,0 +1,130 @@
+"""`dlstudy`: one subcommand per study, `run all`, and `predict`.
+
+Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 1 unexpected.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from dlstudy.errors import InputError
+
+log = logging.getLogger("dlstudy")
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2, instead of argparse's usage block
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
+def add_common(p: argparse.ArgumentParser, *, data: bool = True) -> None:
+    if data:
+        p.add_argument("--data", metavar="PATH", help="data file or folder (default: a small data set that ships offline)")
+    p.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<study>/<timestamp>)")
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config overrides")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one config key, dots for nesting (repeatable)")
+    p.add_argument("--seed", type=int, help="random seed (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    p.add_argument("--quick", action="store_true", help="a reduced setting that finishes in about a minute")
+    p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (or the newest one)")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dlstudy.studies import STUDIES
+
+    parser = Parser(prog="dlstudy", description="Classic deep-learning course experiments as reusable pipelines.")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
+    sub.required = True
+    for name, module in STUDIES.items():
+        p = sub.add_parser(name, help=module.TITLE, description=module.TITLE)
+        add_common(p)
+        module.add_arguments(p)
+    p = sub.add_parser("run", help="run every study with its defaults and write an index page")
+    p.add_argument("what", choices=["all"], help="'all': every study")
+    add_common(p, data=False)
+    p = sub.add_parser("predict", help="apply a finished run to new data")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--data", required=True, metavar="PATH")
+    p.add_argument("--labels", metavar="PATH", help="labels for the new data, to print accuracy")
+    p.add_argument("--out", metavar="FILE.csv", help="where to write predictions (default RUN_DIR/predict/<data>.csv)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    return parser
+
+
+def run_all(args) -> int:
+    from dlstudy.api import run_study
+    from dlstudy.report import index_page
+    from dlstudy.runs import atomic_write_bytes, is_complete, read_status
+    from dlstudy.studies import STUDIES
+
+    root = Path(args.out) if args.out else Path("runs") / "all" / time.strftime("%Y%m%d-%H%M%S")
+    entries, failed = [], 0
+    for name, module in STUDIES.items():
+        out = root / name
+        try:
+            if args.resume and is_complete(out):
+                log.info("%s: finished earlier, kept", name)
+                metrics = json.loads((out / "metrics.json").read_text())
+            else:
+                resume = args.resume and read_status(out) is not None
+                _, metrics = run_study(name, out=out, config=args.config, sets=args.sets, seed=args.seed,
+                                       device=args.device, quick=args.quick, resume=resume, tensorboard=args.tensorboard)
+            entries.append({"study": name, "href": f"{name}/report.html", "state": "complete", "summary": module.summary(metrics)})
+        except InputError as exc:
+            failed += 1
+            print(f"dlstudy: error: {name}: {exc}", file=sys.stderr)
+            entries.append({"study": name, "href": f"{name}/", "state": "failed", "summary": str(exc)})
+    atomic_write_bytes(root / "index.html", index_page("dlstudy: all studies", entries).encode())
+    print(f"index: {root / 'index.html'}")
+    return 2 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False  # libraries' own INFO chatter (openTSNE, numba) stays out of the terminal
+    try:
+        if args.command == "run":
+            return run_all(args)
+        if args.command == "predict":
+            from dlstudy.api import predict
+
+            result = predict(args.run_dir, data=args.data, labels=args.labels, out=args.out, device=args.device)
+            for key, value in result.items():
+                print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+            return 0
+        from dlstudy.api import run_study
+        from dlstudy.studies import STUDIES
+
+        module = STUDIES[args.command]
+        root, metrics = run_study(args.command, data=args.data, out=args.out, config=args.config, sets=args.sets,
+                                  flags=module.flag_overrides(args), seed=args.seed, device=args.device,
+                                  quick=args.quick, resume=args.resume, tensorboard=args.tensorboard)
+        print(f"{args.command}: {module.summary(metrics)}")
+        print(f"report: {root / 'report.html'}")
+        return 0
+    except InputError as exc:
+        print(f"dlstudy: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("dlstudy: interrupted; continue the run with --resume", file=sys.stderr)
+        return 130
+    except Exception:
+        traceback.print_exc()
+        print("dlstudy: unexpected error (above); please report it", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

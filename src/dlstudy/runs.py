@@ -1,0 +1,183 @@
+"""A run folder: atomic writes, a status file, and resume.
+
+A run is 'complete' only when status.json says so, and that file is written last. Every other file
+is written to a temporary name and renamed, so a killed run never leaves a half-written file, and
+`--resume` picks up what a killed run had finished.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from dlstudy.config import dump_yaml, first_difference, load_yaml
+from dlstudy.errors import InputError
+
+log = logging.getLogger("dlstudy")
+
+STATUS = "status.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        value = float(value)
+        return value if np.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return to_jsonable(value.tolist())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def read_status(path: Path) -> dict | None:
+    try:
+        return json.loads((Path(path) / STATUS).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(path: Path) -> bool:
+    status = read_status(path)
+    return bool(status) and status.get("state") == "complete"
+
+
+class Run:
+    """One run folder. Use `Run.open`; every write goes through `file()` so nothing lands outside."""
+
+    def __init__(self, root: Path, config: dict):
+        self.root = Path(root).resolve()
+        self.config = config
+        self.started = time.time()
+
+    @classmethod
+    def open(cls, root: str | Path, config: dict, *, resume: bool, study: str) -> "Run":
+        root = Path(root)
+        if root.exists() and not root.is_dir():
+            raise InputError(f"--out {root} is a file; give a folder for the run")
+        status = read_status(root) if root.exists() else None
+        has_files = root.exists() and any(root.iterdir())
+        if status and status.get("state") == "complete":
+            raise InputError(f"{root} holds a finished run; choose another --out")
+        if has_files and not resume:
+            if status:
+                raise InputError(f"{root} holds an unfinished run; add --resume to continue it, or choose another --out")
+            raise InputError(f"{root} is not empty and is no dlstudy run; choose another --out")
+        if resume:
+            if not status:
+                raise InputError(f"nothing to resume in {root}: it holds no unfinished run")
+            if status.get("study") != study:
+                raise InputError(f"{root} is a '{status.get('study')}' run, not '{study}'")
+            saved = load_yaml(root / "config.yaml")
+            diff = first_difference(saved, config)
+            if diff:
+                raise InputError(
+                    f"config key '{diff}' differs from {root / 'config.yaml'}; resume with the same flags, or choose another --out"
+                )
+            log.info("resuming the run in %s", root)
+        run = cls(root, config)
+        run.root.mkdir(parents=True, exist_ok=True)
+        run.write_text("config.yaml", dump_yaml(config))
+        run._write_status("running", study=study)
+        return run
+
+    # paths ---------------------------------------------------------------------------------------
+    def file(self, *parts: str) -> Path:
+        """A path inside the run folder; refuses names that would escape it."""
+        path = (self.root / Path(*parts)).resolve()
+        if path != self.root and self.root not in path.parents:
+            raise InputError(f"refusing to write {path}: it is outside the run folder {self.root}")
+        return path
+
+    # atomic writes -------------------------------------------------------------------------------
+    def write_bytes(self, name: str, data: bytes) -> Path:
+        path = self.file(name)
+        atomic_write_bytes(path, data)
+        return path
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self.write_bytes(name, text.encode("utf-8"))
+
+    def write_json(self, name: str, obj: Any) -> Path:
+        return self.write_text(name, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+    def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return self.write_bytes(name, buf.getvalue())
+
+    def load_arrays(self, name: str) -> dict[str, np.ndarray] | None:
+        path = self.file(name)
+        if not path.exists():
+            return None
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+
+    def save_weights(self, name: str, model: torch.nn.Module) -> Path:
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        return self.write_bytes(name, save(state))
+
+    def save_torch(self, name: str, obj: Any) -> Path:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        return self.write_bytes(name, buf.getvalue())
+
+    def load_torch(self, name: str) -> Any | None:
+        path = self.file(name)
+        if not path.exists():
+            return None
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+    # status --------------------------------------------------------------------------------------
+    def _write_status(self, state: str, **extra: Any) -> None:
+        previous = read_status(self.root) or {}
+        status = {**previous, **extra, "state": state, "updated": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        self.write_json(STATUS, status)
+
+    def complete(self, metrics: dict) -> None:
+        """Write metrics.json, then mark the run complete: the last file a run writes."""
+        self.write_json("metrics.json", metrics)
+        self._write_status("complete", seconds=round(time.time() - self.started, 1))
+
+    def elapsed(self) -> float:
+        return time.time() - self.started
+
+
+def load_finished_run(path: str | Path) -> tuple[Path, dict, dict]:
+    """(root, config, status) of a finished run, for `predict`."""
+    root = Path(path)
+    status = read_status(root)
+    if not status:
+        raise InputError(f"{root} is no dlstudy run folder (no {STATUS}); give the folder a study wrote")
+    if status.get("state") != "complete":
+        raise InputError(f"{root} is an unfinished run; finish it with --resume before predicting")
+    return root, load_yaml(root / "config.yaml"), status

@@ -1,0 +1,242 @@
+"""The one training loop. It knows nothing about the model: a study hands it a model, a loss function
+`loss_fn(model, batch) -> (loss, {name: value})` and in-memory tensors.
+
+Each epoch it records the mean of every metric in `history_`, saves a checkpoint (model, optimizer,
+schedule, history, RNG state) so a killed run resumes at the next epoch, and optionally writes the
+scalars to TensorBoard and stops early on the validation loss.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import sys
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+log = logging.getLogger("dlstudy")
+
+LossFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict]]
+
+
+def resolve_device(name: str) -> torch.device:
+    from dlstudy.errors import InputError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda: no CUDA GPU is visible to torch; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise InputError(f"--device must be auto, cpu or cuda, not '{name}'")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def batches(tensors: Sequence[torch.Tensor], batch_size: int, *, generator: torch.Generator | None = None):
+    """Yield tuples of rows; shuffled when a generator is given. Indexing whole tensors beats a
+    DataLoader's per-sample collation for data that fits in memory."""
+    n = len(tensors[0])
+    order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        yield tuple(t[idx] for t in tensors)
+
+
+class Trainer:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        *,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        optimizer: str = "adam",
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        schedule: str = "none",
+        step_size: int = 10,
+        gamma: float = 0.1,
+        patience: int | None = None,
+        grad_clip: float | None = None,
+        amp: bool = False,
+        device: torch.device | str = "cpu",
+        seed: int = 0,
+        run=None,
+        name: str = "model",
+        tensorboard: bool = False,
+        after_epoch: Callable[[int, dict], None] | None = None,
+    ):
+        self.model = model
+        self.loss_fn = loss_fn
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.momentum = momentum
+        self.schedule = schedule
+        self.step_size = step_size
+        self.gamma = gamma
+        self.patience = patience
+        self.grad_clip = grad_clip
+        self.amp = amp
+        self.device = torch.device(device)
+        self.seed = seed
+        self.run = run
+        self.name = name
+        self.tensorboard = tensorboard
+        self.after_epoch = after_epoch
+
+    # building blocks -------------------------------------------------------------------------
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        params = self.model.parameters()
+        if self.optimizer == "adam":
+            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer == "adamw":
+            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
+        if self.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        from dlstudy.errors import InputError
+
+        raise InputError(f"train.optimizer must be adam, adamw or sgd, not '{self.optimizer}'")
+
+    def _make_schedule(self, opt: torch.optim.Optimizer):
+        if self.schedule == "cosine":
+            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.epochs, 1))
+        if self.schedule == "step":
+            return torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
+        if self.schedule == "none":
+            return None
+        from dlstudy.errors import InputError
+
+        raise InputError(f"train.schedule must be none, cosine or step, not '{self.schedule}'")
+
+    def _autocast(self):
+        enabled = self.amp and self.device.type == "cuda"
+        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
+    def _epoch(self, tensors, *, train: bool, opt=None, generator=None) -> dict:
+        self.model.train(train)
+        totals: dict[str, float] = {}
+        seen = 0
+        steps = batches(tensors, self.batch_size, generator=generator)
+        n_batches = math.ceil(len(tensors[0]) / self.batch_size)
+        if train and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            steps = tqdm(steps, total=n_batches, desc=f"{self.name} epoch {self.epoch_ + 1}", leave=False)
+        with torch.set_grad_enabled(train):
+            for batch in steps:
+                batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
+                with self._autocast():
+                    loss, metrics = self.loss_fn(self.model, batch)
+                if train:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if self.grad_clip:
+                        nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+                    opt.step()
+                n = len(batch[0])
+                seen += n
+                for key, value in {"loss": loss, **metrics}.items():
+                    totals[key] = totals.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value) * n
+        return {k: v / seen for k, v in totals.items()}
+
+    def evaluate(self, tensors: Sequence[torch.Tensor]) -> dict:
+        """Mean loss and metrics over data, in eval mode, without gradients."""
+        self.epoch_ = getattr(self, "epoch_", 0)
+        return self._epoch(tensors, train=False)
+
+    # the loop ---------------------------------------------------------------------------------
+    def fit(self, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None) -> "Trainer":
+        self.model.to(self.device)
+        opt = self._make_optimizer()
+        sched = self._make_schedule(opt)
+        generator = torch.Generator().manual_seed(self.seed)
+        self.history_: list[dict] = []
+        self.epoch_ = 0
+        best_loss, best_state, stale = math.inf, None, 0
+        ckpt_name = f"checkpoints/{self.name}.pt"
+
+        state = self.run.load_torch(ckpt_name) if self.run else None
+        if state:
+            self.model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            if sched is not None and state["schedule"]:
+                sched.load_state_dict(state["schedule"])
+            generator.set_state(state["generator"])
+            self.history_ = json.loads(state["history"])
+            self.epoch_ = state["epoch"]
+            best_loss, stale = state["best_loss"], state["stale"]
+            best_state = state["best_state"] or None
+            if state["done"]:
+                log.info("%s: finished earlier (%d epochs), loaded from its checkpoint", self.name, self.epoch_)
+                self._finish(best_state)
+                return self
+            log.info("%s: resuming after epoch %d", self.name, self.epoch_)
+
+        writer = None
+        if self.tensorboard and self.run:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(self.run.file("tensorboard", self.name)))
+
+        done = False
+        while self.epoch_ < self.epochs and not done:
+            row = {"epoch": self.epoch_ + 1, "lr": opt.param_groups[0]["lr"]}
+            row.update(self._epoch(train, train=True, opt=opt, generator=generator))
+            if val is not None:
+                row.update({f"val_{k}": v for k, v in self._epoch(val, train=False).items()})
+            if sched is not None:
+                sched.step()
+            self.epoch_ += 1
+            self.history_.append(row)
+            if self.after_epoch:
+                self.after_epoch(self.epoch_, row)
+            if val is not None and self.patience is not None:
+                if row["val_loss"] < best_loss:
+                    best_loss, stale = row["val_loss"], 0
+                    best_state = copy.deepcopy(self.model.state_dict())
+                else:
+                    stale += 1
+                    done = stale >= self.patience
+            done = done or self.epoch_ >= self.epochs
+            log.info("%s epoch %d/%d  %s", self.name, self.epoch_, self.epochs,
+                     "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")))
+            if writer:
+                for key, value in row.items():
+                    if key != "epoch":
+                        writer.add_scalar(f"{self.name}/{key}", value, self.epoch_)
+                writer.flush()
+            if self.run:
+                self.run.save_torch(ckpt_name, {
+                    "model": self.model.state_dict(), "optimizer": opt.state_dict(),
+                    "schedule": sched.state_dict() if sched is not None else {},
+                    "generator": generator.get_state(), "history": json.dumps(self.history_),
+                    "epoch": self.epoch_, "best_loss": best_loss, "stale": stale,
+                    "best_state": best_state or {}, "done": done,
+                })
+        if writer:
+            writer.close()
+        if done and stale and self.epoch_ < self.epochs:
+            log.info("%s: stopped early after %d epochs without a better val_loss", self.name, stale)
+        self._finish(best_state)
+        return self
+
+    def _finish(self, best_state: dict | None) -> None:
+        if best_state:
+            self.model.load_state_dict(best_state)
+        self.model.eval()
