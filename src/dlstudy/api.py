@@ -57,6 +57,7 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     if tensorboard:
         top["tensorboard"] = True
     cfg = resolve_config(name, config=config, sets=sets, flags=top, quick=quick)
+    module.check_config(cfg)  # before any folder is made
     out = Path(out) if out is not None else default_out(name, resume=resume)
     run = Run.open(out, cfg, resume=resume, study=name)
     handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")
@@ -69,6 +70,9 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
         metrics["seconds"] = round(run.elapsed(), 1)
         run.complete(metrics)
         log.info("%s: finished in %.1f s; report %s", name, run.elapsed(), run.file("report.html"))
+    except InputError as exc:
+        run.fail(str(exc))
+        raise
     finally:
         log.removeHandler(handler)
         handler.close()

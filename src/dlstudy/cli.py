@@ -87,13 +87,24 @@ def run_all(args) -> int:
     return 2 if failed else 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def log_to_stderr(*, quiet: bool) -> None:
+    """One stderr handler on the 'dlstudy' logger (replaced on each call, so in-process callers work)."""
+    for old in [h for h in log.handlers if getattr(h, "dlstudy_cli", False)]:
+        log.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(logging.WARNING if args.quiet else logging.INFO)
+    handler.dlstudy_cli = True
+    handler.setLevel(logging.WARNING if quiet else logging.INFO)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False  # libraries' own INFO chatter (openTSNE, numba) stays out of the terminal
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # usage errors (2) and --help (0), as a return value for in-process callers
+        return int(exc.code or 0)
+    log_to_stderr(quiet=args.quiet)
     try:
         if args.command == "run":
             return run_all(args)

@@ -168,6 +168,10 @@ class Run:
         self.write_json("metrics.json", metrics)
         self._write_status("complete", seconds=round(time.time() - self.started, 1))
 
+    def fail(self, reason: str) -> None:
+        """Record why the run stopped; it stays unfinished, so --resume can continue it after a fix."""
+        self._write_status("failed", reason=reason)
+
     def elapsed(self) -> float:
         return time.time() - self.started
 

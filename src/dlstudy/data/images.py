@@ -93,10 +93,10 @@ def load_labels(path: str | Path) -> np.ndarray:
 def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     try:
         data = np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise InputError(f"{path}: holds Python objects ({exc}); save plain numeric arrays") from None
-    except Exception as exc:
-        raise InputError(f"{path} cannot be read as a NumPy file: {exc}") from None
+    except Exception as exc:  # corrupt files raise many types
+        if "allow_pickle" in str(exc):
+            raise InputError(f"{path}: holds Python objects, which are not loaded; save plain numeric arrays") from None
+        raise InputError(f"{path} cannot be read as a NumPy file ({exc}); check the file or save it again") from None
     if isinstance(data, np.ndarray):
         return data, None
     with data:

@@ -56,12 +56,15 @@ class PoolAutoencoder(nn.Module):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self._encode(x)[0].flatten(1)  # (B, D)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z, indices = self._encode(x)
+    def decode(self, z: torch.Tensor, indices: list[torch.Tensor]) -> torch.Tensor:
+        """Un-pool with the encoder's indices: each maximum goes back where it came from."""
         sizes = self.sizes[-2::-1]
         for block, idx, size in zip(self.dec, reversed(indices), sizes):
             z = block(self.unpool(z, idx, output_size=size))
         return torch.tanh(z)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(*self._encode(x))
 
 
 class DenseAutoencoder(nn.Module):

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from dlstudy import plots
+from dlstudy.analysis.clustering import METHODS as CLUSTER_METHODS
 from dlstudy.analysis.clustering import cluster
 from dlstudy.analysis.metrics import apply_matching, best_matching, clustering_scores
 from dlstudy.analysis.reduction import parse_chain, reduce_chains
@@ -144,24 +145,34 @@ def n_clusters_for(cfg: dict, data: ImageSet) -> int:
     k = cfg["clustering"]["n_clusters"]
     if k is None:
         k = len(np.unique(data.labels)) if data.labels is not None else 2
-    if k < 1:
-        raise InputError(f"--clusters must be at least 1, got {k}")
     if k > len(data):
         raise InputError(f"--clusters {k} is larger than the number of images ({len(data)}); choose a smaller K")
     return int(k)
 
 
+def check_config(cfg: dict) -> None:
+    """What can be checked before any data is read or folder made."""
+    resolve_device(cfg["device"])
+    for chain in cfg["grid"]["reductions"]:
+        parse_chain(chain)
+    if not cfg["grid"]["autoencoders"] or not cfg["grid"]["reductions"]:
+        raise InputError("grid.autoencoders and grid.reductions need at least one entry each, e.g. [pool] and [none]")
+    for spec in cfg["grid"]["autoencoders"]:
+        build_autoencoder(spec, in_shape=(1, 64, 64), model_cfg=cfg["model"])
+    if cfg["clustering"]["method"] not in CLUSTER_METHODS:
+        raise InputError(f"clustering.method must be one of {', '.join(CLUSTER_METHODS)}")
+    k = cfg["clustering"]["n_clusters"]
+    if k is not None and (not isinstance(k, int) or k < 1):
+        raise InputError(f"--clusters must be a whole number of at least 1, got {k}")
+
+
 def run(run, cfg: dict) -> dict:
     device = resolve_device(cfg["device"])
-    for chain in cfg["grid"]["reductions"]:
-        parse_chain(chain)  # fail on a typo now, not after training
     data = load_data(cfg)
     k = n_clusters_for(cfg, data)
     x = to_tensor(data.images)
     in_shape = tuple(x.shape[1:])
     autoencoders = {spec: build_autoencoder(spec, in_shape=in_shape, model_cfg=cfg["model"]) for spec in cfg["grid"]["autoencoders"]}
-    if not autoencoders:
-        raise InputError("grid.autoencoders is empty; name at least one, e.g. [pool]")
     log.info("cluster: %d images %s from %s, K=%d, device %s", len(data), data.images.shape[1:], data.source, k, device)
     cl = cfg["clustering"]
     seed = cfg["seed"]

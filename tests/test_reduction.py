@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from dlstudy.analysis.reduction import OpenTSNE, parse_chain, reduce_chains
+from dlstudy.errors import InputError
+
+
+def blobs(n=300, d=30, seed=0):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n // 3)
+    return rng.normal(size=(n, d)) + 6 * np.eye(d)[y], y
+
+
+def test_parse_chain():
+    assert parse_chain("kpca:200>tsne:2") == [("kpca", 200), ("tsne", 2)]
+    assert parse_chain("none") == []
+    for bad, words in [("pca", "positive dimension"), ("lda:2", "unknown method"), ("tsne:10", "1 to 3")]:
+        with pytest.raises(InputError, match=words):
+            parse_chain(bad)
+
+
+def test_chains_shapes_and_shared_prefixes():
+    x, _ = blobs()
+    out = reduce_chains(x, ["none", "pca:5", "kpca:20", "kpca:20>tsne:2", "pca:500"])
+    assert out["none"].shape == (300, 30) and out["pca:5"].shape == (300, 5)
+    assert out["kpca:20"].shape == (300, 20) and out["kpca:20>tsne:2"].shape == (300, 2)
+    assert out["pca:500"].shape == (300, 30)  # clamped to the input's dimension
+
+
+def test_tsne_keeps_clusters_apart_and_places_new_points():
+    from sklearn.metrics import silhouette_score
+
+    x, y = blobs()
+    tsne = OpenTSNE(2, random_state=0)
+    emb = tsne.fit_transform(x)
+    assert silhouette_score(emb, y) > 0.5
+    new = tsne.transform(x[:5] + 0.01)
+    assert new.shape == (5, 2) and np.allclose(new, emb[:5], atol=np.ptp(emb) * 0.1)
+
+
+@pytest.mark.slow
+def test_umap_step():  # UMAP compiles with numba on first use (~50 s)
+    x, y = blobs()
+    from sklearn.metrics import silhouette_score
+
+    emb = reduce_chains(x, ["umap:2"])["umap:2"]
+    assert emb.shape == (300, 2) and silhouette_score(emb, y) > 0.5

@@ -1,0 +1,70 @@
+import pytest
+import torch
+from torch import nn
+
+from dlstudy.runs import Run
+from dlstudy.train import Trainer
+
+
+def regression_data(n=256):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(n, 5, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0, 3.0]) + 0.01 * torch.randn(n, generator=g)
+    return x, y
+
+
+def mse(model, batch):
+    x, y = batch
+    loss = ((model(x).squeeze(1) - y) ** 2).mean()
+    return loss, {"abs_err": (model(x).squeeze(1) - y).abs().mean()}
+
+
+def make(run=None, epochs=6, **kw):
+    torch.manual_seed(0)
+    model = nn.Linear(5, 1)
+    return Trainer(model, mse, epochs=epochs, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine", run=run, name="lin", **kw)
+
+
+def test_loss_decreases_and_history_has_metrics():
+    t = make().fit(regression_data())
+    losses = [h["loss"] for h in t.history_]
+    assert len(losses) == 6 and losses[-1] < 0.05 * losses[0]
+    assert {"epoch", "lr", "loss", "abs_err"} <= set(t.history_[0])
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
+    data = regression_data()
+    full = make().fit(data)
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_two(epoch, row):
+        if epoch == 2:
+            raise Killed
+
+    run = Run.open(tmp_path / "r", {}, resume=False, study="t")
+    with pytest.raises(Killed):
+        make(run, after_epoch=kill_after_two).fit(data)
+    resumed = make(run).fit(data)  # a fresh process would build everything anew, as here
+    assert [h["epoch"] for h in resumed.history_] == list(range(1, 7))
+    assert torch.allclose(resumed.model.weight, full.model.weight, atol=1e-6)
+    assert resumed.history_[-1]["loss"] == pytest.approx(full.history_[-1]["loss"], rel=1e-5)
+    # a finished checkpoint is loaded, not trained again
+    again = make(run).fit(data)
+    assert len(again.history_) == 6 and torch.equal(again.model.weight, resumed.model.weight)
+
+
+def test_early_stopping_restores_the_best_weights():
+    x, y = regression_data()
+    val = (x[:64], -y[:64])  # a validation set the model can only get worse on
+    t = make(epochs=30, patience=2).fit((x, y), val)
+    assert len(t.history_) < 30
+    best = min(h["val_loss"] for h in t.history_)
+    assert t.evaluate(val)["loss"] == pytest.approx(best, rel=1e-4)
+
+
+def test_tensorboard_events_are_written(tmp_path):
+    run = Run.open(tmp_path / "r", {}, resume=False, study="t")
+    make(run, epochs=2, tensorboard=True).fit(regression_data())
+    assert list((tmp_path / "r" / "tensorboard" / "lin").glob("events.out.tfevents.*"))
