@@ -45,7 +45,7 @@ DEFAULTS = {
         "pool": {"channels": [16, 32, 64]},
         "dense": {"channels": [32, 64, 128], "latent_dim": 128},
     },
-    "train": {"epochs": 15, "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
+    "train": {"epochs": 10, "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
               "schedule": "cosine", "patience": None},
     "grid": {
         "autoencoders": ["pool", "dense:128"],
