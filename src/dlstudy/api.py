@@ -52,9 +52,10 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
         top.setdefault("data", {})["path"] = str(data)
     if seed is not None:
         top["seed"] = seed
-    if device is not None:
+    # `run all` passes these to every study; a study without the key (derive trains nothing) ignores them
+    if device is not None and "device" in module.DEFAULTS:
         top["device"] = device
-    if tensorboard:
+    if tensorboard and "tensorboard" in module.DEFAULTS:
         top["tensorboard"] = True
     cfg = resolve_config(name, config=config, sets=sets, flags=top, quick=quick)
     module.check_config(cfg)  # before any folder is made

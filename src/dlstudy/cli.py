@@ -22,18 +22,21 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def add_common(p: argparse.ArgumentParser, *, data: bool = True) -> None:
-    if data:
+def add_common(p: argparse.ArgumentParser, keys=("data", "device", "tensorboard")) -> None:
+    """The flags every study shares; `keys` drops those a study has no config key for."""
+    if "data" in keys:
         p.add_argument("--data", metavar="PATH", help="data file or folder (default: a small data set that ships offline)")
     p.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<study>/<timestamp>)")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config overrides")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, dots for nesting (repeatable)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
+    if "device" in keys:
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
     p.add_argument("--quick", action="store_true", help="a reduced setting that finishes in about a minute")
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (or the newest one)")
-    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
+    if "tensorboard" in keys:
+        p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,11 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, module in STUDIES.items():
         p = sub.add_parser(name, help=module.TITLE, description=module.TITLE)
-        add_common(p)
+        add_common(p, keys=module.DEFAULTS)
         module.add_arguments(p)
     p = sub.add_parser("run", help="run every study with its defaults and write an index page")
     p.add_argument("what", choices=["all"], help="'all': every study")
-    add_common(p, data=False)
+    add_common(p, keys=("device", "tensorboard"))
     p = sub.add_parser("predict", help="apply a finished run to new data")
     p.add_argument("run_dir", metavar="RUN_DIR")
     p.add_argument("--data", required=True, metavar="PATH")
@@ -119,12 +122,14 @@ def main(argv: list[str] | None = None) -> int:
         from dlstudy.studies import STUDIES
 
         module = STUDIES[args.command]
-        root, metrics = run_study(args.command, data=args.data, out=args.out, config=args.config, sets=args.sets,
-                                  flags=module.flag_overrides(args), seed=args.seed, device=args.device,
-                                  quick=args.quick, resume=args.resume, tensorboard=args.tensorboard)
-        print(f"{args.command}: {module.summary(metrics)}")
-        print(f"report: {root / 'report.html'}")
-        return 0
+        root, metrics = run_study(args.command, data=getattr(args, "data", None), out=args.out, config=args.config, sets=args.sets,
+                                  flags=module.flag_overrides(args), seed=args.seed,
+                                  device=getattr(args, "device", None), quick=args.quick, resume=args.resume,
+                                  tensorboard=getattr(args, "tensorboard", False))
+        stream = sys.stderr if getattr(args, "json", False) else sys.stdout  # keep --json output pure
+        print(f"{args.command}: {module.summary(metrics)}", file=stream)
+        print(f"report: {root / 'report.html'}", file=stream)
+        return 1 if metrics.get("checks_failed") else 0
     except InputError as exc:
         print(f"dlstudy: error: {exc}", file=sys.stderr)
         return 2

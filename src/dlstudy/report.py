@@ -59,6 +59,9 @@ class Report:
         cls = ' class="note"' if note else ""
         self.blocks.append(f"<p{cls}>{escape(text)}</p>")
 
+    def preformatted(self, text: str) -> None:
+        self.blocks.append(f"<pre>{escape(text)}</pre>")
+
     def bullets(self, items: Sequence[str]) -> None:
         self.blocks.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
 

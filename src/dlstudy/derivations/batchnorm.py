@@ -1,0 +1,74 @@
+"""Batch normalisation over a mini-batch (N, D), forward and backward by hand.
+
+    mu = mean(x), var = mean((x - mu)^2), x_hat = (x - mu) / sqrt(var + eps), y = gamma x_hat + beta
+    dl/dx_hat = dl/dy * gamma
+    dl/dvar   = sum(dl/dx_hat * (x - mu)) * -1/2 (var + eps)^(-3/2)
+    dl/dmu    = sum(dl/dx_hat) * -1/sqrt(var + eps) + dl/dvar * mean(-2 (x - mu))
+    dl/dx     = dl/dx_hat / sqrt(var + eps) + dl/dvar * 2 (x - mu) / N + dl/dmu / N
+    dl/dgamma = sum(dl/dy * x_hat),  dl/dbeta = sum(dl/dy)
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from dlstudy.derivations import Derivation, fmt
+
+DEFAULTS = {"batch": 6, "features": 3, "eps": 1e-5}
+
+
+def forward(x, gamma, beta, eps):
+    mu = x.mean(0)
+    var = ((x - mu) ** 2).mean(0)
+    x_hat = (x - mu) / np.sqrt(var + eps)
+    return gamma * x_hat + beta, (mu, var, x_hat)
+
+
+def backward(dy, x, gamma, eps, mu, var, x_hat):
+    n = len(x)
+    dx_hat = dy * gamma
+    dvar = np.sum(dx_hat * (x - mu), 0) * -0.5 * (var + eps) ** -1.5
+    dmu = np.sum(dx_hat, 0) * -1 / np.sqrt(var + eps) + dvar * np.mean(-2 * (x - mu), 0)
+    dx = dx_hat / np.sqrt(var + eps) + dvar * 2 * (x - mu) / n + dmu / n
+    return {"dx_hat": dx_hat, "dvar": dvar, "dmu": dmu, "dx": dx, "dgamma": np.sum(dy * x_hat, 0), "dbeta": np.sum(dy, 0)}
+
+
+def derive(p: dict, seed: int = 0) -> Derivation:
+    d = Derivation("batchnorm", "Batch normalisation: forward and backward")
+    rng = np.random.default_rng(seed)
+    n, k, eps = int(p["batch"]), int(p["features"]), float(p["eps"])
+    x = rng.normal(2.0, 3.0, (n, k))
+    gamma, beta = rng.normal(1.0, 0.5, k), rng.normal(0.0, 0.5, k)
+    dy = rng.normal(size=(n, k))  # the upstream gradient dl/dy of some loss l
+    y, (mu, var, x_hat) = forward(x, gamma, beta, eps)
+    g = backward(dy, x, gamma, eps, mu, var, x_hat)
+    d.step(f"x (N={n}, D={k}):\n{fmt(x)}")
+    d.step(f"mu = {fmt(mu)}   var = {fmt(var)}   (biased, over the batch)")
+    d.step(f"x_hat:\n{fmt(x_hat)}\ny = gamma*x_hat + beta with gamma = {fmt(gamma)}, beta = {fmt(beta)}")
+    for key in ("dvar", "dmu", "dgamma", "dbeta"):
+        d.step(f"dl/d{key[1:]} = {fmt(g[key])}")
+    d.step(f"dl/dx:\n{fmt(g['dx'])}")
+
+    # autograd through torch's own batch norm (training mode), float64
+    xt = torch.tensor(x, requires_grad=True)
+    gt, bt = torch.tensor(gamma, requires_grad=True), torch.tensor(beta, requires_grad=True)
+    yt = F.batch_norm(xt, None, None, gt, bt, training=True, eps=eps)
+    yt.backward(torch.tensor(dy))
+    d.check("y against F.batch_norm", y, yt.detach().numpy(), 1e-12)
+    d.check("dl/dx against autograd", g["dx"], xt.grad.numpy(), 1e-9)
+    d.check("dl/dgamma against autograd", g["dgamma"], gt.grad.numpy(), 1e-10)
+    d.check("dl/dbeta against autograd", g["dbeta"], bt.grad.numpy(), 1e-12)
+    # the intermediate gradients: mu and var as leaves of the written-out graph. dl/dmu's path through
+    # var is mean(-2 (x - mu)) = 0, so autograd's direct path must match the full hand formula.
+    xt2 = torch.tensor(x)
+    mu_t = xt2.mean(0).requires_grad_()
+    var_t = ((xt2 - mu_t.detach()) ** 2).mean(0).requires_grad_()
+    x_hat_t = (xt2 - mu_t) / torch.sqrt(var_t + eps)
+    x_hat_t.retain_grad()
+    (torch.tensor(gamma) * x_hat_t + torch.tensor(beta)).backward(torch.tensor(dy))
+    d.check("dl/dx_hat against autograd", g["dx_hat"], x_hat_t.grad.numpy(), 1e-12)
+    d.check("dl/dvar against autograd", g["dvar"], var_t.grad.numpy(), 1e-10)
+    d.check("dl/dmu against autograd", g["dmu"], mu_t.grad.numpy(), 1e-9)
+    d.results = {k: v.tolist() for k, v in g.items()}
+    return d
