@@ -1,6 +1,7 @@
 """Figures shared by the studies. Each function returns a matplotlib Figure for Report.figure."""
 from __future__ import annotations
 
+import re
 from typing import Sequence
 
 import matplotlib
@@ -89,3 +90,53 @@ def bars(values: dict[str, float], *, baseline: float | None = None, baseline_la
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def heatmap(matrix: np.ndarray, labels: Sequence[str], *, title: str = "", vmin: float = -1, vmax: float = 1,
+            cmap: str = "RdBu_r", annotate: bool = False, size: float | None = None):
+    """A labelled square matrix (correlations, confusion counts)."""
+    n = len(labels)
+    size = size or min(max(4.0, 0.28 * n + 2), 16)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    im = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
+    fig.colorbar(im, ax=ax, shrink=0.75)
+    show = n <= 60  # beyond that the names are unreadable; the axes keep their order
+    ax.set_xticks(range(n) if show else [], labels if show else [], rotation=90, fontsize=7)
+    ax.set_yticks(range(n) if show else [], labels if show else [], fontsize=7)
+    if annotate:
+        for i in range(matrix.shape[0]):
+            for j in range(matrix.shape[1]):
+                ax.text(j, i, format(matrix[i, j], ".2g"), ha="center", va="center", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str = ""):
+    """Counts and row-normalised rates side by side."""
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.1 * len(class_names), 2 + 0.5 * len(class_names)))
+    for ax, m, fmt, name in ((axes[0], counts, "d", "counts"), (axes[1], rates, ".2f", "row-normalised")):
+        ax.imshow(m, cmap="Blues")
+        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=8)
+        ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{title} ({name})", fontsize=9)
+        for i in range(m.shape[0]):
+            for j in range(m.shape[1]):
+                ax.text(j, i, format(m[i, j], fmt), ha="center", va="center", fontsize=8,
+                        color="white" if m[i, j] > m.max() * 0.6 else "black")
+    fig.tight_layout()
+    return fig
+
+
+def world_map_svg(values: dict[str, float], *, title: str) -> bytes:
+    """A pygal world map, coloured by value per two-letter code, rendered offline (no scripts)."""
+    from pygal.style import Style
+    from pygal_maps_world.maps import World
+
+    chart = World(js=[], style=Style(colors=("#2166ac",)), show_legend=False, title=title, width=900, height=480)
+    chart.add("probability of a rise", values)
+    # js=[] drops pygal's tooltip script; its inline config script is useless without it, so it goes too
+    return re.sub(rb"<script.*?</script>", b"", chart.render(), flags=re.S)

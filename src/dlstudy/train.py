@@ -132,8 +132,9 @@ class Trainer:
         self.model.train(train)
         totals: dict[str, float] = {}
         seen = 0
-        steps = batches(tensors, self.batch_size, generator=generator)
-        n_batches = math.ceil(len(tensors[0]) / self.batch_size)
+        batch_size = self.batch_size or len(tensors[0])  # 0: full batch
+        steps = batches(tensors, batch_size, generator=generator)
+        n_batches = math.ceil(len(tensors[0]) / batch_size)
         if train and sys.stderr.isatty():
             from tqdm import tqdm
 
@@ -161,7 +162,10 @@ class Trainer:
         return self._epoch(tensors, train=False)
 
     # the loop ---------------------------------------------------------------------------------
-    def fit(self, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None) -> "Trainer":
+    def fit(self, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None,
+            **evals: Sequence[torch.Tensor]) -> "Trainer":
+        """Train; `val` (and any other named set, e.g. test=...) is scored each epoch into the history
+        as val_loss, test_loss, ... Early stopping watches val_loss only."""
         self.model.to(self.device)
         opt = self._make_optimizer()
         sched = self._make_schedule(opt)
@@ -198,8 +202,9 @@ class Trainer:
         while self.epoch_ < self.epochs and not done:
             row = {"epoch": self.epoch_ + 1, "lr": opt.param_groups[0]["lr"]}
             row.update(self._epoch(train, train=True, opt=opt, generator=generator))
-            if val is not None:
-                row.update({f"val_{k}": v for k, v in self._epoch(val, train=False).items()})
+            for prefix, data in {"val": val, **evals}.items():
+                if data is not None:
+                    row.update({f"{prefix}_{k}": v for k, v in self._epoch(data, train=False).items()})
             if sched is not None:
                 sched.step()
             self.epoch_ += 1

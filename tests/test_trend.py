@@ -1,0 +1,156 @@
+import csv
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlstudy.config import resolve
+from dlstudy.data.countries import map_codes
+from dlstudy.data.covid import CaseSeries, daily_new_cases, load_case_series, parse_date
+from dlstudy.errors import InputError
+from dlstudy.runs import is_complete
+from dlstudy.studies import trend
+
+COURSE = "covid/covid_19.csv"
+JHU = "covid/time_series_covid19_confirmed_global.csv"
+TINY = ["--set", "windows.lengths=[5]", "--set", "train.epochs=2", "--set", "model.cells=[gru]"]
+
+
+def test_mangled_headers():
+    assert parse_date("2002/1/20") == pd.Timestamp("2020-02-01")
+    assert parse_date("2003/12/20") == pd.Timestamp("2020-03-12")
+    assert parse_date("1/22/20") == pd.Timestamp("2020-01-22")
+    assert parse_date("2020-04-12") == pd.Timestamp("2020-04-12")
+    assert parse_date("Lat") is None
+
+
+def test_course_file(data_root):
+    s = load_case_series(data_root / COURSE)
+    assert s.counts.shape == (185, 82) and s.cumulative
+    assert s.counts.index[0] == "Afghanistan" and s.counts.index[-1] == "Zimbabwe"
+    days = s.counts.columns
+    assert days[0] == pd.Timestamp("2020-01-22") and days[-1] == pd.Timestamp("2020-04-12")
+    assert (np.diff(days.values).astype("timedelta64[D]") == np.timedelta64(1, "D")).all()  # no gaps, no mangling left
+    with open(data_root / COURSE, newline="") as f:
+        rows = list(csv.reader(f))
+    header, afghanistan = rows[0], next(r for r in rows if r[0] == "Afghanistan")
+    assert s.counts.loc["Afghanistan", pd.Timestamp("2020-02-01")] == float(afghanistan[header.index("2002/1/20")])
+    assert s.counts.loc["Afghanistan"].iloc[-1] == float(afghanistan[-1])
+
+
+def test_jhu_file_sums_provinces(data_root):
+    s = load_case_series(data_root / JHU)
+    assert s.counts.shape == (201, 345) and s.cumulative
+    assert s.counts.columns[-1] == pd.Timestamp("2020-12-31")
+    with open(data_root / JHU, newline="") as f:
+        rows = list(csv.reader(f))
+    china = sum(float(r[-1]) for r in rows[1:] if r[1] == "China")
+    assert s.counts.loc["China"].iloc[-1] == china and "Korea, South" in s.counts.index
+
+
+def test_negative_corrections_policies():
+    counts = pd.DataFrame([[1, 5, 4, 10]], index=["x"], columns=pd.date_range("2020-01-01", periods=4), dtype=float)
+    s = CaseSeries(counts, cumulative=True, coords=None, source="t")
+    clip, changed = daily_new_cases(s, "clip")
+    assert clip.iloc[0].tolist() == [1, 4, 0, 6] and changed["x"] == 1
+    spread, _ = daily_new_cases(s, "spread")
+    assert spread.iloc[0].tolist() == [1, 3, 0, 6] and spread.iloc[0].sum() == 10  # totals kept
+    with pytest.raises(InputError, match="clip or spread"):
+        daily_new_cases(s, "drop")
+
+
+def test_windows_and_labels_on_a_hand_made_series():
+    x, y, series, target = trend.make_windows(np.array([[0, 1, 3, 2, 2, 5.0]]), 2)
+    assert x.tolist() == [[0, 1], [1, 3], [3, 2], [2, 2]]
+    assert y.tolist() == [1, 0, 0, 1]  # 3 > 1, 2 > 3, 2 > 2, 5 > 2
+    assert target.tolist() == [2, 3, 4, 5] and series.tolist() == [0] * 4
+    with pytest.raises(InputError, match="needs more than the 6 days"):
+        trend.make_windows(np.zeros((1, 6)), 6)
+
+
+def test_time_split_keeps_the_future_out():
+    cfg = resolve(trend.DEFAULTS)
+    target = np.tile(np.arange(5, 100), 3)
+    fit, val, test = trend.split_indices(target, 100, "time", cfg, 0)
+    assert target[fit].max() < target[val].min() <= target[val].max() < target[test].min()
+    assert len(set(fit) | set(val) | set(test)) == len(target)
+    assert abs(len(test) / len(target) - 0.3) < 0.02
+
+
+def test_correlation_rules():
+    t = np.arange(50.0)
+    daily = pd.DataFrame([t, 2 * t + 1, np.sin(t), np.zeros(50)], index=["a", "b", "c", "flat"])
+    corr = trend.correlations(daily)
+    assert corr.loc["a", "b"] == pytest.approx(1.0) and corr.loc["flat", "a"] == 0
+    assert trend.select_countries(corr, 0.9, "any") == ["a", "b"]
+    assert trend.select_countries(corr, 0.9, "mean") == []
+
+
+def test_every_country_name_is_placed_or_listed(data_root):
+    names = set(load_case_series(data_root / COURSE).counts.index) | set(load_case_series(data_root / JHU).counts.index)
+    codes = map_codes(names)
+    for name, code in {"US": "us", "Korea, South": "kr", "Taiwan*": "tw", "Burma": "mm", "Congo (Kinshasa)": "cd",
+                       "Holy See": "va", "Iran": "ir", "Russia": "ru"}.items():
+        assert codes[name] == code
+    unplaced = {n for n, c in codes.items() if c is None}
+    assert {"Diamond Princess", "MS Zaandam", "Kosovo"} <= unplaced and len(unplaced) < 35
+    assert len(set(c for c in codes.values() if c)) > 160
+
+
+def test_other_csv_layouts(tmp_path):
+    (tmp_path / "wide.csv").write_text("country,2020-01-01,2020-01-02,2020-01-03\nA,1,2,4\nB,0,0,1\n")
+    s = load_case_series(tmp_path / "wide.csv")
+    assert s.counts.shape == (2, 3) and s.cumulative
+    (tmp_path / "long.csv").write_text("entity,date,cases\nA,2020-01-01,1\nA,2020-01-02,3\nB,2020-01-01,0\nB,2020-01-02,2\n")
+    assert load_case_series(tmp_path / "long.csv").counts.loc["A"].tolist() == [1, 3]
+
+
+@pytest.mark.parametrize("content, words", [
+    ("country,a,b\nX,1,2\nY,3,4\nZ,5,6\n", "no date columns"),
+    ("country,1/1/20,1/2/20\nX,1,two\n", "'two' for 'X' on 1/2/20"),
+])
+def test_bad_csvs(tmp_path, cli, content, words):
+    (tmp_path / "bad.csv").write_text(content)
+    code, _, err = cli("-q", "trend", "--data", tmp_path / "bad.csv", "--out", tmp_path / "r")
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not is_complete(tmp_path / "r") and not (tmp_path / "r" / "metrics.json").exists()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--set", "windows.lengths=[90]"], "needs more than the 82 days"),
+    (["--set", "data.start_date=2021-01-01"], "outside the data"),
+    (["--threshold", "1.01"], "keeps no country"),
+    (["--set", "model.cells=[transformer]"], "model.cells must list"),
+])
+def test_bad_settings_on_real_data(data_root, tmp_path, cli, args, words):
+    code, _, err = cli("-q", "trend", "--data", data_root / COURSE, "--out", tmp_path / "r", *args)
+    assert code == 2 and words in err
+    assert not is_complete(tmp_path / "r") and not (tmp_path / "r" / "metrics.json").exists()
+
+
+def test_run_on_the_course_file(data_root, tmp_path, cli):
+    out = tmp_path / "r"
+    code, _, err = cli("-q", "trend", "--data", data_root / COURSE, "--out", out, *TINY)
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_balanced_accuracy", "test_f1", "majority_baseline_accuracy",
+                "logistic_baseline_accuracy", "n_countries", "n_windows", "best_model", "best_window"):
+        assert key in m
+    assert m["best_model"] == "gru" and m["best_window"] == 5 and 150 < m["n_countries"] <= 185
+    assert m["test_accuracy"] > m["majority_baseline_accuracy"] - 0.05  # two epochs: at least near the baseline
+    probs = pd.read_csv(out / "probabilities.csv", keep_default_na=False)
+    assert len(probs) == 185 and probs["probability"].between(0, 1).all()
+    svg = (out / "figures" / "world_map.svg").read_text()
+    placed = probs.loc[probs["map_code"] != "", "map_code"]
+    assert len(placed) > 150 and all(f'class="{code} country map-element color-0' in svg for code in placed)
+    assert "<script" not in svg
+    code, out_text, err = cli("predict", out, "--data", data_root / COURSE, "--out", tmp_path / "p.csv")
+    assert code == 0, err and "all_windows_accuracy" in out_text
+
+
+def test_default_is_offline_who_data(tmp_path, cli):
+    code, _, err = cli("-q", "trend", "--out", tmp_path / "r", *TINY)
+    assert code == 0, err
+    m = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert m["n_series"] == 201 and not (tmp_path / "r" / "figures" / "world_map.svg").exists()
