@@ -28,8 +28,9 @@ def cases(data_root: Path) -> dict[str, list[str]]:
     return {"mnist": [], "cifar10": ["--data", cifar], "cifar2": ["--data", cifar, *CIFAR2]}
 
 
-def run_case(args: list[str], out: Path) -> dict:
-    cmd = [sys.executable, "-m", "dlstudy", "-q", "cluster", "--out", str(out), *args]
+def run_case(study: str, args: list[str], out: Path) -> dict:
+    """Run one study in its own process; its metrics plus wall seconds and peak RSS of that process."""
+    cmd = [sys.executable, "-m", "dlstudy", "-q", study, "--out", str(out), *args]
     start = time.time()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -52,7 +53,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in opts.cases:
             args = table[name] + (["--quick"] if opts.quick else [])
-            r = run_case(args, Path(tmp) / name)
+            r = run_case("cluster", args, Path(tmp) / name)
             rows.append({
                 "case": name, "images": r["n_images"], "K": r["n_clusters"], "seconds": r["seconds"], "peak_mb": r["peak_mb"],
                 "best": f"{r['best_autoencoder']} + {r['best_reduction']}", "accuracy": r["accuracy"],

@@ -40,8 +40,11 @@ DEFAULTS = {
     "split": {"test_fraction": 0.3, "val_fraction": 0.2},
     "model": {"cells": ["rnn", "lstm", "gru"], "hidden_size": 32, "num_layers": 1, "dropout": 0.0,
               "class_weights": False},
-    "train": {"epochs": 20, "batch_size": 1024, "lr": 1e-2, "optimizer": "adam", "weight_decay": 0.0,
+    "train": {"epochs": 20, "batch_size": 256, "lr": 1e-2, "optimizer": "adam", "weight_decay": 0.0,
               "schedule": "none", "patience": None},
+    # on long files (JHU: 60k windows) batches grow so that an epoch takes at most this many steps;
+    # small recurrent nets on a CPU are bound by per-step overhead, not by arithmetic
+    "max_steps_per_epoch": 40,
 }
 QUICK = {"quick": True, "windows": {"lengths": [5, 10]}, "train": {"epochs": 10}}
 
@@ -214,8 +217,9 @@ def run(run, cfg: dict) -> dict:
                 t0 = time.time()
                 torch.manual_seed(seed)
                 model = build_model(cfg, cell)
-                trainer = Trainer(model, make_loss(pos), **cfg["train"], device=device, seed=seed, run=run, name=name,
-                                  tensorboard=cfg["tensorboard"])
+                batch = max(cfg["train"]["batch_size"], -(-len(fit) // cfg["max_steps_per_epoch"]))
+                trainer = Trainer(model, make_loss(pos), **{**cfg["train"], "batch_size": batch}, device=device, seed=seed,
+                                  run=run, name=name, tensorboard=cfg["tensorboard"])
                 trainer.fit(tensors(x[fit], y[fit]), tensors(x[val], y[val]), test=tensors(x[test], y[test]))
                 run.save_weights(f"models/{name}.safetensors", model)
                 histories[name] = trainer.history_
@@ -265,7 +269,7 @@ def latest_probabilities(daily: pd.DataFrame, model, length: int, cfg: dict, dev
     codes = map_codes(daily.index)
     return pd.DataFrame({"country": daily.index, "map_code": [codes[n] or "" for n in daily.index],
                          "probability": np.round(prob, 4), "window_end": daily.columns[-1].date().isoformat(),
-                         "last_count": daily.iloc[:, -1].to_numpy()})
+                         "last_count": daily.iloc[:, -1].to_numpy().astype(np.int64)})
 
 
 def write_report(run, cfg, series, daily, corr, kept, corrected, rows, histories, best_state, best, latest, metrics):
@@ -331,7 +335,9 @@ def write_report(run, cfg, series, daily, corr, kept, corrected, rows, histories
         placed = latest[latest["map_code"] != ""]
         report.image(plots.world_map_svg(dict(zip(placed["map_code"], placed["probability"].astype(float))),
                                          title=f"P(rise after {latest['window_end'].iloc[0]})"),
-                     "world_map.svg", "image/svg+xml", "Darker: more likely to rise the next day (pygal, offline).")
+                     "world_map.svg", "image/svg+xml",
+                     "Darker: more likely to rise the next day; pygal scales the shade between the lowest and highest "
+                     "probability (values in the table below and in probabilities.csv).")
         unplaced = sorted(latest.loc[latest["map_code"] == "", "country"])
         report.paragraph(f"{len(placed)} countries placed on the map. Not on pygal's world map, so listed here "
                          f"instead: {', '.join(unplaced) if unplaced else 'none'}.")
