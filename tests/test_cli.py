@@ -114,7 +114,13 @@ def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
 
 
 def test_run_all_writes_an_index(tmp_path, cli):
-    code, out, _ = cli("-q", "run", "all", "--out", tmp_path / "all", *TINY)
-    assert code == 0
+    per_study = [a if a == "--set" else f"cluster.{a}" for a in TINY]
+    trend_tiny = ["--set", "trend.windows.lengths=[5]", "--set", "trend.model.cells=[gru]", "--set", "trend.train.epochs=2"]
+    code, out, err = cli("-q", "run", "all", "--quick", "--out", tmp_path / "all", *per_study, *trend_tiny)
+    assert code == 0, err
     index = (tmp_path / "all" / "index.html").read_text()
-    assert 'href="cluster/report.html"' in index and "accuracy" in index
+    for study in ("cluster", "trend", "derive"):
+        assert f'href="{study}/report.html"' in index and is_complete(tmp_path / "all" / study)
+    assert "accuracy" in index and "all pass" in index
+    code, _, err = cli("-q", "run", "all", "--out", tmp_path / "bad", "--set", "cluster.train.epoch=1")
+    assert code == 2 and "unknown config key 'train.epoch'" in err

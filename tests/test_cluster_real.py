@@ -29,12 +29,13 @@ def test_quick_study_on_mnist_beats_raw_pixels(tmp_path, cli):
 
 
 def test_cifar_vehicles_against_animals(data_root, tmp_path, cli):
-    """A short real run of the 2-class HW9-like task; raw-pixel KMeans on all 10,000 images gets 0.644."""
+    """A short real run of the 2-class HW9-like task; raw-pixel KMeans on all 10,000 images gets 0.644.
+    Measured on these 3,000 images: raw 0.646, the pool autoencoder's latents after 4 epochs 0.670."""
     code, _, err = cli("-q", "cluster", "--data", data_root / "cifar10" / "cifar10_test.npz", "--out", tmp_path / "c",
                        "--set", VEHICLES_ANIMALS, "--set", "data.limit=3000", "--set", "train.epochs=4",
-                       "--set", "grid.autoencoders=[dense:64]", "--set", "grid.reductions=[none, pca:16]")
+                       "--set", "grid.autoencoders=[pool]", "--set", "grid.reductions=[none, pca:16]")
     assert code == 0, err
     m = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert m["n_clusters"] == 2 and m["n_images"] == 3000
     assert 0.6 < m["raw_kmeans_accuracy"] < 0.7
-    assert m["accuracy"] > 0.6 and m["reconstruction_mse"] < 0.03
+    assert m["accuracy"] > m["raw_kmeans_accuracy"] and m["reconstruction_mse"] < 0.02

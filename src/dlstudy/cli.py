@@ -63,22 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_all(args) -> int:
-    from dlstudy.api import run_study
+    from dlstudy.api import resolve_config, run_study
     from dlstudy.report import index_page
     from dlstudy.runs import atomic_write_bytes, is_complete, read_status
     from dlstudy.studies import STUDIES
 
     root = Path(args.out) if args.out else Path("runs") / "all" / time.strftime("%Y%m%d-%H%M%S")
+    for name, module in STUDIES.items():  # every study's config is checked before any study runs
+        module.check_config(resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES),
+                                           quick=args.quick))
     entries, failed = [], 0
     for name, module in STUDIES.items():
         out = root / name
+        sets = study_sets(args.sets, name, STUDIES)
         try:
             if args.resume and is_complete(out):
                 log.info("%s: finished earlier, kept", name)
                 metrics = json.loads((out / "metrics.json").read_text())
             else:
                 resume = args.resume and read_status(out) is not None
-                _, metrics = run_study(name, out=out, config=args.config, sets=args.sets, seed=args.seed,
+                _, metrics = run_study(name, out=out, config=args.config, sets=sets, seed=args.seed,
                                        device=args.device, quick=args.quick, resume=resume, tensorboard=args.tensorboard)
             entries.append({"study": name, "href": f"{name}/report.html", "state": "complete", "summary": module.summary(metrics)})
         except InputError as exc:
@@ -88,6 +92,20 @@ def run_all(args) -> int:
     atomic_write_bytes(root / "index.html", index_page("dlstudy: all studies", entries).encode())
     print(f"index: {root / 'index.html'}")
     return 2 if failed else 0
+
+
+def study_sets(sets: list[str], study: str, studies) -> list[str]:
+    """For `run all`: 'cluster.train.epochs=5' goes to the cluster study only (without its prefix);
+    a key with no study prefix goes to every study."""
+    out = []
+    for item in sets:
+        head, _, rest = item.partition(".")
+        if head in studies:
+            if head == study:
+                out.append(rest)
+        else:
+            out.append(item)
+    return out
 
 
 def log_to_stderr(*, quiet: bool) -> None:
