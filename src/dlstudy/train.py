@@ -158,7 +158,6 @@ class Trainer:
 
     def evaluate(self, tensors: Sequence[torch.Tensor]) -> dict:
         """Mean loss and metrics over data, in eval mode, without gradients."""
-        self.epoch_ = getattr(self, "epoch_", 0)
         return self._epoch(tensors, train=False)
 
     # the loop ---------------------------------------------------------------------------------
