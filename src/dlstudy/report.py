@@ -16,7 +16,7 @@ from dlstudy.config import dump_yaml
 CSS = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
 h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
-table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 td.t,th.t{text-align:left}tr.best td{background:#eef8ee}
 figure{margin:1em 0}figure img{max-width:100%}figcaption{color:#555;font-size:13px}
