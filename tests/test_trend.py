@@ -154,3 +154,19 @@ def test_default_is_offline_who_data(tmp_path, cli):
     assert code == 0, err
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     assert m["n_series"] == 201 and not (tmp_path / "r" / "figures" / "world_map.svg").exists()
+
+
+def test_a_killed_run_resumes_without_retraining(data_root, tmp_path, cli, monkeypatch):
+    real = trend.latest_probabilities
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as if killed after the grid, before the report
+
+    monkeypatch.setattr(trend, "latest_probabilities", killed)
+    out = tmp_path / "r"
+    code, _, err = cli("-q", "trend", "--data", data_root / COURSE, "--out", out, *TINY)
+    assert code == 130 and not is_complete(out)
+    monkeypatch.setattr(trend, "latest_probabilities", real)
+    code, _, err = cli("trend", "--data", data_root / COURSE, "--out", out, "--resume", *TINY)
+    assert code == 0 and is_complete(out)
+    assert err.count("finished earlier") == 2  # both splits' models came back from their checkpoints
