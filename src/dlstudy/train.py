@@ -17,14 +17,14 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
+from dlstudy.errors import InputError
+
 log = logging.getLogger("dlstudy")
 
 LossFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict]]
 
 
 def resolve_device(name: str) -> torch.device:
-    from dlstudy.errors import InputError
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
@@ -109,8 +109,6 @@ class Trainer:
             return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
         if self.optimizer == "sgd":
             return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
-        from dlstudy.errors import InputError
-
         raise InputError(f"train.optimizer must be adam, adamw or sgd, not '{self.optimizer}'")
 
     def _make_schedule(self, opt: torch.optim.Optimizer):
@@ -120,8 +118,6 @@ class Trainer:
             return torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
         if self.schedule == "none":
             return None
-        from dlstudy.errors import InputError
-
         raise InputError(f"train.schedule must be none, cosine or step, not '{self.schedule}'")
 
     def _autocast(self):

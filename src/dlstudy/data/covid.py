@@ -50,16 +50,27 @@ def parse_date(header: str) -> pd.Timestamp | None:
         return None
 
 
+def _first_cell(mask: pd.DataFrame) -> tuple | None:
+    """(row, column) of the first True cell, or None."""
+    hits = mask.stack()
+    return hits[hits].index[0] if hits.any() else None
+
+
 def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     values = table.apply(pd.to_numeric, errors="coerce")
-    bad = values.isna() & table.notna()
-    if bad.any().any():
-        row, col = bad.stack()[bad.stack()].index[0]
+    cell = _first_cell(values.isna() & table.notna())
+    if cell:
+        row, col = cell
         raise InputError(f"{path}: count {table.loc[row, col]!r} for '{row}' on {col} is not a number; fix that cell")
-    if values.isna().any().any():
-        row, col = values.isna().stack()[values.isna().stack()].index[0]
-        raise InputError(f"{path}: no count for '{row}' on {col}; fill the empty cell")
+    cell = _first_cell(values.isna())
+    if cell:
+        raise InputError(f"{path}: no count for '{cell[0]}' on {cell[1]}; fill the empty cell")
     return values.astype(np.float64)
+
+
+def _looks_cumulative(counts: pd.DataFrame) -> bool:
+    """Cumulative series almost never fall from one day to the next (JHU corrections are rare)."""
+    return bool((counts.diff(axis=1).iloc[:, 1:] >= 0).mean().mean() > 0.95)
 
 
 def load_case_series(path: str | Path | None) -> CaseSeries:
@@ -112,8 +123,7 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
         raise InputError(f"{path}: '{dup}' appears twice; one row per entity")
     if len(counts) == 0:
         raise InputError(f"{path}: holds no rows of counts")
-    cumulative = bool((counts.diff(axis=1).iloc[:, 1:] >= 0).mean().mean() > 0.95)
-    return CaseSeries(counts, cumulative=cumulative, coords=coords, source=source)
+    return CaseSeries(counts, cumulative=_looks_cumulative(counts), coords=coords, source=source)
 
 
 def _long(raw: pd.DataFrame, path: Path) -> CaseSeries:
@@ -123,8 +133,7 @@ def _long(raw: pd.DataFrame, path: Path) -> CaseSeries:
         raise InputError(f"{path}: '{raw[date][when.isna()].iloc[0]}' in column '{date}' is not a date")
     table = raw.assign(**{date: when}).pivot_table(index=entity, columns=date, values=value, aggfunc="first")
     counts = _numeric(table, path)
-    cumulative = bool((counts.diff(axis=1).iloc[:, 1:] >= 0).mean().mean() > 0.95)
-    return CaseSeries(counts, cumulative=cumulative, coords=None, source=f"{path.name} (long format)")
+    return CaseSeries(counts, cumulative=_looks_cumulative(counts), coords=None, source=f"{path.name} (long format)")
 
 
 def daily_new_cases(series: CaseSeries, policy: str = "clip") -> tuple[pd.DataFrame, pd.Series]:

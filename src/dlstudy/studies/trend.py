@@ -377,7 +377,7 @@ def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str
     x, y, _, _ = make_windows(daily.to_numpy(), length)
     scores = binary_scores(y, probabilities(model, normalize(x, cfg["windows"]["normalize"]), dev))
     return {"n_series": len(daily), "n_windows": len(y), "predictions": str(out),
-            **{f"all_windows_{k}": v for k, v in scores.items() if v is not None}}
+            **prefixed({k: v for k, v in scores.items() if v is not None}, "all_windows")}
 
 
 def summary(metrics: dict) -> str:
