@@ -24,7 +24,7 @@ def image_rows(rows: Sequence[np.ndarray], *, row_titles: Sequence[str] = (),
                 continue
             img = row[j]
             ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=255)
-            if captions and j < len(captions[i]) and captions[i][j]:
+            if i < len(captions) and j < len(captions[i]) and captions[i][j]:
                 ax.set_title(captions[i][j], fontsize=7)
         if i < len(row_titles):
             axes[i, 0].text(-0.1, 0.5, row_titles[i], transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=8)
@@ -74,6 +74,38 @@ def curves(histories: dict[str, Sequence[dict]], keys: Sequence[str], *, ylabel:
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
+
+
+def history(history: Sequence[dict], metrics: Sequence[str] = ("loss", "accuracy"),
+            sets: dict[str, str] | None = None):
+    """One training history, one panel per metric, a line per data set (key prefix -> legend name)."""
+    sets = sets or {"": "train", "val_": "validation"}
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.2), squeeze=False)
+    epochs = [h["epoch"] for h in history]
+    for ax, metric in zip(axes[0], metrics):
+        for prefix, name in sets.items():
+            if history and f"{prefix}{metric}" in history[0]:
+                ax.plot(epochs, [h[f"{prefix}{metric}"] for h in history], marker=".", label=name)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def heat_images(maps: np.ndarray, cmap: str = "inferno") -> np.ndarray:
+    """(N, H, W) non-negative maps -> (N, H, W, 3) uint8, each scaled to its own 99th percentile."""
+    top = np.percentile(maps.reshape(len(maps), -1), 99, axis=1).reshape(-1, 1, 1)
+    scaled = np.clip(maps / np.maximum(top, 1e-12), 0, 1)
+    return (plt.get_cmap(cmap)(scaled)[..., :3] * 255).round().astype(np.uint8)
+
+
+def to_display(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) floats of any range -> (N, H, W, C) uint8, each image stretched to 0..255."""
+    lo = x.min(axis=(1, 2, 3), keepdims=True)
+    hi = x.max(axis=(1, 2, 3), keepdims=True)
+    return ((x - lo) / np.maximum(hi - lo, 1e-12) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
 
 
 def bars(values: dict[str, float], *, baseline: float | None = None, baseline_label: str = "baseline", xlabel: str = ""):

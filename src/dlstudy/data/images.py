@@ -23,6 +23,7 @@ class ImageSet:
     labels: np.ndarray | None  # (N,) int64
     class_names: list[str] | None
     source: str
+    names: list[str] | None = None  # file paths, for sets read from folders
 
     def __len__(self) -> int:
         return len(self.images)
@@ -157,11 +158,12 @@ def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_b
     target = tuple(size) if size else sizes.most_common(1)[0][0]
     if len(sizes) > 1 or (size and tuple(size) not in sizes):
         log.info("%s: images come in %d sizes; resizing all to %dx%d", root, len(sizes), target[0], target[1])
-    images, labels = [], []
+    images, labels, names = [], [], []
     for path, label in readable:
         try:
             images.append(read_image(path, mode, target))
             labels.append(label)
+            names.append(str(path))
         except InputError:
             if not skip_bad:
                 raise
@@ -172,7 +174,7 @@ def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_b
         raise InputError(f"image folder {root} holds no readable images")
     x = np.stack(images)
     y = np.asarray(labels, dtype=np.int64) if classes else None
-    return ImageSet(x, y, classes or None, str(root))
+    return ImageSet(x, y, classes or None, str(root), names)
 
 
 def load_images(path: str | Path | None, *, labels: str | Path | None = None,

@@ -1,0 +1,57 @@
+"""Benchmark the classify study on the real FER2013 copy (Training to learn, PublicTest to score).
+
+Each case runs `dlstudy classify` in its own process (benchmarks/bench_cluster.run_case) and records
+wall time and peak memory; accuracy is shown beside the majority-class baseline of the same run.
+
+    python benchmarks/bench_classify.py [--data ../shared/data] [--cases quick default] [--device cpu]
+
+Targets (issue 4): the default CPU config at least 0.65 public accuracy within 60 minutes on 2
+cores, --quick at least 0.45 within 5 minutes. Prints a table and writes benchmarks/results/classify.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from bench_cluster import run_case  # noqa: E402
+
+CASES = {"quick": ["--quick"], "default": [], "gpu": ["--config", str(HERE.parent / "configs" / "classify-gpu.yaml")]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=os.environ.get("DLSTUDY_DATA", str(HERE.parent.parent / "shared" / "data")))
+    parser.add_argument("--cases", nargs="+", default=["quick", "default"], choices=list(CASES))
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--json", default=str(HERE / "results" / "classify.json"))
+    opts = parser.parse_args()
+    fer = str(Path(opts.data) / "fer2013" / "fer2013.npz")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in opts.cases:
+            r = run_case("classify", ["--data", fer, "--device", opts.device, *CASES[name]], Path(tmp) / name)
+            rows.append({
+                "case": name, "epochs": r["epochs"], "parameters": r["parameters"], "seconds": r["seconds"],
+                "minutes": round(r["seconds"] / 60, 1), "peak_mb": r["peak_mb"], "public_accuracy": r["public_accuracy"],
+                "val_accuracy": r["val_accuracy"], "train_accuracy": r["train_accuracy"], "macro_f1": r["macro_f1"],
+                "majority_class_accuracy": r["majority_class_accuracy"],
+                "ratio_vs_majority": round(r["public_accuracy"] / r["majority_class_accuracy"], 2),
+                "public_blur_sigma": r["blur_sigma"].get("public"),
+            })
+            print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
+    from dlstudy.report import text_table
+
+    print(text_table(rows))
+    Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(opts.json).write_text(json.dumps({"cpu_count": os.cpu_count(), "device": opts.device, "rows": rows}, indent=2))
+    print(f"wrote {opts.json}")
+
+
+if __name__ == "__main__":
+    main()

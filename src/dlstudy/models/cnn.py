@@ -1,0 +1,67 @@
+"""The facial-expression CNN of the NTU ML HW3 reports: blocks of (conv 3x3 -> batch norm ->
+LeakyReLU) x n, max-pool and dropout, then fully connected layers. Widths and depths come from the
+config; any input size of at least 2**blocks pixels works (the head pools to a fixed 3x3 grid, which
+is the identity for 48x48 faces after four blocks)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from dlstudy.errors import InputError
+
+
+class ExpressionCNN(nn.Module):
+    def __init__(self, *, in_channels: int = 1, num_classes: int = 7, image_size: int = 48,
+                 channels: tuple[int, ...] = (32, 64, 128, 256), convs: tuple[int, ...] = (1, 1, 1, 1),
+                 hidden: tuple[int, ...] = (256,), conv_dropout: float = 0.1, dropout: float = 0.4,
+                 negative_slope: float = 0.1, grid: int = 3):
+        super().__init__()
+        assert len(channels) == len(convs) >= 1, "channels and convs need one entry per block"
+        if image_size < 2 ** len(channels):
+            raise InputError(f"images of {image_size}x{image_size} are too small for {len(channels)} pooling blocks; "
+                             "use fewer model.channels or larger images")
+        blocks, c = [], in_channels
+        for width, n in zip(channels, convs):
+            layers = []
+            for _ in range(n):
+                # no conv bias: batch norm's shift does that job
+                layers += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
+                           nn.LeakyReLU(negative_slope)]
+                c = width
+            blocks.append(nn.Sequential(*layers, nn.MaxPool2d(2), nn.Dropout(conv_dropout)))
+        self.features = nn.Sequential(*blocks)
+        head: list[nn.Module] = [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
+        width = c * grid * grid
+        for h in hidden:
+            head += [nn.Linear(width, h), nn.BatchNorm1d(h), nn.LeakyReLU(negative_slope), nn.Dropout(dropout)]
+            width = h
+        head.append(nn.Linear(width, num_classes))
+        self.classifier = nn.Sequential(*head)
+
+    def conv_layers(self) -> list[nn.Conv2d]:
+        return [m for m in self.features.modules() if isinstance(m, nn.Conv2d)]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(x))  # (B, C, H, W) -> (B, num_classes) logits
+
+
+def summary(model: nn.Module, in_shape: tuple[int, int, int]) -> list[dict]:
+    """One row per leaf layer: name, output shape for one input of in_shape, parameters."""
+    rows: list[dict] = []
+    hooks = []
+    for name, module in model.named_modules():
+        if len(list(module.children())) == 0:
+            def hook(mod, _inp, out, name=name):
+                rows.append({"layer": f"{name} ({type(mod).__name__})", "output": "x".join(map(str, out.shape[1:])),
+                             "parameters": sum(p.numel() for p in mod.parameters())})
+            hooks.append(module.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *in_shape, device=next(model.parameters()).device))
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return rows

@@ -1,0 +1,176 @@
+"""The classify study: FER2013 loaders on the real files, the CNN, augmentation, the sharpness
+check, explanations, a short real run and bad input."""
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dlstudy.analysis.explanations import SALIENCY_METHODS, excite_filters, feature_maps, saliency
+from dlstudy.data.augment import random_affine
+from dlstudy.data.expressions import EMOTIONS, load_expressions
+from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
+from dlstudy.errors import InputError
+from dlstudy.models.cnn import ExpressionCNN, summary
+
+
+@pytest.fixture(scope="module")
+def fer(data_root):
+    return load_expressions(data_root / "fer2013" / "fer2013.npz")
+
+
+def write_csv(path, images, labels, usage=None, *, header=("emotion", "pixels", "Usage")):
+    lines = [",".join(header[: 3 if usage is not None else 2])]
+    for i, (x, y) in enumerate(zip(images, labels)):
+        row = [str(y), '"' + " ".join(map(str, x.reshape(-1))) + '"'] + ([usage[i]] if usage is not None else [])
+        lines.append(",".join(row))
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# loaders on the real files -----------------------------------------------------------------------
+def test_npz_loads_with_its_splits(fer):
+    assert fer.data.images.shape == (32298, 48, 48, 1) and fer.data.images.dtype == np.uint8
+    assert {s: int((fer.usage == s).sum()) for s in ("Training", "PublicTest")} == {"Training": 28709, "PublicTest": 3589}
+    assert fer.part("PrivateTest") is None
+    assert np.bincount(fer.data.labels).tolist() == [4462, 492, 4593, 8110, 5483, 3586, 5572]
+    assert fer.data.class_names == EMOTIONS
+
+
+def test_image_folder_layout(data_root):
+    s = load_expressions(data_root / "fer2013" / "images")
+    assert s.data.images.shape == (280, 48, 48, 1)
+    assert (s.usage == "Training").sum() == 140 and (s.usage == "PublicTest").sum() == 140
+    # folder names map to FER2013's label order, not alphabetical order
+    happy = [i for i, n in enumerate(s.data.names) if "/happy/" in n]
+    assert set(s.data.labels[happy]) == {EMOTIONS.index("Happy")}
+    assert np.bincount(s.data.labels).tolist() == [40] * 7
+
+
+def test_fer_csv_and_hw3_csv_read_the_same_faces(fer, tmp_path):
+    idx = np.r_[0:30, 28709:28720]  # some Training and some PublicTest rows of the real data
+    x, y, u = fer.data.images[idx, ..., 0], fer.data.labels[idx], fer.usage[idx]
+    s = load_expressions(write_csv(tmp_path / "fer2013.csv", x, y, u))
+    assert np.array_equal(s.data.images[..., 0], x) and np.array_equal(s.data.labels, y)
+    assert list(s.usage) == list(u)
+    hw3 = load_expressions(write_csv(tmp_path / "train.csv", x, y, header=("label", "feature")))
+    assert np.array_equal(hw3.data.images, s.data.images) and set(hw3.usage) == {"Training"}
+
+
+def test_bad_csv_rows_are_named(fer, tmp_path):
+    x, y = fer.data.images[:5, ..., 0], fer.data.labels[:5].copy()
+    short = write_csv(tmp_path / "short.csv", x, y)
+    lines = short.read_text().splitlines()
+    lines[3] = lines[3].replace(' 0"', '"').rsplit(" ", 1)[0] + '"'  # drop a pixel from the third face
+    short.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"short.csv: line 4 has 2303 pixels; every face needs 2304"):
+        load_expressions(short)
+    y[1] = 9
+    with pytest.raises(InputError, match=r"line 3 has label 9, outside 0..6"):
+        load_expressions(write_csv(tmp_path / "label.csv", x, y))
+
+
+def test_bad_folders_are_named(data_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "faces"
+    shutil.copytree(data_root / "fer2013" / "images", root)
+    (root / "train" / "calm").mkdir()
+    with pytest.raises(InputError, match=r"class folder .*calm is empty"):
+        load_expressions(root)
+    (root / "train" / "calm").rmdir()
+    (root / "train" / "happy" / "notes.txt").write_text("not a face")
+    with pytest.raises(InputError, match=r"notes.txt is not a readable image"):
+        load_expressions(root)
+    assert len(load_expressions(root, skip_bad=True).data) == 280
+
+
+# model, augmentation, sharpness, explanations ------------------------------------------------------
+@pytest.mark.parametrize("size", [48, 28])
+def test_cnn_output_shape_and_summary(size):
+    model = ExpressionCNN(image_size=size)
+    assert model(torch.randn(5, 1, size, size)).shape == (5, 7)
+    rows = summary(model, (1, size, size))
+    assert sum(r["parameters"] for r in rows) == sum(p.numel() for p in model.parameters())
+    assert rows[-1]["output"] == "7"
+    with pytest.raises(InputError, match="too small"):
+        ExpressionCNN(image_size=8)
+
+
+def test_random_affine_identity_and_flip():
+    x = torch.rand(6, 1, 12, 12)
+    assert torch.allclose(random_affine(x), x, atol=1e-5)
+    flipped = random_affine(x, flip=True, generator=torch.Generator().manual_seed(0))
+    each = [torch.allclose(f, o.flip(-1), atol=1e-5) or torch.allclose(f, o, atol=1e-5) for f, o in zip(flipped, x)]
+    assert all(each) and not torch.allclose(flipped, x)
+    moved = random_affine(x, shift=0.1, rotate=10, scale=(0.9, 1.1), generator=torch.Generator().manual_seed(1))
+    assert moved.shape == x.shape and not torch.allclose(moved, x)
+
+
+def test_matching_sigma_recovers_a_known_blur(fer):
+    sharp = torch.from_numpy(fer.part("PublicTest").images[:500]).permute(0, 3, 1, 2).float() / 255
+    blurred = gaussian_blur(sharp, 2.0)
+    assert sharpness(blurred).median() < sharpness(sharp).median() / 2
+    assert matching_sigma(sharp, float(sharpness(blurred).median())) == pytest.approx(2.0, abs=0.25)
+    assert matching_sigma(blurred, float(sharpness(blurred).median())) == 0.0
+
+
+def test_fer_training_faces_are_blurred_and_test_faces_are_not(fer):
+    """The shared copy's Training split is blurred; the study detects it (and must keep doing so)."""
+    to = lambda s: torch.from_numpy(fer.part(s).images[:2000]).permute(0, 3, 1, 2).float() / 255  # noqa: E731
+    ratio = sharpness(to("PublicTest")).median() / sharpness(to("Training")).median()
+    assert ratio > 3
+
+
+def test_explanations_have_the_input_shape_and_vary():
+    torch.manual_seed(0)
+    model = ExpressionCNN(channels=(8, 16), convs=(1, 1), hidden=(16,)).eval()
+    x = torch.rand(3, 1, 48, 48)
+    target = torch.tensor([0, 3, 6])
+    for method in SALIENCY_METHODS:
+        s = saliency(model, x, target, method, samples=4)
+        assert s.shape == (3, 48, 48) and (s >= 0).all() and s.std() > 0, method
+    layer = model.conv_layers()[-1]
+    inputs = excite_filters(model, layer, [0, 5], (1, 48, 48), steps=10)
+    assert inputs.shape == (2, 1, 48, 48) and inputs[0].std() > 0 and not torch.allclose(inputs[0], inputs[1])
+    # the ascent works: each input excites its own filter more than the starting noise does
+    noise = 0.1 * torch.randn(2, 1, 48, 48, generator=torch.Generator().manual_seed(0))
+    for k, f in enumerate([0, 5]):
+        assert feature_maps(model, layer, inputs[k : k + 1])[f].mean() > feature_maps(model, layer, noise[k : k + 1])[f].mean()
+    assert feature_maps(model, layer, x[:1]).shape == (16, 24, 24)
+
+
+# end to end --------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_short_real_run_beats_the_majority_class(data_root, tmp_path, cli):
+    out = tmp_path / "fer"
+    code, _, err = cli("-q", "classify", "--data", data_root / "fer2013" / "fer2013.npz", "--out", out, "--quick",
+                       "--set", "data.limit=8000", "--epochs", "3")
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["n_train"] == 7200 and m["n_public"] == 3589 and m["private_accuracy"] is None
+    assert m["blur_sigma"]["public"] > 2  # the sharpness shift was found and corrected
+    assert m["public_accuracy"] > m["majority_class_accuracy"] + 0.05
+    for key in ("public_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "epochs", "parameters"):
+        assert m[key] is not None
+    html = (out / "report.html").read_text()
+    assert f"{m['public_accuracy']:.4f}" in html
+    for fig in ("history", "confusion", "saliency", "filters", "feature_maps", "mistakes"):
+        assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
+
+    code, printed, err = cli("predict", out, "--data", data_root / "fer2013" / "images")
+    assert code == 0, err
+    result = json.loads(printed) if printed.strip().startswith("{") else printed
+    assert "accuracy" in str(result)
+
+
+def test_default_digits_run_and_bad_flags(tmp_path, cli):
+    code, _, err = cli("-q", "classify", "--quick", "--out", tmp_path / "d", "--epochs", "2",
+                       "--set", "explain.methods=[gradient]")
+    assert code == 0, err
+    m = json.loads((tmp_path / "d" / "metrics.json").read_text())
+    assert m["image_size"] == 28 and m["public_accuracy"] > 0.8
+    code, _, err = cli("classify", "--out", tmp_path / "x", "--set", "explain.methods=[gradcam]")
+    assert code == 2 and "gradcam" in err and "Traceback" not in err
+    code, _, err = cli("classify", "--out", tmp_path / "y", "--epochs", "0")
+    assert code == 2 and "--epochs" in err
