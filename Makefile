@@ -19,3 +19,6 @@ test: $(BIN)/dlstudy
 
 bench: $(BIN)/dlstudy
 	$(BIN)/python benchmarks/bench_cluster.py
+	$(BIN)/python benchmarks/bench_trend.py
+	$(BIN)/python benchmarks/bench_classify.py
+	$(BIN)/python benchmarks/bench_generate.py

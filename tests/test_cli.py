@@ -116,10 +116,14 @@ def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
 def test_run_all_writes_an_index(tmp_path, cli):
     per_study = [a if a == "--set" else f"cluster.{a}" for a in TINY]
     trend_tiny = ["--set", "trend.windows.lengths=[5]", "--set", "trend.model.cells=[gru]", "--set", "trend.train.epochs=2"]
-    code, out, err = cli("-q", "run", "all", "--quick", "--out", tmp_path / "all", *per_study, *trend_tiny)
+    classify_tiny = ["--set", "classify.train.epochs=1", "--set", "classify.explain.methods=[gradient]",
+                     "--set", "classify.explain.steps=5"]
+    generate_tiny = ["--set", "generate.train.epochs=1", "--set", "generate.data.limit=300", "--set", "generate.grid.betas=[1]"]
+    code, out, err = cli("-q", "run", "all", "--quick", "--out", tmp_path / "all", *per_study, *trend_tiny,
+                         *classify_tiny, *generate_tiny)
     assert code == 0, err
     index = (tmp_path / "all" / "index.html").read_text()
-    for study in ("cluster", "trend", "derive"):
+    for study in ("cluster", "trend", "classify", "generate", "derive"):
         assert f'href="{study}/report.html"' in index and is_complete(tmp_path / "all" / study)
     assert "accuracy" in index and "all pass" in index
     code, _, err = cli("-q", "run", "all", "--out", tmp_path / "bad", "--set", "cluster.train.epoch=1")

@@ -14,6 +14,10 @@ import yaml
 from dlstudy.errors import InputError
 
 
+# the keys every training study shares (derive trains nothing and has only seed and quick)
+TRAINING_RUN = {"seed": 0, "device": "auto", "quick": False, "tensorboard": False}
+
+
 def _coerce(value: Any, default: Any, key: str) -> Any:
     if default is None or value is None:
         return value

@@ -1,5 +1,5 @@
 """The studies, by CLI name. Each module has NAME, TITLE, DEFAULTS, QUICK, add_arguments,
 flag_overrides, check_config(cfg), run(run, cfg) -> metrics, predict(...) and summary(metrics)."""
-from dlstudy.studies import classify, cluster, derive, trend
+from dlstudy.studies import classify, cluster, derive, generate, trend
 
-STUDIES = {m.NAME: m for m in (cluster, trend, classify, derive)}
+STUDIES = {m.NAME: m for m in (cluster, trend, classify, generate, derive)}

