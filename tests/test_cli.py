@@ -20,7 +20,7 @@ def finished_run(tmp_path_factory):
 def test_run_folder_holds_everything(finished_run):
     out = finished_run
     for name in ("config.yaml", "metrics.json", "report.html", "log.txt", "predictions.csv",
-                 "models/ae-pool.safetensors", "models/ae-dense-16.safetensors", "checkpoints/ae-pool.pt"):
+                 "models/encoder-pool.safetensors", "models/encoder-dense-16.safetensors", "checkpoints/encoder-pool.pt"):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse",
@@ -34,7 +34,8 @@ def test_run_folder_holds_everything(finished_run):
     html = (out / "report.html").read_text()
     assert "raw pixels" in html and "data:image/png;base64" in html and "figures/" not in html.split("<body>")[0]
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert {"grid_accuracy.png", "training.png", "latent_maps.png", "reconstructions_pool.png"} <= figures
+    assert {"grid_accuracy.png", "training_autoencoder.png", "latent_maps.png", "reconstructions_pool.png",
+            "neighbours_pool.png"} <= figures
 
 
 def test_numbers_in_report_come_from_the_run(finished_run):
@@ -62,10 +63,12 @@ def test_predict_applies_the_run(finished_run, tmp_path, cli):
     (["cluster", "--set", "train.epoch=2"], "unknown config key 'train.epoch'"),
     (["cluster", "--set", "grid.reductions=[pca]"], "positive dimension"),
     (["cluster", "--clusters", "0"], "at least 1"),
-    (["cluster", "--set", "clustering.method=dbscan"], "clustering.method must be"),
+    (["cluster", "--set", "grid.clusterings=[dbscan]"], "unknown method 'dbscan'"),
     (["cluster", "--clusters", "6000"], "larger than the number of images"),
     (["cluster", "--data", "/no/such/file.npy"], "does not exist"),
-    (["cluster", "--set", "grid.autoencoders=[vae]"], "unknown autoencoder"),
+    (["cluster", "--set", "grid.encoders=[vae]"], "unknown encoder"),
+    (["cluster", "--set", "contrastive.augment.crop_scale=[0, 1]"], "0 < low <= high <= 1"),
+    (["cluster", "--set", "grid.reductions=[l2:4]"], "'l2' takes no dimension"),
     (["predict", "/no/run", "--data", "x.npy"], "no dlstudy run folder"),
 ])
 def test_bad_input_is_one_line_and_exit_2(args, words, cli, tmp_path):
@@ -105,12 +108,12 @@ def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
     code, _, err = cli("-q", "cluster", "--out", out, *TINY)
     assert code == 130 and "--resume" in err
     assert read_status(out)["state"] == "running" and not (out / "metrics.json").exists()
-    assert (out / "grid" / "ae-pool.npz").exists()
+    assert (out / "grid" / "encoder-pool.npz").exists()
     code, _, err = cli("-q", "cluster", "--out", out, *TINY)
     assert code == 2 and "add --resume" in err
     code, _, err = cli("cluster", "--out", out, "--resume", *TINY)
     assert code == 0 and is_complete(out)
-    assert "ae-pool: finished earlier" in err and len(calls) == 3  # pool's rows were not recomputed
+    assert "encoder-pool: finished earlier" in err and len(calls) == 3  # pool's rows were not recomputed
 
 
 def test_run_all_writes_an_index(tmp_path, cli):

@@ -33,7 +33,7 @@ def test_cifar_vehicles_against_animals(data_root, tmp_path, cli):
     Measured on these 3,000 images: raw 0.646, the pool autoencoder's latents after 4 epochs 0.670."""
     code, _, err = cli("-q", "cluster", "--data", data_root / "cifar10" / "cifar10_test.npz", "--out", tmp_path / "c",
                        "--set", VEHICLES_ANIMALS, "--set", "data.limit=3000", "--set", "train.epochs=4",
-                       "--set", "grid.autoencoders=[pool]", "--set", "grid.reductions=[none, pca:16]")
+                       "--set", "grid.encoders=[pool]", "--set", "grid.reductions=[none, pca:16]")
     assert code == 0, err
     m = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert m["n_clusters"] == 2 and m["n_images"] == 3000

@@ -14,7 +14,9 @@ def blobs(n=300, d=30, seed=0):
 def test_parse_chain():
     assert parse_chain("kpca:200>tsne:2") == [("kpca", 200), ("tsne", 2)]
     assert parse_chain("none") == []
-    for bad, words in [("pca", "positive dimension"), ("lda:2", "unknown method"), ("tsne:10", "1 to 3")]:
+    assert parse_chain("l2>pca:32") == [("l2", 0), ("pca", 32)]
+    for bad, words in [("pca", "positive dimension"), ("lda:2", "unknown method"), ("tsne:10", "1 to 3"),
+                       ("l2:5", "takes no dimension")]:
         with pytest.raises(InputError, match=words):
             parse_chain(bad)
 
@@ -25,6 +27,8 @@ def test_chains_shapes_and_shared_prefixes():
     assert out["none"].shape == (300, 30) and out["pca:5"].shape == (300, 5)
     assert out["kpca:20"].shape == (300, 20) and out["kpca:20>tsne:2"].shape == (300, 2)
     assert out["pca:500"].shape == (300, 30)  # clamped to the input's dimension
+    unit = reduce_chains(x, ["l2", "l2>pca:3"])
+    assert np.allclose(np.linalg.norm(unit["l2"], axis=1), 1, atol=1e-5) and unit["l2>pca:3"].shape == (300, 3)
 
 
 def test_tsne_keeps_clusters_apart_and_places_new_points():

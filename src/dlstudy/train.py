@@ -78,6 +78,7 @@ class Trainer:
         name: str = "model",
         tensorboard: bool = False,
         after_epoch: Callable[[int, dict], None] | None = None,
+        verbose: bool = True,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -99,6 +100,7 @@ class Trainer:
         self.name = name
         self.tensorboard = tensorboard
         self.after_epoch = after_epoch
+        self.verbose = verbose  # False: epoch lines go to DEBUG (for many short fits, e.g. SCAN heads)
 
     # building blocks -------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -214,8 +216,8 @@ class Trainer:
                     stale += 1
                     done = stale >= self.patience
             done = done or self.epoch_ >= self.epochs
-            log.info("%s epoch %d/%d  %s", self.name, self.epoch_, self.epochs,
-                     "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")))
+            log.log(logging.INFO if self.verbose else logging.DEBUG, "%s epoch %d/%d  %s", self.name, self.epoch_,
+                    self.epochs, "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")))
             if writer:
                 for key, value in row.items():
                     if key != "epoch":

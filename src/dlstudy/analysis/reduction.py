@@ -1,7 +1,8 @@
 """Dimension reduction steps with one scikit-learn interface, chained in any order.
 
 A chain is written 'method:dim' steps joined by '>', e.g. 'kpca:200>tsne:2' (HW9's baseline recipe:
-kernel PCA to 200, then t-SNE to 2). Methods: pca, kpca (rbf), tsne (openTSNE), umap; 'none' is the
+kernel PCA to 200, then t-SNE to 2). Methods: pca, kpca (rbf), tsne (openTSNE), umap; 'l2' scales
+each row to unit length (for contrastive features, whose angles carry the meaning); 'none' is the
 identity. Every step has fit / transform / fit_transform; for t-SNE and UMAP, fit_transform returns
 the optimised embedding and transform places new points into it.
 """
@@ -13,7 +14,7 @@ from sklearn.decomposition import PCA, KernelPCA
 
 from dlstudy.errors import InputError
 
-METHODS = ("none", "pca", "kpca", "tsne", "umap")
+METHODS = ("none", "l2", "pca", "kpca", "tsne", "umap")
 
 
 class OpenTSNE(TransformerMixin, BaseEstimator):
@@ -74,11 +75,16 @@ class Identity(TransformerMixin, BaseEstimator):
 
 
 def parse_chain(text: str) -> list[tuple[str, int]]:
-    """'kpca:200>tsne:2' -> [('kpca', 200), ('tsne', 2)]; 'none' -> []."""
+    """'kpca:200>tsne:2' -> [('kpca', 200), ('tsne', 2)]; 'l2>pca:32' -> [('l2', 0), ('pca', 32)]; 'none' -> []."""
     steps = []
     for part in str(text).split(">"):
         method, _, dim = part.strip().partition(":")
         if method == "none" and not dim:
+            continue
+        if method == "l2":
+            if dim:
+                raise InputError(f"reduction '{text}': 'l2' takes no dimension; write 'l2>pca:{dim}' to reduce too")
+            steps.append(("l2", 0))
             continue
         if method not in METHODS[1:]:
             raise InputError(f"reduction '{text}': unknown method '{method}' (use {', '.join(METHODS)})")
@@ -106,6 +112,10 @@ def make_step(method: str, dim: int, *, n_features: int, n_samples: int, seed: i
         import umap
 
         return umap.UMAP(n_components=dim, random_state=seed, n_jobs=1)
+    if method == "l2":
+        from sklearn.preprocessing import Normalizer
+
+        return Normalizer()
     if method == "none":
         return Identity()
     raise InputError(f"unknown reduction method '{method}'")

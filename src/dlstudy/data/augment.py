@@ -1,6 +1,9 @@
-"""Augmentation of whole batches with torch ops (no torchvision): one random affine map per image
-(shift, rotation, scale, horizontal flip) applied with a single grid_sample call, so the cost is one
-pass over the batch whatever the number of transforms."""
+"""Augmentation of whole batches with torch ops (no torchvision). Geometric transforms are one random
+affine map per image applied with a single grid_sample call, so the cost is one pass over the batch
+whatever the number of transforms; colour transforms are per-image factors and 3x3 colour matrices.
+
+- random_affine: shift, rotation, zoom and flip (the classify study's training augmentation)
+- random_resized_crop, colour_jitter: SimCLR's views (the cluster study's contrastive encoder)"""
 from __future__ import annotations
 
 import math
@@ -31,3 +34,67 @@ def random_affine(x: torch.Tensor, *, shift: float = 0.0, rotate: float = 0.0, s
     ], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def random_resized_crop(x: torch.Tensor, *, scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
+                        flip: bool = True, size: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """SimCLR's crop: a window of a random share `scale` of the image's area and aspect `ratio`, at a random
+    place, resized to size x size (default: the input's side), mirrored for half the images when `flip`.
+    x (B, C, H, W) -> (B, C, size, size), through one affine grid."""
+    b = x.shape[0]
+
+    def rand() -> torch.Tensor:
+        return torch.rand(b, generator=generator).to(x.device)
+
+    area = scale[0] + (scale[1] - scale[0]) * rand()
+    aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * rand())
+    sx = torch.sqrt(area * aspect).clamp(max=1.0)  # the window's width and height as shares of the side
+    sy = torch.sqrt(area / aspect).clamp(max=1.0)
+    tx = (2 * rand() - 1) * (1 - sx)  # the window's centre, kept inside the image (grid units: the side is 2)
+    ty = (2 * rand() - 1) * (1 - sy)
+    sign = torch.where(rand() < 0.5, -1.0, 1.0) if flip else torch.ones(b, device=x.device)
+    zero = torch.zeros(b, device=x.device)
+    theta = torch.stack([torch.stack([sx * sign, zero, tx], 1), torch.stack([zero, sy, ty], 1)], 1)  # (B, 2, 3)
+    side = size or x.shape[-1]
+    grid = F.affine_grid(theta.to(x.dtype), [b, x.shape[1], side, side], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+# RGB <-> YIQ: hue is an angle in the IQ plane, so a hue shift is a rotation there
+_RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+
+
+def colour_jitter(x: torch.Tensor, *, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
+                  hue: float = 0.1, p: float = 0.8, grayscale: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
+    """SimCLR's colour distortion on images in [0, 1]: with probability p, random brightness, contrast,
+    saturation (factors in 1 +- the given amount) and hue (a rotation of up to hue * 360 degrees); then
+    grayscale with probability `grayscale`. Single-channel images get brightness and contrast only.
+    x (B, C, H, W) -> same shape, in [0, 1]."""
+    b, c = x.shape[:2]
+
+    def rand() -> torch.Tensor:
+        return torch.rand(b, 1, 1, 1, generator=generator).to(x.device)  # one draw per image
+
+    on = rand() < p
+
+    def factor(amount: float) -> torch.Tensor:  # 1 +- amount where the jitter is on, else 1
+        return torch.where(on, 1 + amount * (2 * rand() - 1), 1.0)
+
+    def gray(img: torch.Tensor) -> torch.Tensor:  # (B, 1, H, W) luma
+        weights = _RGB_TO_YIQ[0] if c == 3 else torch.full((c,), 1 / c)
+        return (img * weights.to(img).view(1, c, 1, 1)).sum(1, keepdim=True)
+
+    out = x * factor(brightness)
+    out = torch.lerp(gray(out).mean((2, 3), keepdim=True), out, factor(contrast))
+    if c == 3:
+        out = torch.lerp(gray(out), out, factor(saturation))
+        angle = torch.where(on, hue * (2 * rand() - 1), 0.0).view(b) * 2 * math.pi
+        cos, sin = torch.cos(angle), torch.sin(angle)
+        one, zero = torch.ones_like(cos), torch.zeros_like(cos)
+        rotate = torch.stack([torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1),
+                              torch.stack([zero, sin, cos], 1)], 1)  # (B, 3, 3) in YIQ
+        to_yiq = _RGB_TO_YIQ.to(x)
+        mix = torch.linalg.inv(to_yiq) @ rotate.to(x) @ to_yiq  # (B, 3, 3) in RGB
+        out = torch.einsum("bij,bjhw->bihw", mix, out)
+        out = torch.where(rand() < grayscale, gray(out).expand_as(out), out)
+    return out.clamp(0, 1)
