@@ -73,6 +73,8 @@ def test_mined_neighbours_exclude_the_image_itself_even_with_duplicates():
     assert nbrs.shape == (5, 2)
     assert all(i not in row for i, row in enumerate(nbrs))
     assert set(nbrs[2]) == {3, 0} or 3 in nbrs[2]
+    some = mine_neighbours(feats, 2, rows=[3, 1])  # the report's neighbour rows: a few queries only
+    assert some.shape == (2, 2) and some[0, 0] == 2 and 1 not in some[1]
 
 
 def test_scan_loss_rewards_agreeing_neighbours_and_balanced_clusters():

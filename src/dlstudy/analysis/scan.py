@@ -22,17 +22,19 @@ from torch import nn
 from dlstudy.train import Trainer
 
 
-def mine_neighbours(features: np.ndarray, k: int) -> np.ndarray:
-    """(N, D) -> (N, k) indices of each row's k nearest other rows by cosine similarity."""
+def mine_neighbours(features: np.ndarray, k: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """(N, D) -> (len(rows), k) indices of the k nearest other rows by cosine similarity, nearest first,
+    for the given rows (default: all N)."""
     from sklearn.neighbors import NearestNeighbors
 
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    rows = np.arange(len(features)) if rows is None else np.asarray(rows)
     k = min(k, len(features) - 1)
-    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(unit).kneighbors(unit)
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(unit).kneighbors(unit[rows])
     # the nearest is normally the row itself, but duplicates can swap places with it
-    own = idx == np.arange(len(features))[:, None]
+    own = idx == rows[:, None]
     own[own.sum(1) == 0, -1] = True  # rows whose self fell off the list drop their farthest neighbour
-    return idx[~own].reshape(len(features), k)
+    return idx[~own].reshape(len(rows), k)
 
 
 class ClusteringHeads(nn.Module):

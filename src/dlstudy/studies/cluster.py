@@ -418,9 +418,7 @@ def write_report(run, cfg, data, rows, best_index, metrics, histories, latents, 
                      "features. Neighbours that share the image's class are what neighbourhood-based clustering builds on.")
     queries = idx[: cfg["figures"]["neighbour_rows"]]
     for spec, z in latents.items():
-        unit = z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-        nearest = np.argsort(-(unit[queries] @ unit.T), axis=1)
-        neighbour_rows = [[q, *[j for j in nearest[r] if j != q][:8]] for r, q in enumerate(queries)]
+        neighbour_rows = [[q, *nearest] for q, nearest in zip(queries, mine_neighbours(z, 8, rows=queries))]
         captions = [[name(j) for j in row] for row in neighbour_rows]
         report.figure(plots.image_rows([data.images[row] for row in neighbour_rows], captions=captions), f"neighbours_{slug(spec)}",
                       f"Nearest neighbours by '{spec}' features.")
