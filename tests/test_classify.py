@@ -13,6 +13,7 @@ from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
 from dlstudy.models.cnn import ExpressionCNN, summary
 from dlstudy.report import format_value
+from dlstudy.studies.classify import sharpness_sentence
 
 
 @pytest.fixture(scope="module")
@@ -116,11 +117,50 @@ def test_matching_sigma_recovers_a_known_blur(fer):
     assert matching_sigma(blurred, float(sharpness(blurred).median())) == 0.0
 
 
-def test_fer_training_faces_are_blurred_and_test_faces_are_not(fer):
-    """The shared copy's Training split is blurred; the study detects it (and must keep doing so)."""
+def test_shipped_fer_is_sharp_on_both_splits(fer):
+    """The shared copy's Training faces are the sharp originals (since 2026-11-23): both splits' median
+    sharpness lie within 25 % of each other, and the report says there is no shift."""
     to = lambda s: torch.from_numpy(fer.part(s).images[:2000]).permute(0, 3, 1, 2).float() / 255  # noqa: E731
-    ratio = sharpness(to("PublicTest")).median() / sharpness(to("Training")).median()
-    assert ratio > 3
+    train, test = float(sharpness(to("Training")).median()), float(sharpness(to("PublicTest")).median())
+    assert abs(test / train - 1) < 0.25
+    table = [{"split": "train", "median_sharpness": train, "blur_sigma": 0.0},
+             {"split": "public", "median_sharpness": test, "blur_sigma": 0.0}]
+    assert "no sharpness shift" in sharpness_sentence(table, match=False)
+
+
+def test_sharpness_sentence_names_a_shift_and_what_was_done():
+    table = [{"split": "train", "median_sharpness": 0.013, "blur_sigma": 0.0},
+             {"split": "public", "median_sharpness": 0.052, "blur_sigma": 0.0}]
+    said = sharpness_sentence(table, match=False)
+    assert "public 4.0x" in said and "scored as given" in said and "match_sharpness to true" in said
+    table[1]["blur_sigma"] = 3.3
+    assert "were blurred" in sharpness_sentence(table, match=True)
+
+
+def test_match_sharpness_is_off_by_default_and_predict_follows_the_run(fer, tmp_path):
+    """Blurring test faces is opt-in; predict reads the setting from the run it applies."""
+    from dlstudy.api import resolve_config
+    from dlstudy.studies import classify
+
+    assert resolve_config("classify")["data"]["match_sharpness"] is False
+    faces = fer.part("PublicTest").images[:64]
+    np.savez(tmp_path / "faces.npz", x=faces, y=fer.part("PublicTest").labels[:64])
+    torch.manual_seed(0)
+    cfg = resolve_config("classify", sets=["model.channels=[4]", "model.convs=[1]", "model.hidden=[8]"])
+    model = classify.build_model(cfg, channels=1, size=48, n_classes=7)
+    (tmp_path / "models").mkdir()
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "models" / "cnn.safetensors")
+    metrics = {"channels": 1, "image_size": 48, "input_mean": 0.5, "input_std": 0.25, "class_names": list(EMOTIONS),
+               "train_sharpness": 0.2 * float(sharpness(torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255).median())}
+    sigmas = {}
+    for match in (False, True):
+        cfg["data"]["match_sharpness"] = match
+        out = tmp_path / f"p{match}.csv"
+        sigmas[match] = classify.predict(tmp_path, cfg, metrics, data_path=str(tmp_path / "faces.npz"), labels=None,
+                                         out=out, device="cpu")["blur_sigma"]
+    assert not any(sigmas[False].values()) and all(v > 1 for v in sigmas[True].values())
 
 
 def test_explanations_have_the_input_shape_and_vary():
@@ -150,7 +190,7 @@ def test_short_real_run_beats_the_majority_class(data_root, tmp_path, cli):
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_train"] == 7200 and m["n_public"] == 3589 and m["private_accuracy"] is None
-    assert m["blur_sigma"]["public"] > 2  # the sharpness shift was found and corrected
+    assert m["blur_sigma"]["public"] == 0  # sharp on both splits, and blurring is opt-in
     assert m["public_accuracy"] > m["majority_class_accuracy"] + 0.05
     for key in ("public_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "epochs", "parameters"):
         assert m[key] is not None

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from dlstudy.config import resolve
-from dlstudy.errors import InputError
+from dlstudy.errors import InputError, Pruned
 from dlstudy.runs import Run, is_complete, load_finished_run, read_status
 from dlstudy.studies import STUDIES
 from dlstudy.train import seed_everything
@@ -71,8 +71,14 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
         metrics["seconds"] = round(run.elapsed(), 1)
         run.complete(metrics)
         log.info("%s: finished in %.1f s; report %s", name, run.elapsed(), run.file("report.html"))
+    except Pruned as exc:
+        run.prune(str(exc))
+        raise
     except InputError as exc:
         run.fail(str(exc))
+        raise
+    except Exception as exc:  # never leave a stopped run marked 'running'
+        run.fail(f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
         raise
     finally:
         log.removeHandler(handler)

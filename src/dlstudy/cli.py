@@ -1,4 +1,4 @@
-"""`dlstudy`: one subcommand per study, `run all`, and `predict`.
+"""`dlstudy`: one subcommand per study, `run all`, `predict`, `sweep` and `compare`.
 
 Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 1 unexpected.
 """
@@ -50,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=module.TITLE, description=module.TITLE)
         add_common(p, keys=module.DEFAULTS)
         module.add_arguments(p)
+        if module.OBJECTIVE is not None:
+            p.add_argument("--seeds", type=int, metavar="K",
+                           help="run K seeds (seed, seed+1, ...) as a sweep and report mean, sd and a 95%% interval")
     p = sub.add_parser("run", help="run every study with its defaults and write an index page")
     p.add_argument("what", choices=["all"], help="'all': every study")
     add_common(p, keys=("device", "tensorboard"))
@@ -59,7 +62,63 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", metavar="PATH", help="labels for the new data, to print accuracy")
     p.add_argument("--out", metavar="FILE.csv", help="where to write predictions (default RUN_DIR/predict/<data>.csv)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    add_sweep_parser(sub, [n for n, m in STUDIES.items() if m.OBJECTIVE is not None])
+    p = sub.add_parser("compare", help="runs of one study side by side in one HTML page",
+                       description="Runs of one study side by side: the config keys that differ, headline metrics, "
+                                   "best and last epochs, learning curves overlaid.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", metavar="FILE.html", help="the page to write (default runs/compare/<timestamp>.html)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     return parser
+
+
+def add_sweep_parser(sub, studies: list[str]) -> None:
+    p = sub.add_parser("sweep", help="a grid or sampled sweep, with seeds, on Optuna",
+                       description="Run a study over a search space (grid: every combination; params: sampled by "
+                                   "Optuna's TPE) and/or several seeds. Each trial is an ordinary run folder. Rerun "
+                                   "the same command to continue a stopped sweep.")
+    p.add_argument("study", choices=studies)
+    p.add_argument("--space", metavar="SPACE.yaml", help="the search space (grid: and/or params:); none: seeds only")
+    p.add_argument("--trials", type=int, metavar="N", help="configurations to run (default: every grid combination)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per configuration (default 1)")
+    p.add_argument("--workers", type=int, default=1, metavar="W", help="trials at once on this machine (default 1)")
+    p.add_argument("--storage", metavar="URL", help="journal:PATH (default: a journal file in the sweep folder), "
+                                                    "sqlite:///FILE or postgresql://user@host/db")
+    p.add_argument("--name", help="the Optuna study name (default: study, space file and a hash of the settings)")
+    p.add_argument("--out", metavar="DIR", help="the sweep folder (default runs/sweep/<name>)")
+    p.add_argument("--metric", metavar="KEY", help="a number in the runs' metrics.json (default: the study's honest score)")
+    p.add_argument("--direction", choices=["maximize", "minimize"])
+    p.add_argument("--pruner", choices=["median", "hyperband", "none"],
+                   help="stop bad trials early on their per-epoch values (default: median with one seed, none with seeds)")
+    p.add_argument("--data", metavar="PATH")
+    p.add_argument("--config", metavar="FILE.yaml")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, help="the first seed (default: the config's, 0)")
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+
+
+def run_sweep(args, **given) -> int:
+    from dlstudy.sweep import sweep
+
+    for handler in log.handlers:  # one line a trial on the terminal; each trial's log.txt has the rest
+        if getattr(handler, "dlstudy_cli", False):
+            handler.setLevel(logging.WARNING)
+    options = dict(space=getattr(args, "space", None), trials=getattr(args, "trials", None), seeds=args.seeds,
+                   workers=getattr(args, "workers", 1), storage=getattr(args, "storage", None),
+                   name=getattr(args, "name", None), out=args.out, metric=getattr(args, "metric", None),
+                   direction=getattr(args, "direction", None), pruner=getattr(args, "pruner", None),
+                   data=getattr(args, "data", None), config=args.config, sets=args.sets, seed=args.seed,
+                   quick=args.quick, device=getattr(args, "device", None))
+    options.update(given)
+    _, trials = sweep(options.pop("study"), **options)
+    folder = Path(trials.attrs["folder"])
+    summary = json.loads((folder / "summary.json").read_text())
+    print(f"sweep: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed; "
+          f"best {summary['metric']} {summary['best_value']:.4f} with {summary['best_params'] or 'the defaults'}"
+          if summary["best_value"] is not None else f"sweep: no trial completed ({summary['n_failed']} failed)")
+    print(f"report: {folder / 'report.html'}")
+    return 0 if summary["n_failed"] == 0 else 1
 
 
 def run_all(args) -> int:
@@ -129,6 +188,21 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run_all(args)
+        if args.command == "sweep":
+            return run_sweep(args, study=args.study)
+        if args.command == "compare":
+            from dlstudy.compare import compare
+
+            print(f"compare: {compare(args.run_dirs, out=args.out, force=args.force)}")
+            return 0
+        if getattr(args, "seeds", None) is not None:  # `dlstudy STUDY --seeds K`: a sweep with no space
+            if args.seeds < 1:
+                raise InputError(f"--seeds must be at least 1, got {args.seeds}")
+            from dlstudy.config import flatten
+            from dlstudy.studies import STUDIES
+
+            flags = [f"{k}={json.dumps(v)}" for k, v in flatten(STUDIES[args.command].flag_overrides(args)).items()]
+            return run_sweep(args, study=args.command, sets=[*args.sets, *flags])
         if args.command == "predict":
             from dlstudy.api import predict
 

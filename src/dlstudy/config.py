@@ -119,6 +119,17 @@ def dump_yaml(cfg: dict) -> str:
     return yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None)
 
 
+def flatten(cfg: dict, prefix: str = "") -> dict:
+    """{'train': {'lr': 0.1}} -> {'train.lr': 0.1}: the dotted keys of --set."""
+    out = {}
+    for key, value in cfg.items():
+        if isinstance(value, dict) and value:
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     """The first dotted key where two configs differ, or None."""
     if isinstance(a, dict) and isinstance(b, dict):

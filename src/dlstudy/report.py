@@ -7,7 +7,7 @@ import io
 import platform
 import time
 from html import escape
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import numpy as np
 
@@ -22,6 +22,16 @@ td.t,th.t{text-align:left}tr.best td{background:#eef8ee}
 figure{margin:1em 0}figure img{max-width:100%}figcaption{color:#555;font-size:13px}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}.note{color:#555}
 """
+
+
+class Link(NamedTuple):
+    """A table cell that links somewhere (a relative path inside the output folder)."""
+
+    text: str
+    href: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 def format_value(value: Any, digits: int = 4) -> str:
@@ -117,6 +127,8 @@ def html_table(rows: Sequence[dict], *, caption: str | None = None, highlight: i
         out.append(f"<caption>{escape(caption)}</caption>")
 
     def cell(tag: str, value: Any) -> str:
+        if isinstance(value, Link):
+            return f'<{tag} class="t"><a href="{escape(value.href, quote=True)}">{escape(value.text)}</a></{tag}>'
         text = format_value(value)
         cls = "" if isinstance(value, (int, float, np.number)) and not isinstance(value, bool) else ' class="t"'
         return f"<{tag}{cls}>{escape(text)}</{tag}>"

@@ -168,6 +168,10 @@ class Run:
         self.write_json("metrics.json", metrics)
         self._write_status("complete", seconds=round(time.time() - self.started, 1))
 
+    def prune(self, reason: str) -> None:
+        """A sweep's pruner stopped the run: it is final, not unfinished, and says why."""
+        self._write_status("pruned", reason=reason, seconds=round(time.time() - self.started, 1))
+
     def fail(self, reason: str) -> None:
         """Record why the run stopped; it stays unfinished, so --resume can continue it after a fix."""
         self._write_status("failed", reason=reason)

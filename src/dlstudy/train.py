@@ -7,6 +7,7 @@ scalars to TensorBoard and stops early on the validation loss.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -22,6 +23,21 @@ from dlstudy.errors import InputError
 log = logging.getLogger("dlstudy")
 
 LossFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict]]
+
+# Callbacks fn(trainer_name, row) for every epoch of every Trainer that writes into a run folder.
+# A sweep registers one to report per-epoch values to its pruner, without any study knowing.
+_epoch_listeners: list[Callable[[str, dict], None]] = []
+
+
+@contextlib.contextmanager
+def epoch_listener(fn: Callable[[str, dict], None]):
+    """Within the block, fn(name, history_row) runs after each epoch's checkpoint is saved, and for the
+    epochs a resumed Trainer replays from its checkpoint. An exception from fn stops the training."""
+    _epoch_listeners.append(fn)
+    try:
+        yield fn
+    finally:
+        _epoch_listeners.remove(fn)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -185,6 +201,8 @@ class Trainer:
             self.epoch_ = state["epoch"]
             best_loss, stale = state["best_loss"], state["stale"]
             best_state = state["best_state"] or None
+            for row in self.history_:  # listeners see the whole history, also across a resume
+                self._notify(row)
             if state["done"]:
                 log.info("%s: finished earlier (%d epochs), loaded from its checkpoint", self.name, self.epoch_)
                 self._finish(best_state)
@@ -233,12 +251,18 @@ class Trainer:
                     "epoch": self.epoch_, "best_loss": best_loss, "stale": stale,
                     "best_state": best_state or {}, "done": done,
                 })
+            self._notify(row)
         if writer:
             writer.close()
         if done and stale and self.epoch_ < self.epochs:
             log.info("%s: stopped early after %d epochs without a better val_loss", self.name, stale)
         self._finish(best_state)
         return self
+
+    def _notify(self, row: dict) -> None:
+        if self.run is not None:  # inner fits without a run folder (SCAN heads) are not the study's epochs
+            for fn in list(_epoch_listeners):
+                fn(self.name, row)
 
     def _finish(self, best_state: dict | None) -> None:
         if best_state:

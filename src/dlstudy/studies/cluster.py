@@ -79,6 +79,11 @@ QUICK = {
     "grid": {"reductions": ["none", "pca:16", "pca:32>tsne:2"]},
 }
 
+# a sweep's default objective (the matching of clusters to labels on the held-out half),
+# and the per-epoch value its pruner watches
+OBJECTIVE = ("private_accuracy", "maximize")
+PRUNE_ON = ("loss", "minimize")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--labels", help="labels file (.npy, .csv, .txt) for the images in --data")

@@ -26,6 +26,7 @@ DEFAULTS = {
     **{section(name): dict(module.DEFAULTS) for name, module in DERIVATIONS.items()},
 }
 QUICK = {"quick": True, "conv_shape": {"random_checks": 50}, "pca": {"random_projections": 50}}
+OBJECTIVE = None  # nothing is trained, so there is nothing to sweep
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

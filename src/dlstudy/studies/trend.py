@@ -46,6 +46,11 @@ DEFAULTS = {
 }
 QUICK = {"quick": True, "windows": {"lengths": [5, 10]}, "train": {"epochs": 10}}
 
+# a sweep's default objective (the test days of the honest time split),
+# and the per-epoch value its pruner watches
+OBJECTIVE = ("test_balanced_accuracy", "maximize")
+PRUNE_ON = ("val_loss", "minimize")
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, help="correlation threshold for keeping a country (default 0.5)")

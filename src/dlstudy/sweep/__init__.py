@@ -1,0 +1,96 @@
+"""`dlstudy sweep` and `dlstudy STUDY --seeds K`: grids, sampled spaces and repeated seeds on Optuna.
+Read engine.py for how trials run exactly once, results.py for what a sweep folder holds."""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from dlstudy.errors import InputError
+from dlstudy.config import load_yaml
+from dlstudy.sweep.engine import PRUNERS, FolderLock, Job, SweepSpec, fill_queue, load_study, open_folder, \
+    open_storage, check_storage, recover_lost, run_workers, study_module
+from dlstudy.sweep.results import summarize, trials_frame, write
+from dlstudy.sweep.space import load_space
+
+log = logging.getLogger("dlstudy")
+
+
+def sweep(study: str, *, space: str | Path | None = None, trials: int | None = None, seeds: int = 1, workers: int = 1,
+          storage: str | None = None, name: str | None = None, out: str | Path | None = None,
+          metric: str | None = None, direction: str | None = None, pruner: str | None = None,
+          data: str | Path | None = None, config: str | Path | None = None, sets=(), seed: int | None = None,
+          quick: bool = False, device: str | None = None) -> tuple[dict | None, pd.DataFrame]:
+    """Run (or continue) a sweep; returns the best configuration's resolved config and the trials table.
+    Rerunning the same call continues the same study: finished trials are never run again."""
+    from dlstudy.api import resolve_config
+
+    module = study_module(study)
+    flags = {"seed": seed} if seed is not None else {}
+    cfg = resolve_config(study, config=config, sets=sets, quick=quick, flags=flags)
+    module.check_config(cfg)
+    parsed = load_space(space, cfg, check=module.check_config)
+    spec = make_spec(study, module, parsed, cfg, trials=trials, seeds=seeds, metric=metric, direction=direction,
+                     pruner=pruner, data=data, config=config, sets=sets, quick=quick, device=device)
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    check_storage(storage, workers)
+    name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
+    folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
+    run = open_folder(folder, spec)
+    storage_obj = open_storage(storage, folder, workers)
+    optuna_study = load_study(spec, storage_obj, name, create=True)
+    lock = FolderLock(folder).acquire()
+    try:
+        recover_lost(optuna_study)
+        fill_queue(optuna_study, spec, parsed)
+    finally:
+        lock.release()
+    log.info("sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s", study, spec.trials, spec.seeds,
+             workers, folder)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    run_workers(Job(str(folder), spec.__dict__, storage, name, threads, workers))
+    frame = trials_frame(optuna_study, parsed)
+    frame.attrs["folder"] = str(folder)
+    summary = summarize(frame, parsed, spec)
+    write(run, optuna_study, parsed, spec, frame, summary)
+    unfinished = spec.trials * spec.seeds - summary["n_complete"] - summary["n_pruned"] - summary["n_failed"]
+    errors = frame.loc[frame["state"] == "failed", "reason"].dropna()
+    if unfinished or (summary["n_complete"] == 0 and len(errors)):
+        reason = errors.iloc[-1] if len(errors) else f"{unfinished} trial(s) did not run"
+        run.fail(reason)
+        raise InputError(f"sweep {folder}: stopped with {unfinished} trial(s) not run: {reason}")
+    run.complete(summary)
+    best = summary["best_config"]
+    best_dir = frame.loc[(frame["config"] == best) & (frame["state"] == "complete"), "run_dir"]
+    return (load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None), frame
+
+
+def make_spec(study, module, space, cfg, *, trials, seeds, metric, direction, pruner, data, config, sets, quick,
+              device) -> SweepSpec:
+    combos = len(space.combinations())
+    if trials is None:
+        trials = combos if not space.params else max(combos, 20)
+    if trials < 1 or seeds < 1:
+        raise InputError(f"--trials and --seeds must be at least 1, got {trials} and {seeds}")
+    if not space.params and trials > combos:
+        raise InputError(f"--trials {trials}: the grid has only {combos} combination(s); add keys under params: to sample more")
+    if metric is None:
+        metric, default_direction = module.OBJECTIVE
+        direction = direction or default_direction
+    elif direction is None:
+        raise InputError(f"--metric {metric}: say whether to --direction maximize or minimize it")
+    if direction not in ("maximize", "minimize"):
+        raise InputError(f"--direction must be maximize or minimize, not '{direction}'")
+    # seeds of one configuration must not prune each other: with seeds the default is no pruner
+    pruner = pruner or ("median" if seeds == 1 else "none")
+    if pruner not in PRUNERS:
+        raise InputError(f"--pruner must be one of {', '.join(PRUNERS)}, not '{pruner}'")
+    if data is not None and not Path(data).exists():
+        raise InputError(f"--data {data} does not exist; give the data file or folder")
+    return SweepSpec(study=study, space=space.text, trials=trials, seeds=seeds, base_seed=cfg["seed"], metric=metric,
+                     direction=direction, pruner=pruner, data=None if data is None else str(Path(data).resolve()),
+                     config=None if config is None else str(Path(config).resolve()), sets=list(sets), quick=quick,
+                     device=device)

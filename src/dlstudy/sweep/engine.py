@@ -1,0 +1,397 @@
+"""Sweeps and repeated seeds on Optuna.
+
+A sweep is an Optuna study plus a folder. Each trial is one (configuration, seed) pair and one ordinary
+run folder (`trials/c003-s1/`) made by `run_study` with `--set` overrides: no study knows it is swept.
+
+Exactly once: the coordinator enqueues every pair as a WAITING trial (sampled configurations get their
+seed copies as soon as their first seed's parameters are drawn), and workers pop WAITING trials under a
+lock file in the sweep folder. A trial whose worker died (a killed process: its pid is gone) is marked
+failed and its pair enqueued again; the retry resumes the same run folder from its last epoch checkpoint.
+Optuna's journal storage has no heartbeat, so liveness is the worker's recorded pid and host.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import logging
+import os
+import socket
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from dlstudy.config import dump_yaml
+from dlstudy.errors import InputError, Pruned
+from dlstudy.runs import Run, is_complete, read_status
+from dlstudy.sweep.space import Space
+
+log = logging.getLogger("dlstudy")
+
+MAX_RETRIES = 3  # a pair whose worker died this often stays failed
+PRUNERS = ("median", "hyperband", "none")
+
+
+@dataclass
+class SweepSpec:
+    """Everything that decides what a sweep computes; a rerun must match it to continue the study."""
+
+    study: str
+    space: dict = field(default_factory=dict)
+    trials: int = 1  # configurations; each runs with `seeds` seeds
+    seeds: int = 1
+    base_seed: int = 0
+    metric: str = ""
+    direction: str = "maximize"
+    pruner: str = "none"
+    data: str | None = None
+    config: str | None = None
+    sets: list = field(default_factory=list)
+    quick: bool = False
+    device: str | None = None
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:10]
+
+
+# storage -----------------------------------------------------------------------------------------
+def check_storage(url: str | None, workers: int) -> None:
+    """Refuse a storage that cannot work before anything is created."""
+    if url is None or url.startswith("journal:"):
+        return
+    if url.startswith("sqlite:"):
+        if workers > 1:
+            raise InputError(f"--storage {url}: SQLite is refused for more than one worker (one file lock serialises "
+                             "every writer, and Optuna's FAQ warns against concurrent use); use the default journal "
+                             "file or postgresql://")
+        return
+    if url.startswith(("postgresql:", "postgres:")):
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            raise InputError(f"--storage {url}: PostgreSQL needs a driver: pip install 'dlstudy[postgres]'") from None
+        return
+    raise InputError(f"--storage {url}: use journal:PATH, sqlite:///FILE or postgresql://user@host/db")
+
+
+def open_storage(url: str | None, folder: Path, workers: int):
+    """The Optuna storage: by default a journal file in the sweep folder, safe for several processes."""
+    import optuna
+
+    check_storage(url, workers)
+    if url is None or url.startswith("journal:"):
+        path = folder / "optuna.journal" if url is None else Path(url[len("journal:"):]).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+    if url.startswith("sqlite:"):
+        return optuna.storages.RDBStorage(url)
+    return optuna.storages.RDBStorage("postgresql+psycopg:" + url.split(":", 1)[1])
+
+
+class FolderLock:
+    """An exclusive advisory lock on the sweep folder, so that repairing the queue and popping a trial
+    are atomic across the worker processes of this machine. release() may be called more than once."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / ".queue.lock"
+        self.file = None
+
+    def acquire(self) -> "FolderLock":
+        self.file = open(self.path, "a")
+        fcntl.flock(self.file, fcntl.LOCK_EX)
+        return self
+
+    def release(self) -> None:
+        if self.file is not None:
+            fcntl.flock(self.file, fcntl.LOCK_UN)
+            self.file.close()
+            self.file = None
+
+
+def make_pruner(name: str):
+    import optuna
+
+    if name == "median":  # compares each epoch with the median of finished trials at the same epoch
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1)
+    return optuna.pruners.NopPruner()
+
+
+def load_study(spec: SweepSpec, storage, name: str, *, create: bool):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # dlstudy prints one line a trial instead
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    sampler = optuna.samplers.TPESampler(seed=spec.base_seed)
+    if create:
+        study = optuna.create_study(storage=storage, study_name=name, direction=spec.direction, sampler=sampler,
+                                    pruner=make_pruner(spec.pruner), load_if_exists=True)
+        saved = study.user_attrs.get("spec")
+        if saved is None:
+            study.set_user_attr("spec", asdict(spec))
+        elif saved != json.loads(json.dumps(asdict(spec))):
+            differ = sorted(k for k in saved if saved.get(k) != json.loads(json.dumps(asdict(spec))).get(k))
+            raise InputError(f"study '{name}' in this storage was made with other settings ({', '.join(differ)}); "
+                             "rerun with the same flags, or choose another --name")
+        return study
+    return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=make_pruner(spec.pruner))
+
+
+# the queue ---------------------------------------------------------------------------------------
+def pair(trial) -> tuple[int, int]:
+    return trial.user_attrs["config"], trial.user_attrs["seed_index"]
+
+
+def fill_queue(study, spec: SweepSpec, space: Space) -> int:
+    """Enqueue every (configuration, seed) pair that has no trial that is waiting, running, finished,
+    or failed for a reason of its own; returns how many were enqueued. Call under FolderLock."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    taken, lost, params_of = set(), {}, {}
+    for t in trials:
+        if "config" not in t.user_attrs:
+            continue
+        key = pair(t)
+        if t.state == TrialState.FAIL and "error" not in t.user_attrs:
+            lost[key] = lost.get(key, 0) + 1  # its worker died: retry, up to MAX_RETRIES
+        else:
+            taken.add(key)
+        if t.params and (key[1] == 0 or key[0] not in params_of):
+            params_of.setdefault(key[0], t.params)
+    combos = space.combinations()
+    added = 0
+    for c in range(spec.trials):
+        for s in range(spec.seeds):
+            key = (c, s)
+            if key in taken or lost.get(key, 0) >= MAX_RETRIES:
+                continue
+            if space.params and c not in params_of and s > 0:
+                continue  # its parameters are drawn when seed 0 starts; the copies follow then
+            params = params_of.get(c) or {p.key: p.choices()[p.values.index(v)] for p, v in
+                                          ((space.param(k), v) for k, v in combos[c % len(combos)].items())}
+            attrs = {"config": c, "seed_index": s, "seed": spec.base_seed + s}
+            if key in lost:
+                attrs["retry"] = lost[key]
+            study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
+            taken.add(key)
+            added += 1
+    return added
+
+
+def process_start(pid: int) -> str | None:
+    """The kernel's start time of a process (so a reused pid is not taken for the old worker)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def worker_id() -> dict:
+    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
+
+
+def recover_lost(study) -> int:
+    """Mark failed the running trials whose worker process on this host is gone; returns how many."""
+    from optuna.trial import TrialState
+
+    me, lost = socket.gethostname(), 0
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        w = t.user_attrs.get("worker") or {}
+        if w.get("host") != me or (process_start(w.get("pid", -1)) == w.get("start") and w.get("start")):
+            continue  # alive, or on another host (RDB storages: Optuna's heartbeat covers those)
+        study._storage.set_trial_user_attr(t._trial_id, "lost", f"worker {w.get('pid')} on {me} died during the trial")
+        study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        log.warning("sweep: trial %d lost its worker; it is enqueued again and resumes its run folder", t.number)
+        lost += 1
+    return lost
+
+
+# workers -----------------------------------------------------------------------------------------
+@dataclass
+class Job:
+    """What a worker process needs; plain data, so it crosses a process boundary."""
+
+    folder: str
+    spec: dict
+    storage: str | None
+    name: str
+    threads: int
+    workers: int
+
+
+def work(job: Job) -> None:
+    """Pop and run trials until none waits. Runs in the sweep process, or in each worker process."""
+    from dlstudy.sweep.space import load_space
+    from dlstudy.api import resolve_config
+
+    import torch
+
+    torch.set_num_threads(job.threads)
+    spec = SweepSpec(**job.spec)
+    folder = Path(job.folder)
+    space = load_space(folder / "space.yaml" if spec.space else None, resolve_config(spec.study))
+    study = load_study(spec, open_storage(job.storage, folder, job.workers), job.name, create=False)
+    from optuna.trial import TrialState
+
+    while True:
+        lock = FolderLock(folder).acquire()
+        try:
+            recover_lost(study)
+            fill_queue(study, spec, space)
+            if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+                return
+            # the objective releases the lock once its trial is popped and its parameters drawn
+            study.optimize(lambda trial: objective(trial, spec, space, folder, study, lock), n_trials=1,
+                           catch=(Exception,))
+        finally:
+            lock.release()
+        if any(t.user_attrs.get("input_error") for t in study.get_trials(deepcopy=False)[-job.workers:]):
+            return  # bad data or a bad metric: every further trial would fail the same way
+
+
+def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -> float:
+    import optuna
+
+    from dlstudy.api import run_study
+    from dlstudy.train import epoch_listener
+
+    try:
+        values = {p.key: p.suggest(trial) for p in (*space.grid, *space.params)}
+        trial.set_user_attr("worker", worker_id())
+        c, s = pair(trial)
+        run_dir = folder / "trials" / f"c{c:03d}-s{s}"
+        trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
+        if space.params and s == 0:
+            fill_queue(study, spec, space)  # this configuration's other seeds, with the parameters just drawn
+    finally:
+        lock.release()
+    watched = study_module(spec.study).PRUNE_ON
+    step = [0]
+
+    def report(name: str, row: dict) -> None:  # per-epoch values, signed to the study's direction
+        if watched[0] not in row:
+            return
+        value = row[watched[0]] if watched[1] == spec.direction else -row[watched[0]]
+        trial.report(value, step[0])
+        step[0] += 1
+        if trial.should_prune():
+            raise Pruned(f"pruned by the {spec.pruner} pruner after {name} epoch {row['epoch']} "
+                         f"({watched[0]} {row[watched[0]]:.4g}; step {step[0]} of the trial)")
+
+    started = time.time()
+    label = f"trial {trial.number} (config {c}, seed {spec.base_seed + s})"
+    try:
+        if is_complete(run_dir):  # finished just before its worker died
+            metrics = json.loads((run_dir / "metrics.json").read_text())
+        else:
+            with epoch_listener(report), contextlib.redirect_stdout(io.StringIO()):
+                _, metrics = run_study(spec.study, data=spec.data, out=run_dir, config=spec.config,
+                                       sets=[*spec.sets, *(space.param(k).as_set(v) for k, v in values.items())],
+                                       seed=spec.base_seed + s, device=spec.device, quick=spec.quick,
+                                       resume=read_status(run_dir) is not None)
+        value = metric_value(metrics, spec.metric, run_dir)
+    except Pruned as exc:
+        trial.set_user_attr("seconds", round(time.time() - started, 1))
+        print(f"sweep: {label} pruned: {exc}", flush=True)
+        raise optuna.TrialPruned(str(exc)) from None
+    except Exception as exc:
+        trial.set_user_attr("error", str(exc)[:500])
+        trial.set_user_attr("input_error", isinstance(exc, InputError))
+        trial.set_user_attr("seconds", round(time.time() - started, 1))
+        print(f"sweep: {label} failed: {str(exc)[:300]}", flush=True)
+        if not isinstance(exc, InputError):
+            log.exception("sweep: %s failed", label)
+        raise
+    trial.set_user_attr("seconds", round(time.time() - started, 1))
+    print(f"sweep: {label} complete: {spec.metric} {value:.4f} in {time.time() - started:.0f} s", flush=True)
+    return value
+
+
+def metric_value(metrics: dict, key: str, run_dir: Path) -> float:
+    value = metrics.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        numbers = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+        raise InputError(f"{run_dir / 'metrics.json'}: --metric {key} is {'missing' if value is None else 'not a number'}; "
+                         f"numbers there: {', '.join(numbers)}")
+    return float(value)
+
+
+def study_module(name: str):
+    from dlstudy.api import study_module as lookup
+
+    module = lookup(name)
+    if getattr(module, "OBJECTIVE", None) is None:
+        raise InputError(f"the {name} study trains nothing to sweep; choose one of the training studies")
+    return module
+
+
+def _worker_main(job: Job, index: int) -> None:
+    """A worker process: dies with the sweep process, logs to its own file, prints one line a trial."""
+    with contextlib.suppress(Exception):  # Linux: SIGKILL this process when its parent dies
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
+    if os.getppid() == 1:
+        return
+    handler = logging.FileHandler(Path(job.folder) / "logs" / f"worker-{index}.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    work(job)
+
+
+def run_workers(job: Job) -> None:
+    if job.workers == 1:
+        work(job)
+        return
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
+    (Path(job.folder) / "logs").mkdir(exist_ok=True)
+    procs = [ctx.Process(target=_worker_main, args=(job, i), daemon=False) for i in range(job.workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+    bad = [p.exitcode for p in procs if p.exitcode]
+    if bad:
+        log.warning("sweep: %d worker process(es) ended with exit codes %s; see %s/logs", len(bad), bad, job.folder)
+
+
+def spec_text(spec: SweepSpec) -> str:
+    return dump_yaml(asdict(spec))
+
+
+def open_folder(folder: Path, spec: SweepSpec) -> Run:
+    """The sweep folder is a run folder of its own (status.json, config.yaml = the sweep's spec)."""
+    status = read_status(folder)
+    if folder.exists() and any(folder.iterdir()) and status is None:
+        raise InputError(f"{folder} is not empty and is no dlstudy sweep; choose another --out")
+    if status and status.get("study") != "sweep":
+        raise InputError(f"{folder} is a '{status.get('study')}' run, not a sweep; choose another --out")
+    if status and status.get("spec") != spec.digest():
+        raise InputError(f"{folder} holds a sweep with other settings (see its config.yaml); rerun with the same "
+                         "flags, or choose another --out")
+    run = Run(folder, asdict(spec))
+    run.root.mkdir(parents=True, exist_ok=True)
+    run.write_text("config.yaml", spec_text(spec))
+    if spec.space:
+        run.write_text("space.yaml", dump_yaml(spec.space))
+    run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study)
+    return run
+
+

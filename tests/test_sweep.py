@@ -1,0 +1,217 @@
+"""Sweeps on Optuna: the space file, a grid on two worker processes, seeds, pruning, a killed sweep
+continued, bad input, `--seeds` on a study and `compare`. Real data, real journal files, no mocks."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from dlstudy.api import resolve_config
+from dlstudy.errors import InputError
+from dlstudy.sweep.space import load_space
+
+# a trend setting that learns within seconds (windows of 20 days; short windows predict one class)
+TREND = ["--set", "windows.lengths=[20]", "--set", "model.cells=[gru]", "--set", "correlation.subset=10",
+         "--set", "train.epochs=4"]
+
+
+def covid(data_root):
+    return str(data_root / "covid" / "covid_19.csv")
+
+
+def space_file(tmp_path, text: dict, name="space.yaml"):
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(text))
+    return path
+
+
+def read_sweep(folder):
+    return pd.read_csv(folder / "trials.csv"), json.loads((folder / "summary.json").read_text())
+
+
+# the space file ----------------------------------------------------------------------------------
+def test_space_reads_grid_and_ranges_and_enumerates_the_grid(tmp_path):
+    cfg = resolve_config("trend")
+    path = space_file(tmp_path, {"grid": {"model.hidden_size": [16, 32], "windows.lengths": [[5], [10, 20]]},
+                                 "params": {"train.weight_decay": {"low": 1.0e-6, "high": 1.0e-2, "log": True},
+                                            "train.epochs": {"low": 5, "high": 20, "step": 5},
+                                            "model.cells": [["gru"], ["lstm"]]}})
+    space = load_space(path, cfg)
+    assert space.combinations() == [{"model.hidden_size": h, "windows.lengths": w} for h in (16, 32) for w in ([5], [10, 20])]
+    epochs = space.param("train.epochs")
+    assert epochs.integer and (epochs.low, epochs.high, epochs.step) == (5, 20, 5)
+    assert space.param("train.weight_decay").log and not space.param("train.weight_decay").integer
+    # list values travel to Optuna as JSON text and come back as lists
+    lengths = space.param("windows.lengths")
+    assert lengths.choices() == ["[5]", "[10, 20]"] and lengths.decode("[10, 20]") == [10, 20]
+    assert lengths.as_set([10, 20]) == "windows.lengths=[10, 20]"
+
+
+@pytest.mark.parametrize("text, words", [
+    ({"grid": {"model.hiden_size": [8]}}, "unknown config key 'model.hiden_size'"),
+    ({"grid": {"model.hidden_size": 8}}, "needs a non-empty list"),
+    ({"grid": {"model.hidden_size": ["big"]}}, "model.hidden_size"),
+    ({"grid": {"model.hidden_size": [8, 8]}}, "lists a value twice"),
+    ({"params": {"train.lr": {"low": 0.1, "high": 0.01}}}, "needs low < high"),
+    ({"params": {"train.lr": {"low": 0, "high": 0.1, "log": True}}}, "log: true needs low > 0"),
+    ({"params": {"train.epochs": {"low": 1.5, "high": 4}}}, "whole number"),
+    ({"params": {"model.cells": {"low": 1, "high": 2}}}, "a range needs a number key"),
+    ({"params": {"train.lr": {"low": 0.1}}}, "needs a list (categorical) or {low, high"),
+    ({"grid": {"train.lr": [0.1]}, "params": {"train.lr": [0.1, 0.2]}}, "both in grid: and params:"),
+    ({"grids": {"train.lr": [0.1]}}, "holds 'grid:' and/or 'params:'"),
+    ({"grid": {"model.cells": [["gru"], ["elman"]]}}, "model.cells must list"),  # the study's own check
+])
+def test_bad_space_files_are_refused_with_the_file_and_key(tmp_path, text, words):
+    from dlstudy.studies import trend
+
+    with pytest.raises(InputError) as err:
+        load_space(space_file(tmp_path, text), resolve_config("trend"), check=trend.check_config)
+    assert words in str(err.value) and "space.yaml" in str(err.value)
+
+
+def test_a_bad_space_exits_2_and_creates_nothing(tmp_path, cli, data_root):
+    bad = space_file(tmp_path, {"grid": {"train.lr": [0.01]}, "params": {"train.epochs": {"low": 9, "high": 3}}})
+    code, _, err = cli("sweep", "trend", "--space", bad, "--out", tmp_path / "sw", "--data", covid(data_root))
+    assert code == 2 and "needs low < high" in err and "Traceback" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "sw").exists()
+    code, _, err = cli("sweep", "derive", "--out", tmp_path / "sw")
+    assert code == 2 and not (tmp_path / "sw").exists()
+    code, _, err = cli("sweep", "trend", "--storage", "sqlite:///x.db", "--workers", "2", "--out", tmp_path / "sw")
+    assert code == 2 and "SQLite is refused for more than one worker" in err and not (tmp_path / "sw").exists()
+    code, _, err = cli("sweep", "trend", "--trials", "3", "--space", space_file(tmp_path, {"grid": {"train.lr": [0.1]}}),
+                       "--out", tmp_path / "sw")
+    assert code == 2 and "only 1 combination" in err and not (tmp_path / "sw").exists()
+
+
+# sweeps on real data -----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_grid_on_two_workers_gives_one_complete_run_per_combination(tmp_path, cli, data_root):
+    space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 16], "train.lr": [0.01, 0.003]}})
+    out = tmp_path / "sw"
+    code, printed, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out, "--pruner", "none",
+                             "--data", covid(data_root), *TREND)
+    assert code == 0, err
+    trials, summary = read_sweep(out)
+    assert list(trials.columns[:7]) == ["number", "state", "value", "seed", "run_dir", "model.hidden_size", "train.lr"]
+    assert len(trials) == 4 and set(trials["state"]) == {"complete"} and trials["run_dir"].nunique() == 4
+    seen = set()
+    for row in trials.itertuples():
+        run = out / row.run_dir
+        cfg = yaml.safe_load((run / "config.yaml").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert json.loads((run / "status.json").read_text())["state"] == "complete"
+        assert (cfg["model"]["hidden_size"], cfg["train"]["lr"]) == (row._6, row._7)  # the swept values reached the run
+        assert metrics["test_balanced_accuracy"] == pytest.approx(row.value)  # read from the run, not retyped
+        seen.add((row._6, row._7))
+    assert seen == {(8, 0.01), (8, 0.003), (16, 0.01), (16, 0.003)}
+    assert summary["metric"] == "test_balanced_accuracy" and summary["direction"] == "maximize"
+    assert (summary["n_complete"], summary["n_pruned"], summary["n_failed"]) == (4, 0, 0)
+    assert summary["best_value"] == pytest.approx(trials["value"].max())
+    assert set(summary["best_params"]) == {"model.hidden_size", "train.lr"}
+    html = (out / "report.html").read_text()
+    for row in trials.itertuples():
+        assert f'href="{row.run_dir}/report.html"' in html
+    assert "Parameter importances" in html and "parallel_coordinates" in html
+    assert (out / "logs" / "worker-0.txt").exists() and (out / "logs" / "worker-1.txt").exists()
+    assert f"report: {out / 'report.html'}" in printed
+    # the same command again continues the finished study: nothing runs twice
+    code, _, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out, "--pruner", "none",
+                       "--data", covid(data_root), *TREND)
+    assert code == 0, err
+    assert len(read_sweep(out)[0]) == 4
+    # another setting in the same folder is refused
+    code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--pruner", "none", "--data", covid(data_root),
+                       *TREND, "--set", "train.epochs=5")
+    assert code == 2 and "other settings" in err
+
+
+@pytest.mark.slow
+def test_seeds_give_a_mean_sd_and_interval_per_configuration(tmp_path, cli, data_root):
+    space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 16]}})
+    out = tmp_path / "sw"
+    code, _, err = cli("sweep", "trend", "--space", space, "--seeds", "3", "--seed", "5", "--out", out,
+                       "--data", covid(data_root), *TREND, "--set", "split.test_fraction=0.3")
+    assert code == 0, err
+    trials, summary = read_sweep(out)
+    assert len(trials) == 6 and sorted(trials["seed"]) == [5, 5, 6, 6, 7, 7]
+    for row in trials.itertuples():
+        assert yaml.safe_load((out / row.run_dir / "config.yaml").read_text())["seed"] == row.seed
+    assert len(summary["configurations"]) == 2
+    for conf in summary["configurations"]:
+        values = trials.loc[trials["model.hidden_size"] == conf["model.hidden_size"], "value"]
+        assert conf["n"] == 3 and conf["mean"] == pytest.approx(values.mean()) and conf["sd"] == pytest.approx(values.std())
+        assert conf["ci95_low"] < conf["mean"] < conf["ci95_high"] or conf["sd"] == 0
+    assert summary["best_value"] == max(c["mean"] for c in summary["configurations"])
+    assert "seed_spread.png" in (out / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_study_seeds_flag_repeats_the_run(tmp_path, cli, data_root):
+    out = tmp_path / "rep"
+    code, printed, err = cli("trend", "--seeds", "2", "--out", out, "--data", covid(data_root), *TREND)
+    assert code == 0, err
+    trials, summary = read_sweep(out)
+    assert list(trials["seed"]) == [0, 1] and summary["configurations"][0]["n"] == 2
+    # compare the two seeds' runs side by side
+    runs = [out / d for d in trials["run_dir"]]
+    page = tmp_path / "cmp.html"
+    code, printed, err = cli("compare", *runs, "--out", page)
+    assert code == 0, err
+    html = page.read_text()
+    assert "Config keys that differ" in html and '<th class="t">seed</th>' in html  # the only key that differs
+    assert 'alt="curves.png"' in html and "data:image/png;base64" in html  # curves embedded: one offline file
+    code, _, err = cli("compare", *runs, "--out", page)
+    assert code == 2 and "exists" in err  # never over an existing file without --force
+
+
+@pytest.mark.slow
+def test_the_median_pruner_stops_trials_that_do_not_learn(tmp_path, cli, data_root):
+    # two learning rates that learn, then two that barely move the weights: their validation loss
+    # stays above the median of the finished trials at the same epoch
+    space = space_file(tmp_path, {"grid": {"train.lr": [0.01, 0.005, 1.0e-7, 1.0e-8]}})
+    out = tmp_path / "sw"
+    code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root), *TREND,
+                       "--set", "train.epochs=6")
+    assert code == 0, err
+    trials, summary = read_sweep(out)
+    pruned = trials[trials["state"] == "pruned"]
+    assert summary["n_pruned"] >= 1 and set(pruned["train.lr"]) <= {1e-7, 1e-8}
+    for row in pruned.itertuples():
+        status = json.loads((out / row.run_dir / "status.json").read_text())
+        assert status["state"] == "pruned" and "median pruner" in status["reason"]
+        assert len(pd.read_csv(out / "trials.csv")) == 4
+
+
+@pytest.mark.slow
+def test_a_killed_sweep_continues_and_every_trial_completes_once(tmp_path, data_root):
+    space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 12, 16, 24]}})
+    out = tmp_path / "sw"
+    command = [sys.executable, "-m", "dlstudy.cli", "sweep", "trend", "--space", str(space), "--out", str(out),
+               "--data", covid(data_root), *TREND, "--set", "train.epochs=40", "--pruner", "none"]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.time() + 120
+    checkpoint = None
+    while time.time() < deadline and checkpoint is None:  # kill it inside the second trial, after an epoch
+        found = sorted((out / "trials").glob("c001-s0/checkpoints/*.pt")) if (out / "trials").exists() else []
+        checkpoint = found[0] if found else None
+        time.sleep(0.05)
+    assert checkpoint is not None, proc.communicate()
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert json.loads((out / "trials" / "c001-s0" / "status.json").read_text())["state"] == "running"
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    trials, summary = read_sweep(out)
+    final = trials[trials["state"] != "failed"]
+    assert summary["n_complete"] == 4 and sorted(final["config"]) == [0, 1, 2, 3]  # each exactly once
+    lost = trials[trials["state"] == "failed"]
+    assert list(lost["config"]) == [1] and "died" in lost["reason"].iloc[0]
+    assert summary["n_retried"] == 1
+    log = (out / "trials" / "c001-s0" / "log.txt").read_text()
+    assert "resuming after epoch" in log  # the retry continued its run folder from the checkpoint
