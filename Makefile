@@ -11,14 +11,20 @@ $(BIN)/dlstudy: pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $@
 
+# the tests also cover the scale-out extras (Ray, the PostgreSQL driver); `make run` needs neither
+$(VENV)/.extras: $(BIN)/dlstudy
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test,ray,postgres]'
+	touch $@
+
 run: $(BIN)/dlstudy
 	$(BIN)/dlstudy run all
 
-test: $(BIN)/dlstudy
+test: $(VENV)/.extras
 	$(BIN)/python -m pytest -q -ra
 
-bench: $(BIN)/dlstudy
+bench: $(VENV)/.extras
 	$(BIN)/python benchmarks/bench_cluster.py
 	$(BIN)/python benchmarks/bench_trend.py
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_generate.py
+	$(BIN)/python benchmarks/bench_sweep.py

@@ -81,7 +81,13 @@ def add_sweep_parser(sub, studies: list[str]) -> None:
     p.add_argument("--space", metavar="SPACE.yaml", help="the search space (grid: and/or params:); none: seeds only")
     p.add_argument("--trials", type=int, metavar="N", help="configurations to run (default: every grid combination)")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per configuration (default 1)")
-    p.add_argument("--workers", type=int, default=1, metavar="W", help="trials at once on this machine (default 1)")
+    p.add_argument("--workers", type=int, metavar="W",
+                   help="trials at once (default 1 here; with --backend ray, as many as the cluster's CPUs allow)")
+    p.add_argument("--backend", choices=["local", "ray"], default="local",
+                   help="local: worker processes on this machine; ray: Ray tasks on a cluster (pip install 'dlstudy[ray]')")
+    p.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: start Ray on this machine)")
+    p.add_argument("--trial-cpus", type=int, metavar="N", help="CPU threads each trial asks for (default: cores / workers)")
+    p.add_argument("--trial-gpus", type=float, default=0, metavar="N", help="GPUs each Ray trial asks for (default 0)")
     p.add_argument("--storage", metavar="URL", help="journal:PATH (default: a journal file in the sweep folder), "
                                                     "sqlite:///FILE or postgresql://user@host/db")
     p.add_argument("--name", help="the Optuna study name (default: study, space file and a hash of the settings)")
@@ -105,7 +111,9 @@ def run_sweep(args, **given) -> int:
         if getattr(handler, "dlstudy_cli", False):
             handler.setLevel(logging.WARNING)
     options = dict(space=getattr(args, "space", None), trials=getattr(args, "trials", None), seeds=args.seeds,
-                   workers=getattr(args, "workers", 1), storage=getattr(args, "storage", None),
+                   workers=getattr(args, "workers", None), storage=getattr(args, "storage", None),
+                   backend=getattr(args, "backend", "local"), ray_address=getattr(args, "ray_address", None),
+                   trial_cpus=getattr(args, "trial_cpus", None), trial_gpus=getattr(args, "trial_gpus", 0),
                    name=getattr(args, "name", None), out=args.out, metric=getattr(args, "metric", None),
                    direction=getattr(args, "direction", None), pruner=getattr(args, "pruner", None),
                    data=getattr(args, "data", None), config=args.config, sets=args.sets, seed=args.seed,

@@ -11,20 +11,22 @@ import pandas as pd
 from dlstudy.errors import InputError
 from dlstudy.config import load_yaml
 from dlstudy.sweep.engine import PRUNERS, FolderLock, Job, SweepSpec, fill_queue, load_study, open_folder, \
-    open_storage, check_storage, recover_lost, run_workers, study_module
+    open_storage, check_storage, ray_slots, recover_lost, run_workers, study_module
 from dlstudy.sweep.results import summarize, trials_frame, write
 from dlstudy.sweep.space import load_space
 
 log = logging.getLogger("dlstudy")
 
 
-def sweep(study: str, *, space: str | Path | None = None, trials: int | None = None, seeds: int = 1, workers: int = 1,
-          storage: str | None = None, name: str | None = None, out: str | Path | None = None,
+def sweep(study: str, *, space: str | Path | None = None, trials: int | None = None, seeds: int = 1,
+          workers: int | None = None, storage: str | None = None, name: str | None = None, out: str | Path | None = None,
           metric: str | None = None, direction: str | None = None, pruner: str | None = None,
           data: str | Path | None = None, config: str | Path | None = None, sets=(), seed: int | None = None,
-          quick: bool = False, device: str | None = None) -> tuple[dict | None, pd.DataFrame]:
-    """Run (or continue) a sweep; returns the best configuration's resolved config and the trials table.
-    Rerunning the same call continues the same study: finished trials are never run again."""
+          quick: bool = False, device: str | None = None, backend: str = "local", ray_address: str | None = None,
+          trial_cpus: int | None = None, trial_gpus: float = 0) -> tuple[dict | None, pd.DataFrame]:
+    """Run (or continue) a sweep; returns the best configuration's resolved config and the trials table
+    (its attrs["folder"] is the sweep folder). Rerunning the same call continues the same study:
+    finished trials are never run again. Several calls (processes, machines) may share one storage."""
     from dlstudy.api import resolve_config
 
     module = study_module(study)
@@ -34,9 +36,10 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
     parsed = load_space(space, cfg, check=module.check_config)
     spec = make_spec(study, module, parsed, cfg, trials=trials, seeds=seeds, metric=metric, direction=direction,
                      pruner=pruner, data=data, config=config, sets=sets, quick=quick, device=device)
-    if workers < 1:
-        raise InputError(f"--workers must be at least 1, got {workers}")
-    check_storage(storage, workers)
+    if ray_address and (out is None or not Path(out).is_absolute()):  # checked before any connection
+        raise InputError(f"--out {out or '(none)'}: with a remote --ray-address, give an absolute path on storage "
+                         "every node shares")
+    workers, threads = placement(backend, workers, ray_address, trial_cpus, trial_gpus, storage)
     name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
     folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
     run = open_folder(folder, spec)
@@ -50,12 +53,17 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
         lock.release()
     log.info("sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s", study, spec.trials, spec.seeds,
              workers, folder)
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    run_workers(Job(str(folder), spec.__dict__, storage, name, threads, workers))
+    run_workers(Job(str(folder), spec.__dict__, storage, name, threads, workers, backend), ray_address=ray_address,
+                trial_gpus=trial_gpus)
     frame = trials_frame(optuna_study, parsed)
     frame.attrs["folder"] = str(folder)
     summary = summarize(frame, parsed, spec)
     write(run, optuna_study, parsed, spec, frame, summary)
+    running = int((frame["state"] == "running").sum())
+    if running:  # other processes sharing the storage are still at work: the last one to finish reports
+        log.warning("sweep: %d trial(s) still run in other processes; the last one to finish completes %s",
+                    running, folder)
+        return None, frame
     unfinished = spec.trials * spec.seeds - summary["n_complete"] - summary["n_pruned"] - summary["n_failed"]
     errors = frame.loc[frame["state"] == "failed", "reason"].dropna()
     if unfinished or (summary["n_complete"] == 0 and len(errors)):
@@ -66,6 +74,27 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
     best = summary["best_config"]
     best_dir = frame.loc[(frame["config"] == best) & (frame["state"] == "complete"), "run_dir"]
     return (load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None), frame
+
+
+def placement(backend: str, workers: int | None, ray_address: str | None, trial_cpus: int | None,
+              trial_gpus: float, storage: str | None) -> tuple[int, int]:
+    """(workers, CPU threads per trial), checked before anything is created."""
+    if backend not in ("local", "ray"):
+        raise InputError(f"--backend must be local or ray, not '{backend}'")
+    if (trial_cpus is not None and trial_cpus < 1) or trial_gpus < 0:
+        raise InputError("--trial-cpus must be at least 1 and --trial-gpus at least 0")
+    if backend == "local":
+        if ray_address or trial_gpus:
+            raise InputError("--ray-address and --trial-gpus need --backend ray")
+        workers = workers or 1
+        threads = trial_cpus or max(1, (os.cpu_count() or 1) // workers)
+    else:
+        threads = trial_cpus or 1
+        workers = workers or ray_slots(ray_address, threads)
+    if workers < 1:
+        raise InputError(f"--workers must be at least 1, got {workers}")
+    check_storage(storage, workers if backend == "local" else max(workers, 2))
+    return workers, threads
 
 
 def make_spec(study, module, space, cfg, *, trials, seeds, metric, direction, pruner, data, config, sets, quick,

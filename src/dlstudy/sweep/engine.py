@@ -5,9 +5,13 @@ run folder (`trials/c003-s1/`) made by `run_study` with `--set` overrides: no st
 
 Exactly once: the coordinator enqueues every pair as a WAITING trial (sampled configurations get their
 seed copies as soon as their first seed's parameters are drawn), and workers pop WAITING trials under a
-lock file in the sweep folder. A trial whose worker died (a killed process: its pid is gone) is marked
-failed and its pair enqueued again; the retry resumes the same run folder from its last epoch checkpoint.
-Optuna's journal storage has no heartbeat, so liveness is the worker's recorded pid and host.
+lock file in the sweep folder. A trial whose worker died is marked failed and its pair enqueued again;
+the retry resumes the same run folder from its last epoch checkpoint. A worker is dead when its pid is
+gone (same host) or its heartbeat is stale: Optuna's own on RDB storages (SQLite, PostgreSQL), a
+`heartbeat` trial attribute on the journal file, which has none.
+
+Workers are processes of this machine (`--workers`), or Ray tasks (`--backend ray`) that run the same
+loop: Ray only places them, so params, seeds and pruning have one code path, Optuna's.
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from dlstudy.sweep.space import Space
 log = logging.getLogger("dlstudy")
 
 MAX_RETRIES = 3  # a pair whose worker died this often stays failed
+HEARTBEAT_S, GRACE_S = 20, 120  # a running trial unheard of for GRACE_S seconds has lost its worker
 PRUNERS = ("median", "hyperband", "none")
 
 
@@ -89,8 +94,9 @@ def open_storage(url: str | None, folder: Path, workers: int):
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
     if url.startswith("sqlite:"):
-        return optuna.storages.RDBStorage(url)
-    return optuna.storages.RDBStorage("postgresql+psycopg:" + url.split(":", 1)[1])
+        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
+    return optuna.storages.RDBStorage("postgresql+psycopg:" + url.split(":", 1)[1], heartbeat_interval=HEARTBEAT_S,
+                                      grace_period=GRACE_S, engine_kwargs={"pool_pre_ping": True})
 
 
 class FolderLock:
@@ -198,19 +204,49 @@ def worker_id() -> dict:
 
 
 def recover_lost(study) -> int:
-    """Mark failed the running trials whose worker process on this host is gone; returns how many."""
+    """Mark failed the running trials whose worker is gone; returns how many. Gone: its pid on this host
+    has ended, or (journal storage) its heartbeat is older than GRACE_S. Optuna checks RDB heartbeats."""
     from optuna.trial import TrialState
 
-    me, lost = socket.gethostname(), 0
+    me, now, lost = socket.gethostname(), time.time(), 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         w = t.user_attrs.get("worker") or {}
-        if w.get("host") != me or (process_start(w.get("pid", -1)) == w.get("start") and w.get("start")):
-            continue  # alive, or on another host (RDB storages: Optuna's heartbeat covers those)
-        study._storage.set_trial_user_attr(t._trial_id, "lost", f"worker {w.get('pid')} on {me} died during the trial")
+        if w.get("host") == me:
+            dead = process_start(w.get("pid", -1)) != w.get("start") or not w.get("start")
+        else:
+            dead = "heartbeat" in t.user_attrs and now - t.user_attrs["heartbeat"] > GRACE_S
+        if not dead:
+            continue
+        study._storage.set_trial_user_attr(t._trial_id, "lost", f"worker {w.get('pid')} on {w.get('host')} died during the trial")
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         log.warning("sweep: trial %d lost its worker; it is enqueued again and resumes its run folder", t.number)
         lost += 1
     return lost
+
+
+@contextlib.contextmanager
+def heartbeat(study, trial):
+    """For storages without Optuna's heartbeat (the journal file): a trial attribute updated while it runs."""
+    if getattr(study._storage, "get_heartbeat_interval", lambda: None)():
+        yield
+        return
+    import threading
+
+    stop = threading.Event()
+
+    def beat():
+        while not stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(Exception):  # a missed beat is retried; a finished trial stops the thread
+                study._storage.set_trial_user_attr(trial._trial_id, "heartbeat", time.time())
+
+    trial.set_user_attr("heartbeat", time.time())
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 # workers -----------------------------------------------------------------------------------------
@@ -224,6 +260,7 @@ class Job:
     name: str
     threads: int
     workers: int
+    backend: str = "local"
 
 
 def work(job: Job) -> None:
@@ -252,7 +289,7 @@ def work(job: Job) -> None:
                            catch=(Exception,))
         finally:
             lock.release()
-        if any(t.user_attrs.get("input_error") for t in study.get_trials(deepcopy=False)[-job.workers:]):
+        if any(t.user_attrs.get("input_error") for t in study.get_trials(deepcopy=False)[-max(job.workers, 2):]):
             return  # bad data or a bad metric: every further trial would fail the same way
 
 
@@ -263,6 +300,9 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -
     from dlstudy.train import epoch_listener
 
     try:
+        if "config" not in trial.user_attrs:  # another machine popped the last waiting trial first
+            trial.set_user_attr("spare", True)
+            raise SpareTrial("no queued trial was left for this worker")
         values = {p.key: p.suggest(trial) for p in (*space.grid, *space.params)}
         trial.set_user_attr("worker", worker_id())
         c, s = pair(trial)
@@ -291,7 +331,7 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -
         if is_complete(run_dir):  # finished just before its worker died
             metrics = json.loads((run_dir / "metrics.json").read_text())
         else:
-            with epoch_listener(report), contextlib.redirect_stdout(io.StringIO()):
+            with heartbeat(study, trial), epoch_listener(report), contextlib.redirect_stdout(io.StringIO()):
                 _, metrics = run_study(spec.study, data=spec.data, out=run_dir, config=spec.config,
                                        sets=[*spec.sets, *(space.param(k).as_set(v) for k, v in values.items())],
                                        seed=spec.base_seed + s, device=spec.device, quick=spec.quick,
@@ -312,6 +352,11 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -
     trial.set_user_attr("seconds", round(time.time() - started, 1))
     print(f"sweep: {label} complete: {spec.metric} {value:.4f} in {time.time() - started:.0f} s", flush=True)
     return value
+
+
+class SpareTrial(Exception):
+    """A trial Optuna created because the queue emptied between a worker's look and its pop; it is
+    marked failed with the attribute 'spare' and left out of every table."""
 
 
 def metric_value(metrics: dict, key: str, run_dir: Path) -> float:
@@ -349,10 +394,16 @@ def _worker_main(job: Job, index: int) -> None:
     work(job)
 
 
-def run_workers(job: Job) -> None:
-    if job.workers == 1:
+def run_workers(job: Job, *, ray_address: str | None = None, trial_gpus: float = 0) -> None:
+    if job.backend == "ray":
+        run_on_ray(job, ray_address, trial_gpus)
+    elif job.workers == 1:
         work(job)
-        return
+    else:
+        run_processes(job)
+
+
+def run_processes(job: Job) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
@@ -370,6 +421,56 @@ def run_workers(job: Job) -> None:
     bad = [p.exitcode for p in procs if p.exitcode]
     if bad:
         log.warning("sweep: %d worker process(es) ended with exit codes %s; see %s/logs", len(bad), bad, job.folder)
+
+
+def import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--backend ray needs Ray: pip install 'dlstudy[ray]'") from None
+    return ray
+
+
+def _ray_worker(job: Job, index: int) -> None:
+    (Path(job.folder) / "logs").mkdir(exist_ok=True)
+    handler = logging.FileHandler(Path(job.folder) / "logs" / f"ray-worker-{index}.txt", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {socket.gethostname()} %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        work(job)
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+
+
+def run_on_ray(job: Job, address: str | None, trial_gpus: float) -> None:
+    """job.workers Ray tasks, each asking for job.threads CPUs and trial_gpus GPUs, each running the
+    pop-and-run loop. Ray retries a task whose worker or node died; the retry first recovers the trial
+    that was lost with it."""
+    ray = import_ray()
+    started = not ray.is_initialized()
+    if started:
+        # log_to_driver: each worker's one line a trial reaches this terminal
+        ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING,
+                 **({} if address else {"num_cpus": os.cpu_count()}))
+    try:
+        task = ray.remote(_ray_worker).options(num_cpus=job.threads, num_gpus=trial_gpus, max_retries=MAX_RETRIES)
+        ray.get([task.remote(job, i) for i in range(job.workers)])
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def ray_slots(address: str | None, trial_cpus: int) -> int:
+    """How many trials fit at once: the cluster's CPUs (this machine's without an address) per trial."""
+    if address is None:
+        return max(1, (os.cpu_count() or 1) // trial_cpus)
+    ray = import_ray()
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+    return max(1, int(ray.cluster_resources().get("CPU", 1)) // trial_cpus)
 
 
 def spec_text(spec: SweepSpec) -> str:

@@ -124,7 +124,8 @@ def seed_spread(configs: list[dict], space: Space, spec: SweepSpec):
     for i, r in enumerate(configs):
         ax.errorbar(i, r["mean"], yerr=r["sd"] or 0, fmt="o", color="C0", capsize=4)
         ax.scatter(np.full(len(r["values"]), i + 0.15), r["values"], s=10, color="C1")
-    ax.set_xticks(range(len(configs)), [_describe(r, space).replace(", ", "\n") or "defaults" for r in configs],
+    labels = ["\n".join(f"{k.split('.')[-1]}={json.dumps(r[k])}" for k in space.keys) or "defaults" for r in configs]
+    ax.set_xticks(range(len(configs)), labels,
                   fontsize=7, rotation=0 if len(configs) < 6 else 45, ha="center" if len(configs) < 6 else "right")
     ax.set_ylabel(spec.metric)
     return fig
@@ -142,7 +143,9 @@ def optuna_figures(report: Report, study, space: Space) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         report.heading("Optimisation history")
-        report.figure(ovm.plot_optimization_history(study).figure, "history",
+        ax = ovm.plot_optimization_history(study)
+        ax.set_ylabel(study.user_attrs["spec"]["metric"])
+        report.figure(ax.figure, "history",
                       "The metric of each complete trial in the order they finished, and the best so far")
         if not varied:
             return
