@@ -4,6 +4,10 @@ with 1 and 2 local worker processes, and optionally through Ray and a PostgreSQL
 
     python benchmarks/bench_sweep.py [--data ../shared/data] [--cases plain local-1 local-2 ray postgres]
                                      [--epochs 20]
+    python benchmarks/bench_sweep.py --backend ray                  # plain, local-1, local-2 and ray
+    python benchmarks/bench_sweep.py --storage postgresql://u@h/db  # ... and postgres on that server
+
+Without --storage the postgres case starts a throwaway PostgreSQL 15 server (tests/pgserver.py).
 
 For each case: wall time, the sum of the trials' own run times (each run folder's status.json), the
 time outside the trials (wall / (trial sum / workers) - 1), the sweep machinery's share net of what the
@@ -55,7 +59,7 @@ def run_case(case: str, data: str, tmp: Path, epochs: int, postgres: str | None)
         if case == "ray":
             command += ["--backend", "ray", "--trial-cpus", "1"]
         if case == "postgres":
-            command += ["--storage", postgres, "--name", "bench"]
+            command += ["--storage", postgres, "--name", f"bench-{time.time_ns()}"]  # a new study every run
     started = time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
@@ -76,8 +80,12 @@ def main() -> None:
     parser.add_argument("--data", default=os.environ.get("DLSTUDY_DATA", str(HERE.parent.parent / "shared" / "data")))
     parser.add_argument("--cases", nargs="+", default=["plain", "local-1", "local-2", "ray", "postgres"])
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--backend", choices=["ray"], help="only the local cases and this engine")
+    parser.add_argument("--storage", metavar="URL", help="a PostgreSQL server to use for the postgres case")
     parser.add_argument("--json", default=str(HERE / "results" / "sweep.json"))
     opts = parser.parse_args()
+    if opts.backend or (opts.storage and opts.cases == parser.get_default("cases")):
+        opts.cases = ["plain", "local-1", "local-2", *(["ray"] if opts.backend else []), *(["postgres"] if opts.storage else [])]
     data = str(Path(opts.data) / "covid" / "covid_19.csv")
     sys.path.insert(0, str(HERE.parent / "tests"))
     from pgserver import throwaway_postgres
@@ -85,7 +93,9 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for case in opts.cases:
-            if case == "postgres":
+            if case == "postgres" and opts.storage:
+                rows.append(run_case(case, data, Path(tmp), opts.epochs, opts.storage))
+            elif case == "postgres":
                 with throwaway_postgres() as url:
                     rows.append(run_case(case, data, Path(tmp), opts.epochs, url))
             else:

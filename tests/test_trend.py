@@ -120,7 +120,8 @@ def test_bad_csvs(tmp_path, cli, content, words):
 @pytest.mark.parametrize("args, words", [
     (["--set", "windows.lengths=[90]"], "needs more than the 82 days"),
     (["--set", "data.start_date=2021-01-01"], "outside the data"),
-    (["--threshold", "1.01"], "keeps no country"),
+    (["--threshold", "1", "--set", "correlation.rule=mean"], "keeps no country"),
+    (["--threshold", "1.01"], "must lie in [-1, 1]"),  # a correlation threshold past 1 is a typo
     (["--set", "model.cells=[transformer]"], "model.cells must list"),
 ])
 def test_bad_settings_on_real_data(data_root, tmp_path, cli, args, words):

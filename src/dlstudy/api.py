@@ -5,8 +5,8 @@ import logging
 import time
 from pathlib import Path
 
-from dlstudy.config import resolve
-from dlstudy.errors import InputError, Pruned
+from dlstudy.config import check_ranges, merge, resolve
+from dlstudy.errors import DiskError, InputError, Pruned
 from dlstudy.runs import Run, is_complete, load_finished_run, read_status
 from dlstudy.studies import STUDIES
 from dlstudy.train import seed_everything
@@ -24,6 +24,14 @@ def resolve_config(name: str, *, config: str | Path | None = None, sets=(), flag
                    quick: bool = False) -> dict:
     module = study_module(name)
     return resolve(module.DEFAULTS, quick=module.QUICK if quick else None, file=config, sets=sets, flags=flags)
+
+
+def check(name: str, cfg: dict) -> None:
+    """The study's own checks (their messages name its flags), then every number in its range: before
+    any folder is made."""
+    module = study_module(name)
+    module.check_config(cfg)
+    check_ranges(cfg, getattr(module, "RANGES", None))
 
 
 def default_out(name: str, *, resume: bool, base: Path = Path("runs")) -> Path:
@@ -58,14 +66,15 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     if tensorboard and "tensorboard" in module.DEFAULTS:
         top["tensorboard"] = True
     cfg = resolve_config(name, config=config, sets=sets, flags=top, quick=quick)
-    module.check_config(cfg)  # before any folder is made
+    check(name, cfg)  # before any folder is made
     out = Path(out) if out is not None else default_out(name, resume=resume)
+    created = not out.exists()
     run = Run.open(out, cfg, resume=resume, study=name)
     handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
-        log.info("%s: run folder %s", name, run.root)
+        log.info("%s: run folder %s", name, run.root, extra={"file_only": True})
         seed_everything(cfg["seed"])
         metrics = module.run(run, cfg)
         metrics["seconds"] = round(run.elapsed(), 1)
@@ -75,25 +84,75 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
         run.prune(str(exc))
         raise
     except InputError as exc:
-        run.fail(str(exc))
+        if created and not started_training(run.root):  # bad data: leave nothing behind
+            discard(run, handler)
+        else:
+            run.fail(str(exc))
         raise
-    except Exception as exc:  # never leave a stopped run marked 'running'
-        run.fail(f"unexpected {type(exc).__name__}: {str(exc)[:200]}")
+    except DiskError as exc:  # full disk, quota, permissions: the message says which file and what to do
+        log.error("%s: stopped: %s", name, exc.strerror, extra={"file_only": True})
+        run.fail(exc.strerror)
+        raise
+    except Exception as exc:  # never leave a stopped run marked 'running'; the traceback goes to log.txt
+        log.exception("%s: stopped by an unexpected error", name, extra={"file_only": True})
+        run.fail(f"{type(exc).__name__}: {str(exc)[:200]}")
+        exc.dlstudy_log = str(run.file("log.txt"))
         raise
     finally:
         log.removeHandler(handler)
         handler.close()
+        run.close()
     return run.root, metrics
 
 
+def started_training(root: Path) -> bool:
+    """Whether a run wrote anything worth resuming (a checkpoint, weights, cached features)."""
+    return any(any((root / d).iterdir()) for d in ("checkpoints", "models", "grid") if (root / d).is_dir())
+
+
+def discard(run: Run, handler: logging.Handler) -> None:
+    """Remove a run folder this call created whose input failed before any training: a run folder
+    exists only for a run that started, and the same --out works after the fix."""
+    import shutil
+
+    log.removeHandler(handler)
+    handler.close()
+    run.close()
+    shutil.rmtree(run.root, ignore_errors=True)
+
+
 def predict(run_dir: str | Path, *, data: str | Path, labels: str | Path | None = None,
-            out: str | Path | None = None, device: str = "auto") -> dict:
-    """Apply a finished run to new data; writes a CSV and returns a dict of what it measured."""
+            out: str | Path | None = None, device: str = "auto", force: bool = False) -> dict:
+    """Apply a finished run to new data; writes a CSV and returns a dict of what it measured. Writes
+    only `out` (default RUN_DIR/predict/<data>.csv), never over a file unless force, never over the
+    run's own files."""
     import json
 
     root, cfg, status = load_finished_run(run_dir)
-    module = study_module(status.get("study", ""))
-    metrics = json.loads((root / "metrics.json").read_text())
+    name = status.get("study", "")
+    module = study_module(name)
+    if getattr(module, "OBJECTIVE", None) is None:
+        raise InputError(f"{root} is a '{name}' run, which predicts nothing")
+    try:  # an edited config.yaml must still be one this study understands
+        cfg = merge(module.DEFAULTS, cfg)
+        check(name, cfg)
+    except InputError as exc:
+        raise InputError(f"{root / 'config.yaml'}: {exc}") from None
+    try:
+        metrics = json.loads((root / "metrics.json").read_text())
+    except (OSError, ValueError):
+        raise InputError(f"{root / 'metrics.json'} is missing or damaged; rerun the study") from None
+    if not Path(data).exists():
+        raise InputError(f"--data {data} does not exist")
     out = Path(out) if out else root / "predict" / f"{Path(data).stem or 'data'}.csv"
+    target = out.resolve()
+    if target.is_dir():
+        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
+    if root.resolve() in target.parents and (root.resolve() / "predict") not in target.parents:
+        raise InputError(f"--out {out} lies inside the run folder's own files; write under {root / 'predict'} or elsewhere")
+    if target.exists() and not force:
+        raise InputError(f"--out {out} exists; choose another file or add --force to replace it")
+    if target.suffix.lower() != ".csv":
+        raise InputError(f"--out {out}: predictions are a CSV file; name it .csv")
     return module.predict(root, cfg, metrics, data_path=str(data), labels=None if labels is None else str(labels),
-                          out=out, device=device)
+                          out=target, device=device)

@@ -12,7 +12,7 @@ import time
 import traceback
 from pathlib import Path
 
-from dlstudy.errors import InputError
+from dlstudy.errors import DiskError, InputError
 
 log = logging.getLogger("dlstudy")
 
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, metavar="PATH")
     p.add_argument("--labels", metavar="PATH", help="labels for the new data, to print accuracy")
     p.add_argument("--out", metavar="FILE.csv", help="where to write predictions (default RUN_DIR/predict/<data>.csv)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     add_sweep_parser(sub, [n for n, m in STUDIES.items() if m.OBJECTIVE is not None])
     p = sub.add_parser("compare", help="runs of one study side by side in one HTML page",
@@ -102,6 +103,8 @@ def add_sweep_parser(sub, studies: list[str]) -> None:
     p.add_argument("--seed", type=int, help="the first seed (default: the config's, 0)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--resume", action="store_true",
+                   help="continue the sweep in --out (rerunning the same command does the same)")
 
 
 def run_sweep(args, **given) -> int:
@@ -117,7 +120,7 @@ def run_sweep(args, **given) -> int:
                    name=getattr(args, "name", None), out=args.out, metric=getattr(args, "metric", None),
                    direction=getattr(args, "direction", None), pruner=getattr(args, "pruner", None),
                    data=getattr(args, "data", None), config=args.config, sets=args.sets, seed=args.seed,
-                   quick=args.quick, device=getattr(args, "device", None))
+                   quick=args.quick, device=getattr(args, "device", None), resume=args.resume)
     options.update(given)
     _, trials = sweep(options.pop("study"), **options)
     folder = Path(trials.attrs["folder"])
@@ -130,15 +133,14 @@ def run_sweep(args, **given) -> int:
 
 
 def run_all(args) -> int:
-    from dlstudy.api import resolve_config, run_study
+    from dlstudy.api import check, resolve_config, run_study
     from dlstudy.report import index_page
     from dlstudy.runs import atomic_write_bytes, is_complete, read_status
     from dlstudy.studies import STUDIES
 
     root = Path(args.out) if args.out else Path("runs") / "all" / time.strftime("%Y%m%d-%H%M%S")
     for name, module in STUDIES.items():  # every study's config is checked before any study runs
-        module.check_config(resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES),
-                                           quick=args.quick))
+        check(name, resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=args.quick))
     entries, failed = [], 0
     for name, module in STUDIES.items():
         out = root / name
@@ -181,6 +183,7 @@ def log_to_stderr(*, quiet: bool) -> None:
         log.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler.dlstudy_cli = True
+    handler.addFilter(lambda record: not getattr(record, "file_only", False))  # e.g. the run folder: printed at the end
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -214,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "predict":
             from dlstudy.api import predict
 
-            result = predict(args.run_dir, data=args.data, labels=args.labels, out=args.out, device=args.device)
+            result = predict(args.run_dir, data=args.data, labels=args.labels, out=args.out, device=args.device,
+                             force=args.force)
             for key, value in result.items():
                 print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
             return 0
@@ -236,9 +240,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dlstudy: interrupted; continue the run with --resume", file=sys.stderr)
         return 130
-    except Exception:
-        traceback.print_exc()
-        print("dlstudy: unexpected error (above); please report it", file=sys.stderr)
+    except DiskError as exc:  # full disk, quota, permissions: the message names the file and the fix
+        print(f"dlstudy: error: {exc.strerror}", file=sys.stderr)
+        return 1
+    except Exception as exc:
+        where = getattr(exc, "dlstudy_log", None)
+        if where is None:
+            traceback.print_exc()
+            print("dlstudy: unexpected error (above); please report it", file=sys.stderr)
+        else:  # one line; the run folder's log holds the traceback
+            print(f"dlstudy: unexpected error: {type(exc).__name__}: {str(exc)[:200]}; the traceback is in {where}; "
+                  "please report it", file=sys.stderr)
         return 1
 
 

@@ -1,7 +1,8 @@
 """Nested-dict configs: study defaults < --quick < --config FILE.yaml < --set key=value < flags.
 
-Every key a user gives must exist in the defaults (a typo is an error, not a silent no-op), and a
-value must have the default's type. The resolved config is saved with every run.
+Every key a user gives must exist in the defaults (a typo is an error, not a silent no-op), a value
+must have the default's type, and a number must lie in its key's range (RANGES). YAML input is
+bounded: an alias bomb is refused before it expands. The resolved config is saved with every run.
 """
 from __future__ import annotations
 
@@ -17,9 +18,59 @@ from dlstudy.errors import InputError
 # the keys every training study shares (derive trains nothing and has only seed and quick)
 TRAINING_RUN = {"seed": 0, "device": "auto", "quick": False, "tensorboard": False}
 
+MAX_NODES = 10_000  # values in one YAML document once aliases are expanded; configs hold a few hundred
+
+# Ranges by full dotted key, else by the last part of a key: (low, high, low is allowed, high is allowed). None as a value is
+# left to the study (it means "not set"). A study's RANGES add or override by full dotted key.
+INF = float("inf")
+RANGES = {
+    "seed": (0, 2**63 - 1, True, True),
+    "epochs": (1, 100_000, True, True), "warmup_epochs": (0, 100_000, True, True),
+    "self_label_epochs": (0, 100_000, True, True), "patience": (1, 100_000, True, True),
+    "batch_size": (1, 10**7, True, True), "max_steps_per_epoch": (1, 10**7, True, True),
+    "lr": (0, 100, False, True), "weight_decay": (0, 10, True, True), "temperature": (0, 100, False, True),
+    "limit": (0, 10**9, True, True), "test_fraction": (0, 1, False, False), "val_fraction": (0, 1, False, False),
+    "dropout": (0, 1, True, False), "conv_dropout": (0, 1, True, False), "label_smoothing": (0, 1, True, False),
+    "grayscale": (0, 1, True, True), "jitter": (0, 10, True, True), "hue": (0, 0.5, True, True),
+    "shift": (0, 1, True, False), "rotate": (0, 180, True, True), "sigma": (0, INF, False, False),
+    "beta": (0, INF, True, False), "entropy_weight": (0, INF, True, False), "negative_slope": (0, 1, True, True),
+    "self_label_threshold": (0, 1, True, True), "threshold": (-1, 1, True, True), "min_cases": (0, INF, True, False),
+    "n_clusters": (2, 100_000, True, True), "image_size": (4, 4096, True, True), "data.channels": (1, 3, True, True),
+    "crop_size": (0, 4096, True, True), "n_jobs": (-1, 1024, True, True), "layer": (-1000, 1000, True, True),
+    "face": (0, 10**9, True, True),
+    **{k: (1, 10**9, True, True) for k in (
+        "hidden_size", "num_layers", "latent_dim", "projection_dim", "hidden", "n_heads", "n_neighbors", "n_init",
+        "subset", "kpca_fit_samples", "map_points", "neighbour_rows", "per_class", "samples", "filters", "steps",
+        "mistakes", "n", "posterior_samples", "random_checks", "random_projections", "out_channels", "channels",
+        "convs")},
+}
+
+
+def short(value: Any, limit: int = 60) -> str:
+    """A value for an error message: its repr, cut to a prefix."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def bounded(value: Any, *, source: str, limit: int = MAX_NODES) -> Any:
+    """Refuse a YAML value whose expanded size exceeds `limit` nodes (an alias bomb) without expanding it."""
+    count, stack = 0, [value]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            raise InputError(f"{source}: more than {limit:,} values once YAML aliases are expanded; "
+                             "write the values out instead of nesting aliases")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return value
+
 
 def _coerce(value: Any, default: Any, key: str) -> Any:
-    if default is None or value is None:
+    if default is None:  # an optional key: None, or a value the study checks
         return value
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -43,9 +94,7 @@ def _coerce(value: Any, default: Any, key: str) -> Any:
     elif isinstance(default, dict):
         if isinstance(value, dict):
             return value
-    raise InputError(
-        f"config key '{key}' must be {type(default).__name__} like {default!r}, got {value!r}"
-    )
+    raise InputError(f"config key '{key}' must be {type(default).__name__} like {short(default)}, got {short(value)}")
 
 
 def merge(base: dict, override: dict, prefix: str = "") -> dict:
@@ -71,7 +120,8 @@ def parse_set(item: str) -> dict:
     try:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError as exc:
-        raise InputError(f"--set {item}: the value is not valid YAML ({exc.problem})") from None
+        raise InputError(f"--set {short(item)}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    bounded(value, source=f"--set {key.strip()[:60]}")
     nested: dict = value
     for part in reversed(key.strip().split(".")):
         nested = {part: nested}
@@ -87,7 +137,8 @@ def load_yaml(path: str | Path) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"config file {path} cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
-        raise InputError(f"config file {path} is not valid YAML: {exc}") from None
+        raise InputError(f"config file {path} is not valid YAML: {str(exc)[:300]}") from None
+    bounded(data, source=f"config file {path}")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -113,6 +164,22 @@ def resolve(
     if flags:
         cfg = merge(cfg, flags)
     return cfg
+
+
+def check_ranges(cfg: dict, extra: dict | None = None) -> None:
+    """Every number (and every number in a list) inside its key's range; the message names the key."""
+    rules = dict(extra or {})
+    for key, value in flatten(cfg).items():
+        rule = rules.get(key) or RANGES.get(key) or RANGES.get(key.rsplit(".", 1)[-1])
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if rule is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            low, high, low_ok, high_ok = rule
+            inside = (low < v or (low_ok and v == low)) and (v < high or (high_ok and v == high))
+            if not inside or v != v:
+                span = f"{'[' if low_ok else '('}{low:g}, {high:g}{']' if high_ok else ')'}"
+                raise InputError(f"config key '{key}' must lie in {span}, got {short(v)}")
 
 
 def dump_yaml(cfg: dict) -> str:

@@ -1,4 +1,4 @@
-"""The one exception type for bad input: the CLI prints its message on one line and exits 2."""
+"""Exception types the CLI turns into one line: InputError (exit 2), DiskError (exit 1); Pruned ends a swept run."""
 
 
 class InputError(Exception):
@@ -7,3 +7,7 @@ class InputError(Exception):
 
 class Pruned(Exception):
     """A sweep's pruner stopped this run early; the run folder is marked 'pruned', not failed."""
+
+
+class DiskError(OSError):
+    """The disk refused a write (full, quota, permissions); its strerror names the file and the fix."""

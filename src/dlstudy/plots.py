@@ -7,6 +7,8 @@ from typing import Sequence
 import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
+# Names from data (classes, countries) are plain text: 'a $b$ c' must not be read as maths, or crash.
+matplotlib.rcParams["text.parse_math"] = False
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 

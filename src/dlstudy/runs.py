@@ -1,15 +1,21 @@
-"""A run folder: atomic writes, a status file, and resume.
+"""A run folder: atomic writes, a status file, a lock, and resume.
 
 A run is 'complete' only when status.json says so, and that file is written last. Every other file
-is written to a temporary name and renamed, so a killed run never leaves a half-written file, and
-`--resume` picks up what a killed run had finished.
+is written to a temporary name, synced, renamed and its folder synced, so a killed run never leaves a
+half-written file, and `--resume` picks up what a killed run had finished. While a process writes a
+run folder it holds an advisory lock on `.lock` (the kernel drops it when the process dies, so a
+killed run's folder is free for `--resume`), and a small reserve file that is given back so that a run
+that fills the disk can still record that it failed.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import io
 import json
 import logging
 import os
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -19,25 +25,58 @@ import numpy as np
 import torch
 
 from dlstudy.config import dump_yaml, first_difference, load_yaml
-from dlstudy.errors import InputError
+from dlstudy.errors import DiskError, InputError
 
 log = logging.getLogger("dlstudy")
 
 STATUS = "status.json"
+RESERVE_BYTES = 256 * 1024
+DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+               errno.EFBIG: "file too large for this file system", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EROFS: "read-only file system"}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    """Write to a temporary name, fsync, rename over `path`, then fsync the folder so the rename lasts."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise disk_error(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; results are shared like any file
         os.replace(tmp, path)
-    except BaseException:
+        sync_folder(path.parent)
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise disk_error(exc, path) from None
         raise
+
+
+def disk_error(exc: OSError, path: Path) -> OSError:
+    reason = DISK_ERRORS.get(exc.errno)
+    if reason is None or isinstance(exc, DiskError):
+        return exc
+    return DiskError(exc.errno, f"{reason} writing {path}: free space or choose another --out")
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def sync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -76,6 +115,34 @@ class Run:
         self.root = Path(root).resolve()
         self.config = config
         self.started = time.time()
+        self._lock = None
+
+    def lock(self) -> "Run":
+        """Take the folder's advisory lock, or refuse naming the process that holds it."""
+        path = self.root / ".lock"
+        f = open(path, "a+")
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
+            raise InputError(f"{self.root} is being written by {holder}; wait for it to finish, "
+                             "or choose another --out") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        self._lock = f
+        return self
+
+    def close(self) -> None:
+        """Give back the reserve and the lock (the process ending does the same)."""
+        (self.root / ".reserve").unlink(missing_ok=True)
+        if self._lock is not None:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            self._lock.close()
+            self._lock = None
 
     @classmethod
     def open(cls, root: str | Path, config: dict, *, resume: bool, study: str) -> "Run":
@@ -103,9 +170,21 @@ class Run:
                 )
             log.info("resuming the run in %s", root)
         run = cls(root, config)
-        run.root.mkdir(parents=True, exist_ok=True)
-        run.write_text("config.yaml", dump_yaml(config))
-        run._write_status("running", study=study)
+        try:
+            run.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--out {root}: cannot create the folder ({exc.strerror}); choose another --out") from None
+        run.lock()
+        if has_files and read_status(root) != status:  # another process finished or changed it meanwhile
+            run.close()
+            raise InputError(f"{root} changed while opening it; try again")
+        try:
+            run.write_bytes(".reserve", bytes(RESERVE_BYTES))
+            run.write_text("config.yaml", dump_yaml(config))
+            run._write_status("running", study=study)
+        except OSError:
+            run.close()
+            raise
         return run
 
     # paths ---------------------------------------------------------------------------------------
@@ -166,6 +245,7 @@ class Run:
     def complete(self, metrics: dict) -> None:
         """Write metrics.json, then mark the run complete: the last file a run writes."""
         self.write_json("metrics.json", metrics)
+        (self.root / ".reserve").unlink(missing_ok=True)
         self._write_status("complete", seconds=round(time.time() - self.started, 1))
 
     def prune(self, reason: str) -> None:
@@ -173,11 +253,30 @@ class Run:
         self._write_status("pruned", reason=reason, seconds=round(time.time() - self.started, 1))
 
     def fail(self, reason: str) -> None:
-        """Record why the run stopped; it stays unfinished, so --resume can continue it after a fix."""
-        self._write_status("failed", reason=reason)
+        """Record why the run stopped; it stays unfinished, so --resume can continue it after a fix.
+        On a full disk the reserve is given back first, so this small write fits."""
+        try:
+            self._write_status("failed", reason=reason)
+        except OSError:
+            (self.root / ".reserve").unlink(missing_ok=True)
+            self._write_status("failed", reason=reason)
 
     def elapsed(self) -> float:
         return time.time() - self.started
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
+    """Safetensors weights into `model`; a missing, truncated or mismatched file is an input error."""
+    from safetensors.torch import load_file
+
+    if not path.exists():
+        raise InputError(f"{path} is missing; the run folder is incomplete, so predict cannot use it (rerun the study)")
+    try:
+        model.load_state_dict(load_file(path))
+    except Exception as exc:  # truncated files, another model's weights, an edited config
+        raise InputError(f"{path} does not load into the model its config.yaml describes "
+                         f"({type(exc).__name__}: {str(exc)[:120]}); rerun the study or restore the file") from None
+    return model
 
 
 def load_finished_run(path: str | Path) -> tuple[Path, dict, dict]:

@@ -197,6 +197,8 @@ class Trainer:
             if sched is not None and state["schedule"]:
                 sched.load_state_dict(state["schedule"])
             generator.set_state(state["generator"])
+            if "torch_rng" in state:  # dropout and augmentation draw from the global generator
+                torch.set_rng_state(state["torch_rng"])
             self.history_ = json.loads(state["history"])
             self.epoch_ = state["epoch"]
             best_loss, stale = state["best_loss"], state["stale"]
@@ -247,7 +249,8 @@ class Trainer:
                 self.run.save_torch(ckpt_name, {
                     "model": self.model.state_dict(), "optimizer": opt.state_dict(),
                     "schedule": sched.state_dict() if sched is not None else {},
-                    "generator": generator.get_state(), "history": json.dumps(self.history_),
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                    "history": json.dumps(self.history_),
                     "epoch": self.epoch_, "best_loss": best_loss, "stale": stale,
                     "best_state": best_state or {}, "done": done,
                 })

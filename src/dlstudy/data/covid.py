@@ -65,6 +65,11 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     cell = _first_cell(values.isna())
     if cell:
         raise InputError(f"{path}: no count for '{cell[0]}' on {cell[1]}; fill the empty cell")
+    cell = _first_cell(~np.isfinite(values))  # 'inf' parses as a number; as a count it is a typo
+    if cell:
+        row, col = cell
+        raise InputError(f"{path}: count {str(table.loc[row, col])[:30]!r} for '{row}' on {col} is not finite; "
+                         "fix that cell")
     return values.astype(np.float64)
 
 
@@ -85,6 +90,8 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
     path = Path(path)
     if not path.exists():
         raise InputError(f"--data {path} does not exist")
+    if path.is_dir():
+        raise InputError(f"--data {path} is a folder; the trend study reads one CSV of case counts per country")
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlstudy.data.images import ImageSet, check_images, load_image_folder, mnist_digits
+from dlstudy.data.images import ImageSet, check_images, load_image_folder, mnist_digits, read_numpy
 from dlstudy.errors import InputError
 
 log = logging.getLogger("dlstudy")
@@ -128,18 +128,12 @@ def load_fer_folder(root: Path, *, size: int | None, skip_bad: bool) -> Splits:
 
 
 def load_fer_npz(path: Path) -> Splits:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except Exception as exc:
-        if "allow_pickle" in str(exc):
-            raise InputError(f"{path}: holds Python objects, which are not loaded; save plain arrays") from None
-        raise InputError(f"{path} cannot be read as a NumPy file ({exc}); check the file or save it again") from None
-    if not isinstance(data, np.lib.npyio.NpzFile) or "x" not in data.files or "y" not in data.files:
+    data = read_numpy(path, need=("x", "y"), hint="; x holds the faces, y the labels, optional usage the splits")
+    if not isinstance(data, dict):
         raise InputError(f"{path}: expected an .npz with arrays 'x' (faces) and 'y' (labels), optional 'usage'")
-    with data:
-        x = check_images(np.asarray(data["x"]), str(path))
-        y = np.asarray(data["y"]).reshape(-1)
-        usage = np.asarray(data["usage"]).astype(str) if "usage" in data.files else np.full(len(x), "Training")
+    x = check_images(np.asarray(data["x"]), str(path))
+    y = np.asarray(data["y"]).reshape(-1)
+    usage = np.asarray(data["usage"]).astype(str) if "usage" in data else np.full(len(x), "Training")
     if len(y) != len(x) or len(usage) != len(x):
         raise InputError(f"{path}: {len(x)} images, {len(y)} labels and {len(usage)} usage entries; they must match")
     if not np.issubdtype(y.dtype, np.integer):

@@ -70,40 +70,64 @@ def load_labels(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.exists():
         raise InputError(f"labels file {path} does not exist")
-    try:
-        if path.suffix == ".npy":
-            y = np.load(path, allow_pickle=False)
-        else:
-            import pandas as pd
+    if path.suffix == ".npy":
+        y = read_numpy(path)
+        if isinstance(y, dict):
+            raise InputError(f"labels file {path} is an .npz archive; save the labels alone with numpy.save")
+    else:
+        import pandas as pd
 
+        try:
             table = pd.read_csv(path, header=None)
             if table.shape[1] > 1:  # id,label: keep the last column, drop a header row
                 table = pd.read_csv(path)
-            y = table.iloc[:, -1].to_numpy()
-    except Exception as exc:  # corrupt files raise many types
-        raise InputError(f"labels file {path} cannot be read: {exc}") from None
+        except Exception as exc:  # corrupt files raise many types
+            raise InputError(f"labels file {path} cannot be read: {str(exc)[:120]}") from None
+        y = table.iloc[:, -1].to_numpy()
     y = np.asarray(y).reshape(-1)
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
             y = y.astype(np.int64)
         else:
-            raise InputError(f"labels file {path}: labels must be whole numbers, got {y.dtype} values like {y[:3]}")
+            raise InputError(f"labels file {path}: labels must be whole numbers, got {y.dtype} values like {str(y[:3])[:60]}")
     return y.astype(np.int64)
 
 
-def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_numpy(path: Path, *, need: tuple[str, ...] = (), hint: str = "") -> np.ndarray | dict[str, np.ndarray]:
+    """An .npy array, or every array of an .npz as a dict, read without unpickling anything. Object
+    arrays, text files with a NumPy suffix and truncated archives are input errors naming the file."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(6)
+    except OSError as exc:
+        raise InputError(f"{path} cannot be read ({exc.strerror}); check the path") from None
+    if magic[:6] != b"\x93NUMPY" and magic[:4] != b"PK\x03\x04":
+        raise InputError(f"{path} is not a NumPy .npy or .npz file; save the array with numpy.save or numpy.savez")
     try:
         data = np.load(path, allow_pickle=False)
-    except Exception as exc:  # corrupt files raise many types
-        if "allow_pickle" in str(exc):
+        if isinstance(data, np.ndarray):
+            return data
+        with data:
+            arrays = {name: data[name] for name in data.files}  # members are read here, inside the handler
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "Object arrays" in str(exc):
             raise InputError(f"{path}: holds Python objects, which are not loaded; save plain numeric arrays") from None
-        raise InputError(f"{path} cannot be read as a NumPy file ({exc}); check the file or save it again") from None
+        raise InputError(f"{path} cannot be read as a NumPy file ({str(exc)[:120]}); save it again") from None
+    except Exception as exc:  # truncated or corrupt archives raise many types
+        raise InputError(f"{path} cannot be read as a NumPy file ({type(exc).__name__}); save it again") from None
+    missing = [n for n in need if n not in arrays]
+    if missing:
+        wanted = f"an array named {need[0]!r}" if len(need) == 1 else f"arrays named {', '.join(map(repr, need))}"
+        raise InputError(f"{path}: an .npz needs {wanted} (found {', '.join(arrays) or 'none'}){hint}")
+    return arrays
+
+
+def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+    data = read_numpy(path, need=() if path.suffix.lower() == ".npy" else ("x",))
     if isinstance(data, np.ndarray):
         return data, None
-    with data:
-        if "x" not in data.files:
-            raise InputError(f"{path}: an .npz needs an array named 'x' (found {', '.join(data.files) or 'none'})")
-        return data["x"], (data["y"] if "y" in data.files else None)
+    return data["x"], data.get("y")
 
 
 def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:

@@ -4,6 +4,7 @@ feature maps and the model's most confident mistakes."""
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
 from dlstudy.models.cnn import ExpressionCNN, summary as model_summary
 from dlstudy.report import Report, text_table
-from dlstudy.runs import atomic_write_bytes
+from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.train import Trainer, resolve_device
 
 log = logging.getLogger("dlstudy")
@@ -93,7 +94,10 @@ def check_config(cfg: dict) -> None:
     unknown = [m for m in e["methods"] if m not in SALIENCY_METHODS]
     if unknown:
         raise InputError(f"explain.methods: unknown {unknown}; choose from {', '.join(SALIENCY_METHODS)}")
-    build_model(cfg, channels=d["channels"], size=d["image_size"] or 48, n_classes=7)
+    try:  # the model's own asserts (one entry per block, a size the pooling can halve) as input errors
+        build_model(cfg, channels=d["channels"], size=d["image_size"] or 48, n_classes=7)
+    except (AssertionError, ValueError, RuntimeError) as exc:
+        raise InputError(f"model.channels / model.convs / model.hidden do not make a network: {str(exc)[:120]}") from None
 
 
 def build_model(cfg: dict, *, channels: int, size: int, n_classes: int) -> ExpressionCNN:
@@ -259,11 +263,15 @@ def run(run, cfg: dict) -> dict:
 
 
 def write_predictions(run_or_path, name: str, probs: np.ndarray, names: list[str], labels: np.ndarray | None) -> None:
+    import csv
+
     pred = probs.argmax(1)
-    lines = ["id,label,emotion,probability" + (",true_label" if labels is not None else "")]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")  # class names may hold commas or quotes
+    writer.writerow(["id", "label", "emotion", "probability"] + (["true_label"] if labels is not None else []))
     for i, p in enumerate(pred):
-        lines.append(f"{i},{p},{names[p]},{probs[i, p]:.4f}" + (f",{labels[i]}" if labels is not None else ""))
-    data = ("\n".join(lines) + "\n").encode()
+        writer.writerow([i, p, names[p], f"{probs[i, p]:.4f}"] + ([labels[i]] if labels is not None else []))
+    data = buf.getvalue().encode()
     if isinstance(run_or_path, Path):
         atomic_write_bytes(run_or_path, data)
     else:
@@ -405,8 +413,6 @@ def load_new_faces(path: str, skip_bad: bool) -> tuple[ImageSet, np.ndarray]:
 
 
 def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path, device: str = "auto") -> dict:
-    from safetensors.torch import load_file
-
     from dlstudy.data.images import load_labels
 
     dev = resolve_device(device)
@@ -427,7 +433,7 @@ def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str
     x = (x - metrics["input_mean"]) / metrics["input_std"]
     names = metrics["class_names"]
     model = build_model(cfg, channels=metrics["channels"], size=metrics["image_size"], n_classes=len(names))
-    model.load_state_dict(load_file(root / "models" / "cnn.safetensors"))
+    load_weights(model, root / "models" / "cnn.safetensors")
     probs = predict_proba(model.to(dev), x, dev)
     write_predictions(Path(out), "", probs, names, y)
     result = {"n_images": len(data), "predictions": str(out), "blur_sigma": sigmas}

@@ -23,12 +23,12 @@ from dlstudy.analysis.metrics import apply_matching, best_matching, clustering_s
 from dlstudy.analysis.reduction import parse_chain, reduce_chains
 from dlstudy.config import TRAINING_RUN
 from dlstudy.data.augment import colour_jitter, random_resized_crop
-from dlstudy.data.images import ImageSet, load_images
+from dlstudy.data.images import ImageSet, load_images, read_numpy
 from dlstudy.errors import InputError
 from dlstudy.models.autoencoder import build_autoencoder
 from dlstudy.models.contrastive import ContrastiveEncoder, nt_xent
 from dlstudy.report import Report, text_table
-from dlstudy.runs import atomic_write_bytes
+from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.train import Trainer, resolve_device
 
 log = logging.getLogger("dlstudy")
@@ -448,7 +448,6 @@ def write_report(run, cfg, data, rows, best_index, metrics, histories, latents, 
 def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path, device: str = "auto") -> dict:
     """Assign new images to the run's clusters: encode with the selected encoder, then vote among the 10
     nearest training features (t-SNE and kernel PCA chains have no exact out-of-sample map)."""
-    from safetensors.torch import load_file
     from sklearn.neighbors import KNeighborsClassifier
 
     dev = resolve_device(device)
@@ -456,15 +455,15 @@ def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str
     if data.labels is not None and cfg["data"]["groups"]:
         data = group_labels(data, cfg["data"]["groups"], cfg["data"]["group_names"])
     x = to_tensor(data.images)
-    with np.load(root / "predict.npz", allow_pickle=False) as saved:
-        train_latents, train_clusters, mapping = saved["latents"], saved["clusters"], saved["mapping"]
+    saved = read_numpy(root / "predict.npz", need=("latents", "clusters", "mapping"), hint="; rerun the study")
+    train_latents, train_clusters, mapping = saved["latents"], saved["clusters"], saved["mapping"]
     spec = metrics["best_encoder"]
     expected = tuple(metrics["image_shape"])
     if data.images.shape[1:] != expected:
         raise InputError(f"{data_path}: images are {data.images.shape[1:]} (H, W, C) but the run was trained on "
                          f"{expected}; resize or convert them first")
     model = build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg["model"])
-    model.load_state_dict(load_file(root / "models" / f"encoder-{slug(spec)}.safetensors"))
+    load_weights(model, root / "models" / f"encoder-{slug(spec)}.safetensors")
     model.to(dev)
     z, _ = encode(model, x, dev)
     knn = KNeighborsClassifier(n_neighbors=min(10, len(train_latents))).fit(train_latents, train_clusters)

@@ -18,7 +18,7 @@ from dlstudy.data.images import ImageSet, load_images
 from dlstudy.errors import InputError
 from dlstudy.models.vae import VAE, build_vae, elbo_terms
 from dlstudy.report import Report, text_table
-from dlstudy.runs import atomic_write_bytes
+from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.train import Trainer, resolve_device
 
 log = logging.getLogger("dlstudy")
@@ -365,8 +365,6 @@ def write_report(run, cfg, metrics, rows, models, histories, xte, data, device):
 def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path, device: str = "auto") -> dict:
     """Each new image's negative ELBO under the main variant, a density score: higher means less
     like the training faces. Averaged over 10 draws of z."""
-    from safetensors.torch import load_file
-
     dev = resolve_device(device)
     size = metrics["image_size"]
     data = load_images(data_path, size=(size, size), skip_bad=cfg["data"]["skip_bad"])
@@ -375,7 +373,7 @@ def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str
         raise InputError(f"{data_path}: images have {x.shape[1]} channel(s) but the run was trained on "
                          f"{metrics['channels']}; convert them first")
     model = build_vae(metrics["model"], in_shape=tuple(x.shape[1:]), model_cfg=cfg["model"])
-    model.load_state_dict(load_file(root / "models" / f"{variant_name(metrics['model'], metrics['beta'])}.safetensors"))
+    load_weights(model, root / "models" / f"{variant_name(metrics['model'], metrics['beta'])}.safetensors")
     s = score(model.to(dev), x, cfg, dev, samples=10, seed=cfg["seed"])
     lines = ["id,neg_elbo,reconstruction,kl"] + [f"{i},{s['neg_elbo'][i]:.3f},{s['reconstruction'][i]:.3f},{s['kl'][i]:.3f}"
                                                  for i in range(len(x))]

@@ -21,7 +21,7 @@ from dlstudy.data.covid import daily_new_cases, load_case_series
 from dlstudy.errors import InputError
 from dlstudy.models.recurrent import CELLS, RecurrentClassifier
 from dlstudy.report import Report, text_table
-from dlstudy.runs import atomic_write_bytes
+from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.train import Trainer, resolve_device
 
 log = logging.getLogger("dlstudy")
@@ -365,15 +365,13 @@ def pivot(rows: list[dict], split: str) -> list[dict]:
 # predict -----------------------------------------------------------------------------------------
 def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path, device: str = "auto") -> dict:
     """Probabilities after each series' latest window, and the accuracy over every window of the new data."""
-    from safetensors.torch import load_file
-
     dev = resolve_device(device)
     cfg = {**cfg, "data": {**cfg["data"], "path": data_path, "start_date": None}}
     length = metrics["best_window"]
     cfg["windows"] = {**cfg["windows"], "lengths": [length]}
     _, daily, _ = prepare(cfg)
     model = build_model(cfg, metrics["best_model"])
-    model.load_state_dict(load_file(root / "models" / f"time-{metrics['best_model']}-L{length}.safetensors"))
+    load_weights(model, root / "models" / f"time-{metrics['best_model']}-L{length}.safetensors")
     model.to(dev)
     latest = latest_probabilities(daily, model, length, cfg, dev)
     atomic_write_bytes(out, latest.to_csv(index=False).encode())

@@ -23,17 +23,17 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
           metric: str | None = None, direction: str | None = None, pruner: str | None = None,
           data: str | Path | None = None, config: str | Path | None = None, sets=(), seed: int | None = None,
           quick: bool = False, device: str | None = None, backend: str = "local", ray_address: str | None = None,
-          trial_cpus: int | None = None, trial_gpus: float = 0) -> tuple[dict | None, pd.DataFrame]:
+          trial_cpus: int | None = None, trial_gpus: float = 0, resume: bool = False) -> tuple[dict | None, pd.DataFrame]:
     """Run (or continue) a sweep; returns the best configuration's resolved config and the trials table
     (its attrs["folder"] is the sweep folder). Rerunning the same call continues the same study:
     finished trials are never run again. Several calls (processes, machines) may share one storage."""
-    from dlstudy.api import resolve_config
+    from dlstudy.api import check, resolve_config
 
     module = study_module(study)
     flags = {"seed": seed} if seed is not None else {}
     cfg = resolve_config(study, config=config, sets=sets, quick=quick, flags=flags)
-    module.check_config(cfg)
-    parsed = load_space(space, cfg, check=module.check_config)
+    check(study, cfg)
+    parsed = load_space(space, cfg, check=lambda c: check(study, c))
     spec = make_spec(study, module, parsed, cfg, trials=trials, seeds=seeds, metric=metric, direction=direction,
                      pruner=pruner, data=data, config=config, sets=sets, quick=quick, device=device)
     if ray_address and (out is None or not Path(out).is_absolute()):  # checked before any connection
@@ -42,6 +42,8 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
     workers, threads = placement(backend, workers, ray_address, trial_cpus, trial_gpus, storage)
     name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
     folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
+    if resume and not (folder / "status.json").exists():
+        raise InputError(f"--resume: no sweep to continue in {folder}; run it without --resume, with the same flags")
     run = open_folder(folder, spec)
     storage_obj = open_storage(storage, folder, workers)
     optuna_study = load_study(spec, storage_obj, name, create=True)

@@ -308,6 +308,7 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -
         c, s = pair(trial)
         run_dir = folder / "trials" / f"c{c:03d}-s{s}"
         trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
+        trial.set_user_attr("values", values)  # as the run got them (lists stay lists), for dashboard readers
         if space.params and s == 0:
             fill_queue(study, spec, space)  # this configuration's other seeds, with the parameters just drawn
     finally:

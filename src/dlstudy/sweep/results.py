@@ -8,6 +8,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from dlstudy import plots  # noqa: F401  (matplotlib set up for data text)
 from dlstudy.report import Link, Report
 from dlstudy.runs import Run
 from dlstudy.sweep.engine import SweepSpec
