@@ -137,7 +137,7 @@ def test_a_killed_contrastive_run_resumes_from_its_last_epoch(cli, tmp_path, mon
                 "--set", "contrastive.train.batch_size=200", "--set", "grid.reductions=[l2]", "--set", "figures.map_points=200"]
     code, _, err = cli("cluster", "--out", out, *settings)
     assert code == 130 and not is_complete(out)
-    code, _, err = cli("cluster", "--out", out, "--resume", *settings)
+    code, _, err = cli("-v", "cluster", "--out", out, "--resume", *settings)  # -v: each epoch's line on stderr
     assert code == 0 and is_complete(out), err
     assert "encoder-simclr: resuming after epoch 2" in err
     assert "encoder-simclr epoch 3/3" in err and "encoder-simclr epoch 1/3" not in err
