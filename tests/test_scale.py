@@ -54,7 +54,8 @@ def running_trials(storage, name):
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:  # not created yet
         return []
-    return [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+    return [t for t in study.get_trials(deepcopy=False)
+            if t.state.name == "RUNNING" and {"worker", "run_dir"} <= set(t.user_attrs)]
 
 
 def assert_each_configuration_complete_once(out, n):

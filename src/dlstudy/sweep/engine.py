@@ -304,11 +304,11 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -
             trial.set_user_attr("spare", True)
             raise SpareTrial("no queued trial was left for this worker")
         values = {p.key: p.suggest(trial) for p in (*space.grid, *space.params)}
-        trial.set_user_attr("worker", worker_id())
         c, s = pair(trial)
         run_dir = folder / "trials" / f"c{c:03d}-s{s}"
         trial.set_user_attr("run_dir", str(run_dir.relative_to(folder)))
         trial.set_user_attr("values", values)  # as the run got them (lists stay lists), for dashboard readers
+        trial.set_user_attr("worker", worker_id())  # last: a trial with a worker has its run_dir
         if space.params and s == 0:
             fill_queue(study, spec, space)  # this configuration's other seeds, with the parameters just drawn
     finally:
