@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     check(name, cfg)  # before any folder is made
     out = Path(out) if out is not None else default_out(name, resume=resume)
     created = not out.exists()
+    discard = False  # a folder this call made for input that failed before any training is removed
     run = Run.open(out, cfg, resume=resume, study=name)
     handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -84,9 +86,8 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
         run.prune(str(exc))
         raise
     except InputError as exc:
-        if created and not started_training(run.root):  # bad data: leave nothing behind
-            discard(run, handler)
-        else:
+        discard = created and not started_training(run.root)  # bad data: leave nothing behind
+        if not discard:
             run.fail(str(exc))
         raise
     except DiskError as exc:  # full disk, quota, permissions: the message says which file and what to do
@@ -102,23 +103,14 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
         log.removeHandler(handler)
         handler.close()
         run.close()
+        if discard:  # a run folder exists only for a run that started; the same --out works after the fix
+            shutil.rmtree(run.root, ignore_errors=True)
     return run.root, metrics
 
 
 def started_training(root: Path) -> bool:
     """Whether a run wrote anything worth resuming (a checkpoint, weights, cached features)."""
     return any(any((root / d).iterdir()) for d in ("checkpoints", "models", "grid") if (root / d).is_dir())
-
-
-def discard(run: Run, handler: logging.Handler) -> None:
-    """Remove a run folder this call created whose input failed before any training: a run folder
-    exists only for a run that started, and the same --out works after the fix."""
-    import shutil
-
-    log.removeHandler(handler)
-    handler.close()
-    run.close()
-    shutil.rmtree(run.root, ignore_errors=True)
 
 
 def predict(run_dir: str | Path, *, data: str | Path, labels: str | Path | None = None,

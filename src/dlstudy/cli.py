@@ -24,18 +24,20 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def add_common(p: argparse.ArgumentParser, keys=("data", "device", "tensorboard")) -> None:
+def add_common(p: argparse.ArgumentParser, keys=("data", "device", "tensorboard"), *,
+               out_help: str = "the run folder (default: runs/<study>/<timestamp>)",
+               quick_help: str = "a reduced setting that finishes in about a minute") -> None:
     """The flags every study shares; `keys` drops those a study has no config key for."""
     if "data" in keys:
         p.add_argument("--data", metavar="PATH", help="data file or folder (default: a small data set that ships offline)")
-    p.add_argument("--out", metavar="DIR", help="the run folder (default: runs/<study>/<timestamp>)")
+    p.add_argument("--out", metavar="DIR", help=out_help)
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config overrides")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="override one config key, dots for nesting (repeatable)")
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     if "device" in keys:
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
-    p.add_argument("--quick", action="store_true", help="a reduced setting that finishes in about a minute")
+    p.add_argument("--quick", action="store_true", help=quick_help)
     p.add_argument("--resume", action="store_true", help="continue the unfinished run in --out (or the newest one)")
     if "tensorboard" in keys:
         p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
@@ -65,13 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "index page linking their reports. By default each study runs its tour setting "
                                    "(its --quick grid: minutes); --full runs the full grids (about an hour on 2 cores).")
     p.add_argument("what", choices=["all"], help="'all': every study")
-    add_common(p, keys=("device", "tensorboard"))
+    add_common(p, keys=("device", "tensorboard"), out_help="the folder for all studies (default: runs/all/<timestamp>)",
+               quick_help="the tour setting (the default for run all)")
     p.add_argument("--full", action="store_true", help="the studies' full default grids instead of the tour")
-    for action in p._actions:
-        if action.dest == "out":
-            action.help = "the folder for all studies (default: runs/all/<timestamp>)"
-        if action.dest == "quick":
-            action.help = "the tour setting (the default for run all)"
     p = sub.add_parser("predict", help="apply a finished run to new data",
                        description="Apply the model of a finished run to new data and write a CSV of predictions "
                                    "(scores, where there are labels).")
@@ -150,6 +148,17 @@ def run_sweep(args, **given) -> int:
           if summary["best_value"] is not None else f"sweep: no trial completed ({summary['n_failed']} failed)")
     print(f"report: {folder / 'report.html'}")
     return 0 if summary["n_failed"] == 0 else 1
+
+
+def run_seeds(args) -> int:
+    """`dlstudy STUDY --seeds K`: a sweep with no space; the study's own flags travel as --set keys."""
+    from dlstudy.config import flatten
+    from dlstudy.studies import STUDIES
+
+    if args.seeds < 1:
+        raise InputError(f"--seeds must be at least 1, got {args.seeds}")
+    flags = [f"{k}={json.dumps(v)}" for k, v in flatten(STUDIES[args.command].flag_overrides(args)).items()]
+    return run_sweep(args, study=args.command, sets=[*args.sets, *flags])
 
 
 def run_all(args) -> int:
@@ -246,14 +255,8 @@ def main(argv: list[str] | None = None) -> int:
 
             print(f"compare: {compare(args.run_dirs, out=args.out, force=args.force)}")
             return 0
-        if getattr(args, "seeds", None) is not None:  # `dlstudy STUDY --seeds K`: a sweep with no space
-            if args.seeds < 1:
-                raise InputError(f"--seeds must be at least 1, got {args.seeds}")
-            from dlstudy.config import flatten
-            from dlstudy.studies import STUDIES
-
-            flags = [f"{k}={json.dumps(v)}" for k, v in flatten(STUDIES[args.command].flag_overrides(args)).items()]
-            return run_sweep(args, study=args.command, sets=[*args.sets, *flags])
+        if getattr(args, "seeds", None) is not None:
+            return run_seeds(args)
         if args.command == "predict":
             from dlstudy.api import predict
 

@@ -20,8 +20,8 @@ TRAINING_RUN = {"seed": 0, "device": "auto", "quick": False, "tensorboard": Fals
 
 MAX_NODES = 10_000  # values in one YAML document once aliases are expanded; configs hold a few hundred
 
-# Ranges by full dotted key, else by the last part of a key: (low, high, low is allowed, high is allowed). None as a value is
-# left to the study (it means "not set"). A study's RANGES add or override by full dotted key.
+# Ranges by full dotted key, else by the last part of a key: (low, high, low is allowed, high is allowed).
+# None as a value is left to the study (it means "not set"). A study's RANGES add or override by full key.
 INF = float("inf")
 RANGES = {
     "seed": (0, 2**63 - 1, True, True),

@@ -158,20 +158,15 @@ def text_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> st
 def index_page(title: str, entries: Sequence[dict], *, started: str, seconds: float, command: str) -> str:
     """The page `run all` writes: when, how long and how, then one row per study with its data, its
     headline numbers against their baselines, its time and a link to its report."""
-    rows = []
-    for e in entries:
-        link = f"<a href=\"{escape(e['href'], quote=True)}\">{escape(e['study'])}</a>"
-        cells = [link, escape(e["state"]), escape(e.get("data") or "–"), escape(e["summary"]),
-                 escape(format_value(e.get("seconds")))]
-        rows.append("<tr>" + "".join(f"<td class='t'>{c}</td>" for c in cells) + "</tr>")
+    rows = [{"study": Link(e["study"], e["href"]), "state": e["state"], "data": e.get("data"),
+             "headline numbers (against the baselines of the same run)": e["summary"], "seconds": e.get("seconds")}
+            for e in entries]
     minutes = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
             f"<p class='note'>Started {escape(started)}, took {escape(minutes)}: <code>{escape(command)}</code>. "
             "Each study's report has its config, environment and figures; every number below comes from that run.</p>"
-            "<table><tr><th class='t'>study</th><th class='t'>state</th><th class='t'>data</th>"
-            "<th class='t'>headline numbers (against the baselines of the same run)</th><th class='t'>seconds</th></tr>"
-            + "".join(rows) + "</table></body></html>")
+            + html_table(rows) + "</body></html>")
 
 
 def add_index_link(report_file, href: str = "../index.html") -> None:

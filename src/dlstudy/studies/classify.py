@@ -358,12 +358,7 @@ def write_report(run, cfg, metrics, prep, splits, summary_rows, history, probs, 
                   f"Inputs that most activate filters of {label}, by gradient ascent from noise with weight decay and "
                   "periodic blur.")
     k = int(e["example"]) % len(y)
-    one_input = t[scored][0][k : k + 1].to(device)
-    index = layer_index % len(convs)
-    maps = feature_maps(model, convs[index], one_input).cpu().numpy()[:32]
-    while maps.shape[-1] < 8 and index > 0:  # maps of a few pixels show nothing: the deepest layer of 8 px or more
-        index -= 1
-        maps = feature_maps(model, convs[index], one_input).cpu().numpy()[:32]
+    index, maps = readable_maps(model, convs, layer_index % len(convs), t[scored][0][k : k + 1].to(device))
     report.figure(plots.image_rows([shown[[k]]] + grid(plots.to_display(maps[:, None]), 8),
                                    captions=[[names[y[k]]]]), "feature_maps",
                   f"The first {len(maps)} feature maps ({maps.shape[-1]}x{maps.shape[-2]} px) of conv layer {index + 1} "
@@ -371,6 +366,16 @@ def write_report(run, cfg, metrics, prep, splits, summary_rows, history, probs, 
                   + ("" if index == layer_index % len(convs) else f" (layer {layer_index % len(convs) + 1}'s maps are "
                      "too small to show)") + ".")
     report.write(config=cfg, metrics=metrics, seconds=run.elapsed())
+
+
+def readable_maps(model, convs: list, index: int, x: torch.Tensor, *, min_px: int = 8) -> tuple[int, np.ndarray]:
+    """(layer index, its first 32 feature maps for x): the chosen conv layer, or the deepest layer before
+    it whose maps are at least min_px wide (maps of a few pixels show nothing)."""
+    maps = feature_maps(model, convs[index], x).cpu().numpy()[:32]
+    while maps.shape[-1] < min_px and index > 0:
+        index -= 1
+        maps = feature_maps(model, convs[index], x).cpu().numpy()[:32]
+    return index, maps
 
 
 def grid(items, width: int) -> list:

@@ -329,28 +329,28 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -
     started = time.time()
     label = f"trial {trial.number} (config {c}, seed {spec.base_seed + s})"
     try:
-        if is_complete(run_dir):  # finished just before its worker died
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-        else:
-            with heartbeat(study, trial), epoch_listener(report), contextlib.redirect_stdout(io.StringIO()):
-                _, metrics = run_study(spec.study, data=spec.data, out=run_dir, config=spec.config,
-                                       sets=[*spec.sets, *(space.param(k).as_set(v) for k, v in values.items())],
-                                       seed=spec.base_seed + s, device=spec.device, quick=spec.quick,
-                                       resume=read_status(run_dir) is not None)
-        value = metric_value(metrics, spec.metric, run_dir)
+        try:
+            if is_complete(run_dir):  # finished just before its worker died
+                metrics = json.loads((run_dir / "metrics.json").read_text())
+            else:
+                with heartbeat(study, trial), epoch_listener(report), contextlib.redirect_stdout(io.StringIO()):
+                    _, metrics = run_study(spec.study, data=spec.data, out=run_dir, config=spec.config,
+                                           sets=[*spec.sets, *(space.param(k).as_set(v) for k, v in values.items())],
+                                           seed=spec.base_seed + s, device=spec.device, quick=spec.quick,
+                                           resume=read_status(run_dir) is not None)
+            value = metric_value(metrics, spec.metric, run_dir)
+        finally:
+            trial.set_user_attr("seconds", round(time.time() - started, 1))
     except Pruned as exc:
-        trial.set_user_attr("seconds", round(time.time() - started, 1))
         print(f"sweep: {label} pruned: {exc}", flush=True)
         raise optuna.TrialPruned(str(exc)) from None
     except Exception as exc:
         trial.set_user_attr("error", str(exc)[:500])
         trial.set_user_attr("input_error", isinstance(exc, InputError))
-        trial.set_user_attr("seconds", round(time.time() - started, 1))
         print(f"sweep: {label} failed: {str(exc)[:300]}", flush=True)
         if not isinstance(exc, InputError):
             log.exception("sweep: %s failed", label)
         raise
-    trial.set_user_attr("seconds", round(time.time() - started, 1))
     print(f"sweep: {label} complete: {spec.metric} {value:.4f} in {time.time() - started:.0f} s", flush=True)
     return value
 
@@ -387,12 +387,24 @@ def _worker_main(job: Job, index: int) -> None:
         ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
     if os.getppid() == 1:
         return
-    handler = logging.FileHandler(Path(job.folder) / "logs" / f"worker-{index}.txt", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    with worker_log(Path(job.folder) / "logs" / f"worker-{index}.txt"):
+        work(job)
+
+
+@contextlib.contextmanager
+def worker_log(path: Path):
+    """A worker's own log file (its host named: Ray workers may run anywhere) instead of the terminal."""
+    path.parent.mkdir(exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(f"%(asctime)s {socket.gethostname()} %(levelname)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False
-    work(job)
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        handler.close()
 
 
 def run_workers(job: Job, *, ray_address: str | None = None, trial_gpus: float = 0) -> None:
@@ -408,7 +420,6 @@ def run_processes(job: Job) -> None:
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    (Path(job.folder) / "logs").mkdir(exist_ok=True)
     procs = [ctx.Process(target=_worker_main, args=(job, i), daemon=False) for i in range(job.workers)]
     for p in procs:
         p.start()
@@ -433,17 +444,8 @@ def import_ray():
 
 
 def _ray_worker(job: Job, index: int) -> None:
-    (Path(job.folder) / "logs").mkdir(exist_ok=True)
-    handler = logging.FileHandler(Path(job.folder) / "logs" / f"ray-worker-{index}.txt", encoding="utf-8")
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {socket.gethostname()} %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    try:
+    with worker_log(Path(job.folder) / "logs" / f"ray-worker-{index}.txt"):
         work(job)
-    finally:
-        log.removeHandler(handler)
-        handler.close()
 
 
 def run_on_ray(job: Job, address: str | None, trial_gpus: float) -> None:
@@ -474,10 +476,6 @@ def ray_slots(address: str | None, trial_cpus: int) -> int:
     return max(1, int(ray.cluster_resources().get("CPU", 1)) // trial_cpus)
 
 
-def spec_text(spec: SweepSpec) -> str:
-    return dump_yaml(asdict(spec))
-
-
 def open_folder(folder: Path, spec: SweepSpec) -> Run:
     """The sweep folder is a run folder of its own (status.json, config.yaml = the sweep's spec)."""
     status = read_status(folder)
@@ -490,7 +488,7 @@ def open_folder(folder: Path, spec: SweepSpec) -> Run:
                          "flags, or choose another --out")
     run = Run(folder, asdict(spec))
     run.root.mkdir(parents=True, exist_ok=True)
-    run.write_text("config.yaml", spec_text(spec))
+    run.write_text("config.yaml", dump_yaml(asdict(spec)))
     if spec.space:
         run.write_text("space.yaml", dump_yaml(spec.space))
     run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study)
