@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test bench
+.PHONY: run test lint bench
 
 $(BIN)/dlstudy: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: $(BIN)/dlstudy
 
 test: $(VENV)/.extras
 	$(BIN)/python -m pytest -q -ra
+
+# ruff's lint rules live in pyproject.toml
+lint: $(VENV)/.extras
+	$(BIN)/ruff check src tests benchmarks
 
 bench: $(VENV)/.extras
 	$(BIN)/python benchmarks/bench_cluster.py

@@ -72,7 +72,8 @@ def main() -> None:
                 "raw_kmeans_ari": r["raw_kmeans_ari"], "ratio_vs_raw": round(r["accuracy"] / r["raw_kmeans_accuracy"], 3),
                 "best_autoencoder": r.get("best_autoencoder"), "best_autoencoder_accuracy": r.get("best_autoencoder_accuracy"),
                 "best_autoencoder_nmi": r.get("best_autoencoder_nmi"),
-                "ratio_vs_autoencoder": round(r["accuracy"] / r["best_autoencoder_accuracy"], 3) if r.get("best_autoencoder_accuracy") else None,
+                "ratio_vs_autoencoder": (round(r["accuracy"] / r["best_autoencoder_accuracy"], 3)
+                                         if r.get("best_autoencoder_accuracy") else None),
             })
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
     from dlstudy.report import text_table

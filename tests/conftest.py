@@ -18,6 +18,21 @@ def data_root() -> Path:
     return root
 
 
+@pytest.fixture(scope="session")
+def tour(tmp_path_factory):
+    """`make run`'s job, run once for the tests that read its reports: (folder, exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from dlstudy.cli import main
+
+    folder = tmp_path_factory.mktemp("tour") / "all"
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["run", "all", "--out", str(folder)])
+    return folder, code, out.getvalue(), err.getvalue()
+
+
 @pytest.fixture
 def cli(capsys):
     """Run the CLI in-process: returns (exit code, stdout, stderr)."""

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.explanations import SALIENCY_METHODS, excite_filters, feature_maps, saliency
+from dlstudy.answers.classify import sharpness_sentence
 from dlstudy.data.augment import random_affine
 from dlstudy.data.expressions import EMOTIONS, load_expressions
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
-from dlstudy.models.cnn import ExpressionCNN, summary
+from dlstudy.models.cnn import ExpressionCNN
 from dlstudy.report import format_value
-from dlstudy.studies.classify import sharpness_sentence
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +93,10 @@ def test_bad_folders_are_named(data_root, tmp_path):
 def test_cnn_output_shape_and_summary(size):
     model = ExpressionCNN(image_size=size)
     assert model(torch.randn(5, 1, size, size)).shape == (5, 7)
-    rows = summary(model, (1, size, size))
-    assert sum(r["parameters"] for r in rows) == sum(p.numel() for p in model.parameters())
-    assert rows[-1]["output"] == "7"
+    rows = layer_table(model, torch.randn(2, 1, size, size))
+    layers, total = rows[:-1], rows[-1]
+    assert sum(r["parameters"] for r in layers) == total["parameters"] == sum(p.numel() for p in model.parameters())
+    assert layers[-1]["output"] == "7" and layers[0]["output"] == f"32 x {size} x {size}"
     with pytest.raises(InputError, match="too small"):
         ExpressionCNN(image_size=8)
 

@@ -35,7 +35,7 @@ def test_run_folder_holds_everything(finished_run):
     html = (out / "report.html").read_text()
     assert "raw pixels" in html and "data:image/png;base64" in html and "figures/" not in html.split("<body>")[0]
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert {"grid_accuracy.png", "training_autoencoder.png", "latent_maps.png", "reconstructions_pool.png",
+    assert {"grid_accuracy.png", "training.png", "latent_maps.png", "reconstructions_pool.png",
             "neighbours_pool.png"} <= figures
 
 
@@ -93,9 +93,9 @@ def test_bad_data_files(tmp_path, cli):
 
 
 def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
-    from dlstudy.studies import cluster
+    from dlstudy.analysis import cluster_grid
 
-    real = cluster.reduce_chains
+    real = cluster_grid.reduce_chains
     calls = []
 
     def crash_on_second_autoencoder(*args, **kwargs):
@@ -104,7 +104,7 @@ def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
             raise KeyboardInterrupt  # as if killed after the first autoencoder's rows
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(cluster, "reduce_chains", crash_on_second_autoencoder)
+    monkeypatch.setattr(cluster_grid, "reduce_chains", crash_on_second_autoencoder)
     out = tmp_path / "r"
     code, _, err = cli("-q", "cluster", "--out", out, *TINY)
     assert code == 130 and "--resume" in err
@@ -118,24 +118,24 @@ def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
 
 
 @pytest.mark.slow
-def test_run_all_writes_an_index(tmp_path, cli):
+def test_run_all_writes_an_index(tour, tmp_path, cli):
     """`make run`'s settings (the tour): every study completes, the terminal gets a few lines, the index
     says when, how long and on what, and every report links back to it."""
-    code, out, err = cli("run", "all", "--out", tmp_path / "all")
+    folder, code, out, err = tour
     assert code == 0, err
     assert len((out + err).strip().splitlines()) < 100
-    index = (tmp_path / "all" / "index.html").read_text()
+    index = (folder / "index.html").read_text()
     for study in ("cluster", "trend", "classify", "generate", "derive"):
-        assert f'href="{study}/report.html"' in index and is_complete(tmp_path / "all" / study)
+        assert f'href="{study}/report.html"' in index and is_complete(folder / study)
     assert "accuracy" in index and "all pass" in index
     assert "Started " in index and "took " in index and "MNIST-5000" in index  # when, how long, on what data
     for study in ("cluster", "trend", "classify", "generate", "derive"):  # and a way back from every report
-        assert 'href="../index.html"' in (tmp_path / "all" / study / "report.html").read_text()
-    generate = json.loads((tmp_path / "all" / "generate" / "metrics.json").read_text())
+        assert 'href="../index.html"' in (folder / study / "report.html").read_text()
+    generate = json.loads((folder / "generate" / "metrics.json").read_text())
     assert len(set(generate["example_classes"])) >= 5  # examples drawn across the digits, not all zeros
-    classify = re.sub(r'src="data:[^"]*"', "", (tmp_path / "all" / "classify" / "report.html").read_text())
+    classify = re.sub(r'src="data:[^"]*"', "", (folder / "classify" / "report.html").read_text())
     assert "face" not in classify.lower()  # the default data are digits: no word of the page says faces
-    assert f"index: {(tmp_path / 'all' / 'index.html').resolve()}" in out
+    assert f"index: {(folder / 'index.html').resolve()}" in out
     code, _, err = cli("-q", "run", "all", "--out", tmp_path / "bad", "--set", "cluster.train.epoch=1")
     assert code == 2 and "unknown config key 'train.epoch'" in err
 

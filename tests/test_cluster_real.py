@@ -4,8 +4,7 @@ import json
 import numpy as np
 import pytest
 
-from dlstudy.data.images import load_images
-from dlstudy.studies.cluster import group_labels
+from dlstudy.data.images import group_labels, load_images
 
 pytestmark = pytest.mark.slow
 VEHICLES_ANIMALS = "data.groups=[[0,1,8,9],[2,3,4,5,6,7]]"

@@ -120,7 +120,7 @@ def test_contrastive_run_beats_raw_pixels_on_vehicles_against_animals(cli, tmp_p
 
 
 def test_a_killed_contrastive_run_resumes_from_its_last_epoch(cli, tmp_path, monkeypatch):
-    from dlstudy.studies import cluster as study
+    from dlstudy.models import encoders as study
 
     calls = []
     real = study.nt_xent

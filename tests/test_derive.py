@@ -31,7 +31,7 @@ def test_a_wrong_gradient_is_caught(monkeypatch):
 
     def forgets_the_mean_path(*args):
         g = real(*args)
-        g["dx"] = g["dx_hat"] / np.sqrt(args[4] + args[3])  # the common mistake: dl/dx = dl/dx_hat / std
+        g["dx"] = g["dx_hat"] / np.sqrt(args[4][1] + args[3])  # the common mistake: dl/dx = dl/dx_hat / std (var in the cache)
         return g
 
     monkeypatch.setattr(batchnorm, "backward", forgets_the_mean_path)

@@ -64,12 +64,12 @@ def test_a_second_writer_is_refused_and_a_dead_writers_run_resumes(tmp_path, dat
 
 
 def test_an_unexpected_error_marks_the_run_failed_with_one_line_and_a_log(tmp_path, cli, data_root, monkeypatch):
-    from dlstudy.studies import trend
+    from dlstudy.report import Report
 
     def broken(*args, **kwargs):
         raise RuntimeError("the report writer broke")
 
-    monkeypatch.setattr(trend, "write_report", broken)
+    monkeypatch.setattr(Report, "write", broken)
     out = tmp_path / "run"
     code, _, err = cli("-q", "trend", "--data", covid(data_root), "--out", out, *TREND_TINY)
     assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
@@ -118,12 +118,11 @@ def test_names_with_dollars_and_commas_are_plain_text(tmp_path, cli, data_root):
     assert code == 0, err
     assert "$Afghanistan$ &amp; co" in (tmp_path / "run" / "report.html").read_text()
 
-    from dlstudy.studies.classify import write_predictions
+    from dlstudy.analysis.classification import predictions_csv
 
     names = ['happy, mostly', 'sad "really"']
-    target = tmp_path / "p.csv"
-    write_predictions(target, "", np.array([[0.9, 0.1], [0.2, 0.8]]), names, np.array([0, 1]))
-    rows = list(csv.reader(io.StringIO(target.read_text())))
+    written = predictions_csv(np.array([[0.9, 0.1], [0.2, 0.8]]), names, np.array([0, 1]))
+    rows = list(csv.reader(io.StringIO(written.decode())))
     assert rows[1][2] == names[0] and rows[2][2] == names[1] and all(len(r) == 5 for r in rows)
 
 

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 import torch
 
+from dlstudy.analysis.generative import active_units, interpolate, posterior_samples, prior_samples
 from dlstudy.data.images import load_images
+from dlstudy.data.images import to_unit_tensor as to_tensor
 from dlstudy.errors import InputError
-from dlstudy.models.vae import ConvVAE, MLPVAE, elbo_terms, kl_divergence
+from dlstudy.models.vae import MLPVAE, ConvVAE, ELBOLoss, beta_at, elbo_terms, kl_divergence
 from dlstudy.report import format_value
-from dlstudy.studies.generate import (active_units, beta_at, interpolate, make_loss, posterior_samples, prior_samples,
-                                      to_tensor)
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +88,7 @@ def test_loss_decreases_on_real_faces(faces):
     cfg = {"loss": {"likelihood": "bernoulli", "sigma": 0.1, "warmup": "none", "warmup_epochs": 1}}
     x = to_tensor(faces.images[:1000], 32)
     torch.manual_seed(0)
-    ref: list = []
-    trainer = Trainer(ConvVAE(in_shape=(3, 32, 32)), make_loss(cfg, 1.0, ref), epochs=3, batch_size=64, lr=1e-3)
-    ref.append(trainer)
+    trainer = Trainer(ConvVAE(in_shape=(3, 32, 32)), ELBOLoss(beta=1.0, **cfg["loss"]), epochs=3, batch_size=64, lr=1e-3)
     history = trainer.fit((x,)).history_
     assert history[-1]["neg_elbo"] < history[0]["neg_elbo"] - 20
     assert history[-1]["neg_elbo"] == pytest.approx(history[-1]["reconstruction"] + history[-1]["kl"], rel=1e-4)

@@ -7,13 +7,14 @@ EVIL = "<script>alert(1)</script>"
 
 
 def test_user_strings_are_escaped(tmp_path):
-    run = Run.open(tmp_path / "r", {"data": {"path": EVIL}}, resume=False, study="cluster")
+    config = {"data": {"path": EVIL}}
+    run = Run.open(tmp_path / "r", config, resume=False, study="cluster")
     report = Report(f"title {EVIL}", run=run)
     report.heading(EVIL)
     report.paragraph(EVIL)
     report.bullets([EVIL])
     report.table([{"name": EVIL, "value": 1.23456}])
-    html = report.render(config=run.config, metrics={EVIL: EVIL})
+    html = report.render(config=config, metrics={EVIL: EVIL})
     assert "<script>" not in html and html.count("&lt;script&gt;") >= 6
     assert "<td>1.235</td>" in html
 

@@ -22,7 +22,8 @@ def mse(model, batch):
 def make(run=None, epochs=6, **kw):
     torch.manual_seed(0)
     model = nn.Linear(5, 1)
-    return Trainer(model, mse, epochs=epochs, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine", run=run, name="lin", **kw)
+    return Trainer(model, mse, epochs=epochs, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine", run=run,
+                   name="lin", **kw)
 
 
 def test_loss_decreases_and_history_has_metrics():

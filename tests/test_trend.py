@@ -5,7 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from dlstudy.answers import trend as answers
 from dlstudy.config import resolve
+from dlstudy.data import windows
 from dlstudy.data.countries import map_codes
 from dlstudy.data.covid import CaseSeries, daily_new_cases, load_case_series, parse_date
 from dlstudy.errors import InputError
@@ -51,7 +53,7 @@ def test_jhu_file_sums_provinces(data_root):
 
 def test_negative_corrections_policies():
     counts = pd.DataFrame([[1, 5, 4, 10]], index=["x"], columns=pd.date_range("2020-01-01", periods=4), dtype=float)
-    s = CaseSeries(counts, cumulative=True, coords=None, source="t")
+    s = CaseSeries(counts, cumulative=True, source="t")
     clip, changed = daily_new_cases(s, "clip")
     assert clip.iloc[0].tolist() == [1, 4, 0, 6] and changed["x"] == 1
     spread, _ = daily_new_cases(s, "spread")
@@ -61,18 +63,18 @@ def test_negative_corrections_policies():
 
 
 def test_windows_and_labels_on_a_hand_made_series():
-    x, y, series, target = trend.make_windows(np.array([[0, 1, 3, 2, 2, 5.0]]), 2)
+    x, y, series, target = windows.make_windows(np.array([[0, 1, 3, 2, 2, 5.0]]), 2)
     assert x.tolist() == [[0, 1], [1, 3], [3, 2], [2, 2]]
     assert y.tolist() == [1, 0, 0, 1]  # 3 > 1, 2 > 3, 2 > 2, 5 > 2
     assert target.tolist() == [2, 3, 4, 5] and series.tolist() == [0] * 4
     with pytest.raises(InputError, match="needs more than the 6 days"):
-        trend.make_windows(np.zeros((1, 6)), 6)
+        windows.make_windows(np.zeros((1, 6)), 6)
 
 
 def test_time_split_keeps_the_future_out():
     cfg = resolve(trend.DEFAULTS)
     target = np.tile(np.arange(5, 100), 3)
-    fit, val, test = trend.split_indices(target, 100, "time", cfg, 0)
+    fit, val, test = windows.split_indices(target, 100, "time", cfg, 0)
     assert target[fit].max() < target[val].min() <= target[val].max() < target[test].min()
     assert len(set(fit) | set(val) | set(test)) == len(target)
     assert abs(len(test) / len(target) - 0.3) < 0.02
@@ -81,10 +83,10 @@ def test_time_split_keeps_the_future_out():
 def test_correlation_rules():
     t = np.arange(50.0)
     daily = pd.DataFrame([t, 2 * t + 1, np.sin(t), np.zeros(50)], index=["a", "b", "c", "flat"])
-    corr = trend.correlations(daily)
+    corr = windows.correlations(daily)
     assert corr.loc["a", "b"] == pytest.approx(1.0) and corr.loc["flat", "a"] == 0
-    assert trend.select_countries(corr, 0.9, "any") == ["a", "b"]
-    assert trend.select_countries(corr, 0.9, "mean") == []
+    assert windows.select_countries(corr, 0.9, "any") == ["a", "b"]
+    assert windows.select_countries(corr, 0.9, "mean") == []
 
 
 def test_every_country_name_is_placed_or_listed(data_root):
@@ -144,8 +146,10 @@ def test_run_on_the_course_file(data_root, tmp_path, cli):
     assert len(probs) == 185 and probs["probability"].between(0, 1).all()
     svg = (out / "figures" / "world_map.svg").read_text()
     placed = probs.loc[probs["map_code"] != "", "map_code"]
-    assert len(placed) > 150 and all(f'class="{code} country map-element color-0' in svg for code in placed)
+    assert len(placed) > 150 and all(f'class="{code} country map-element color-' in svg for code in placed)
     assert "<script" not in svg
+    # a legend: one entry per probability band, trained-on countries apart from scored-only ones
+    assert 'class="legends"' in svg and svg.count('class="legend reactive') >= 2 and "trained on" in svg
     code, out_text, err = cli("predict", out, "--data", data_root / COURSE, "--out", tmp_path / "p.csv")
     assert code == 0, err and "all_windows_accuracy" in out_text
 
@@ -180,7 +184,7 @@ def rows_for(window, *, balanced, auc, train_share=0.22, test_share=0.43):
 
 
 def test_window_sentences_say_whether_and_why():
-    said = trend.window_sentences(rows_for(3, balanced=0.5, auc=0.69) + rows_for(10, balanced=0.60, auc=0.64)
+    said = answers.window_sentences(rows_for(3, balanced=0.5, auc=0.69) + rows_for(10, balanced=0.60, auc=0.64)
                                   + rows_for(20, balanced=0.5, auc=0.51), class_weights=False)
     assert said[0].startswith("L = 3: no, but not for lack of signal") and "ROC AUC of up to 0.690" in said[0]
     assert "22% of the training days and 43% of the test days" in said[0] and "model.class_weights: true" in said[0]

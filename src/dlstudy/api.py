@@ -10,6 +10,7 @@ from dlstudy.config import check_ranges, merge, resolve
 from dlstudy.errors import DiskError, InputError, Pruned
 from dlstudy.runs import Run, is_complete, load_finished_run, read_status
 from dlstudy.studies import STUDIES
+from dlstudy.studies.protocol import execute
 from dlstudy.train import seed_everything
 
 log = logging.getLogger("dlstudy")
@@ -78,7 +79,7 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     try:
         log.info("%s: run folder %s", name, run.root, extra={"file_only": True})
         seed_everything(cfg["seed"])
-        metrics = module.run(run, cfg)
+        metrics = execute(module, run, cfg)
         metrics["seconds"] = round(run.elapsed(), 1)
         run.complete(metrics)
         log.info("%s: finished in %.1f s; report %s", name, run.elapsed(), run.file("report.html"))

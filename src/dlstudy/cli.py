@@ -44,9 +44,8 @@ def add_common(p: argparse.ArgumentParser, keys=("data", "device", "tensorboard"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from dlstudy.studies import STUDIES
-
     from dlstudy import __version__
+    from dlstudy.studies import STUDIES
 
     parser = Parser(prog="dlstudy", description="Classic deep-learning course experiments as reusable pipelines: "
                     "each study runs end to end on real data and writes a run folder with an HTML report.")
@@ -170,7 +169,7 @@ def run_all(args) -> int:
     started = time.time()
     root = Path(args.out) if args.out else Path("runs") / "all" / time.strftime("%Y%m%d-%H%M%S")
     quick = not args.full  # the tour: each study's --quick grid; --full: the full grids
-    for name, module in STUDIES.items():  # every study's config is checked before any study runs
+    for name in STUDIES:  # every study's config is checked before any study runs
         check(name, resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick))
     entries, failed, unexpected = [], 0, False
     from dlstudy.train import progress
@@ -269,7 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         from dlstudy.studies import STUDIES
 
         module = STUDIES[args.command]
-        root, metrics = run_study(args.command, data=getattr(args, "data", None), out=args.out, config=args.config, sets=args.sets,
+        root, metrics = run_study(args.command, data=getattr(args, "data", None), out=args.out, config=args.config,
+                                  sets=args.sets,
                                   flags=module.flag_overrides(args), seed=args.seed,
                                   device=getattr(args, "device", None), quick=args.quick, resume=args.resume,
                                   tensorboard=getattr(args, "tensorboard", False))

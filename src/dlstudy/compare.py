@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dlstudy import plots  # noqa: F401  (matplotlib set up for data text)
 from dlstudy.config import flatten, load_yaml
 from dlstudy.errors import InputError
-from dlstudy import plots  # noqa: F401  (matplotlib set up for data text)
 from dlstudy.report import Report
 from dlstudy.runs import atomic_write_bytes, read_status
 

@@ -7,13 +7,13 @@ bounded: an alias bomb is refused before it expands. The resolved config is save
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import yaml
 
 from dlstudy.errors import InputError
-
 
 # the keys every training study shares (derive trains nothing and has only seed and quick)
 TRAINING_RUN = {"seed": 0, "device": "auto", "quick": False, "tensorboard": False}

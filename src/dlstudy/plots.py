@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from typing import Sequence
+from collections.abc import Sequence
 
 import matplotlib
 
@@ -43,6 +43,11 @@ def image_rows(rows: Sequence[np.ndarray], *, row_titles: Sequence[str] = (),
     return fig
 
 
+def chunks(items, width: int) -> list:
+    """Rows of at most `width` items, for image grids."""
+    return [items[i : i + width] for i in range(0, len(items), width)]
+
+
 def scatter_maps(maps: dict[str, np.ndarray], labels: np.ndarray | None, class_names: Sequence[str] | None = None):
     """Side-by-side 2-D maps coloured by label."""
     fig, axes = plt.subplots(1, len(maps), figsize=(5.2 * len(maps), 4.6), squeeze=False)
@@ -63,12 +68,12 @@ def scatter_maps(maps: dict[str, np.ndarray], labels: np.ndarray | None, class_n
     return fig
 
 
-def curves(histories: dict[str, Sequence[dict]], keys: Sequence[str], *, ylabel: str = "", log_y: bool = False):
+def curves(histories: dict[str, Sequence[dict]], keys: Sequence[str], *, ylabel: str = "", share_y: bool = True):
     """Small multiples: one panel per history, the chosen keys against epoch."""
     n = len(histories)
     cols = min(n, 4)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.8 * rows), squeeze=False, sharey=share_y)
     for ax in axes.flat[n:]:
         ax.axis("off")
     for ax, (title, history) in zip(axes.flat, histories.items()):
@@ -78,10 +83,33 @@ def curves(histories: dict[str, Sequence[dict]], keys: Sequence[str], *, ylabel:
                 ax.plot(epochs, [h[key] for h in history], marker=".", label=key)
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("epoch")
-        if log_y:
-            ax.set_yscale("log")
         ax.grid(alpha=0.3)
     axes[0, 0].set_ylabel(ylabel)
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def curve_grid(histories: dict[str, Sequence[dict]], quantities: dict[str, str], *, ylabel: str = ""):
+    """One column per history, one row per quantity (label -> history key), each panel on its own
+    linear axis with the training value and, where recorded, the test_ value per epoch."""
+    cols, rows = len(histories), len(quantities)
+    fig, axes = plt.subplots(rows, cols, figsize=(2.9 * cols + 0.6, 2.3 * rows), squeeze=False)
+    for j, (title, history) in enumerate(histories.items()):
+        epochs = [h["epoch"] for h in history]
+        for i, (label, key) in enumerate(quantities.items()):
+            ax = axes[i, j]
+            for prefix, name in (("", "train"), ("test_", "test")):
+                if history and f"{prefix}{key}" in history[0]:
+                    ax.plot(epochs, [h[f"{prefix}{key}"] for h in history], marker=".", label=name)
+            ax.grid(alpha=0.3)
+            ax.tick_params(labelsize=7)
+            if i == 0:
+                ax.set_title(title, fontsize=8)
+            if j == 0:
+                ax.set_ylabel(f"{label}\n{ylabel}", fontsize=8)
+            if i == rows - 1:
+                ax.set_xlabel("epoch", fontsize=8)
     axes[0, 0].legend(fontsize=7)
     fig.tight_layout()
     return fig
@@ -136,34 +164,34 @@ def bars(values: dict[str, float], *, baseline: float | None = None, baseline_la
 
 
 def heatmap(matrix: np.ndarray, labels: Sequence[str], *, title: str = "", vmin: float = -1, vmax: float = 1,
-            cmap: str = "RdBu_r", annotate: bool = False, size: float | None = None):
+            cmap: str = "RdBu_r", size: float | None = None):
     """A labelled square matrix (correlations, confusion counts)."""
     n = len(labels)
-    size = size or min(max(4.0, 0.28 * n + 2), 16)
+    size = size or min(max(4.0, 0.2 * n + 2), 10)
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     im = ax.imshow(matrix, cmap=cmap, vmin=vmin, vmax=vmax)
     fig.colorbar(im, ax=ax, shrink=0.75)
     show = n <= 60  # beyond that the names are unreadable; the axes keep their order
     ax.set_xticks(range(n) if show else [], labels if show else [], rotation=90, fontsize=7)
     ax.set_yticks(range(n) if show else [], labels if show else [], fontsize=7)
-    if annotate:
-        for i in range(matrix.shape[0]):
-            for j in range(matrix.shape[1]):
-                ax.text(j, i, format(matrix[i, j], ".2g"), ha="center", va="center", fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str = ""):
-    """Counts and row-normalised rates side by side."""
+def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str = "",
+                     columns: Sequence[str] | None = None):
+    """Counts and row-normalised rates side by side; `columns` names the columns when they are not the
+    classes (clusters against labels)."""
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.1 * len(class_names), 2 + 0.5 * len(class_names)))
+    columns = list(columns) if columns is not None else list(class_names)
+    width = max(len(columns), len(class_names))
+    fig, axes = plt.subplots(1, 2, figsize=(4 + 1.1 * width, 2 + 0.5 * len(class_names)))
     for ax, m, fmt, name in ((axes[0], counts, "d", "counts"), (axes[1], rates, ".2f", "row-normalised")):
         ax.imshow(m, cmap="Blues")
-        ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right", fontsize=8)
+        ax.set_xticks(range(len(columns)), columns, rotation=45, ha="right", fontsize=8)
         ax.set_yticks(range(len(class_names)), class_names, fontsize=8)
-        ax.set_xlabel("predicted")
+        ax.set_xlabel("predicted" if columns == list(class_names) else "cluster")
         ax.set_ylabel("true")
         ax.set_title(f"{title} ({name})", fontsize=9)
         for i in range(m.shape[0]):
@@ -174,12 +202,25 @@ def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str 
     return fig
 
 
-def world_map_svg(values: dict[str, float], *, title: str) -> bytes:
-    """A pygal world map, coloured by value per two-letter code, rendered offline (no scripts)."""
+def world_map_svg(latest, trained: set[str], *, title: str, edges=(0.0, 0.25, 0.5, 0.75, 1.0)) -> bytes:
+    """A pygal world map of each country's probability, rendered offline (no scripts). pygal draws one
+    legend entry per series, so each (probability band, trained on or scored only) is a series: the
+    legend is the colour scale, blues for countries the model trained on, oranges for scored only.
+    `latest`: rows with country, map_code and probability."""
     from pygal.style import Style
     from pygal_maps_world.maps import World
 
-    chart = World(js=[], style=Style(colors=("#2166ac",)), show_legend=False, title=title, width=900, height=480)
-    chart.add("probability of a rise", values)
+    groups = {"trained on": ("#c6dbef", "#6baed6", "#2171b5", "#08306b"),
+              "scored only": ("#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")}
+    series = {(g, i): {} for g in groups for i in range(len(edges) - 1)}
+    for country, code, p in zip(latest["country"], latest["map_code"], latest["probability"]):
+        band = min(int(np.searchsorted(edges, p, side="right")) - 1, len(edges) - 2)
+        series[("trained on" if country in trained else "scored only", band)][code] = float(p)
+    shown = {key: values for key, values in series.items() if values}
+    colours = tuple(groups[g][i] for g, i in shown)
+    chart = World(js=[], style=Style(colors=colours or ("#2166ac",)), show_legend=True, legend_at_bottom=True,
+                  legend_at_bottom_columns=4, title=title, width=900, height=560)
+    for (g, i), values in shown.items():
+        chart.add(f"P {edges[i]:.2f}-{edges[i + 1]:.2f}, {g}", values)
     # js=[] drops pygal's tooltip script; its inline config script is useless without it, so it goes too
     return re.sub(rb"<script.*?</script>", b"", chart.render(), flags=re.S)

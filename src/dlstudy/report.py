@@ -1,29 +1,44 @@
 """The one report builder: a self-contained HTML page (figures embedded, readable offline), and the
-short summary table printed in the terminal. Every string that reaches the page is escaped."""
+short summary table printed in the terminal. Every string that reaches the page is escaped.
+
+A page reads top-down: the headline numbers against their baselines (a card), the homework
+questions with their one-line answers, a table of contents, then one section per question."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
+import logging
 import platform
+import re
 import time
+from collections.abc import Sequence
 from html import escape
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from dlstudy.config import dump_yaml
 
+log = logging.getLogger("dlstudy")
+
+SIZE_BUDGET = 5_000_000  # bytes: above this a report is slow to open and to mail; the run warns
+COLLAPSE_ROWS = 12  # longer tables fold under <details>
+
 CSS = """
 body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
-h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}h3{font-size:1.05em}
 table{border-collapse:collapse;margin:.6em 0;font-size:13px;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
-td.t,th.t{text-align:left}tr.best td{background:#eef8ee}
+td.t,th.t{text-align:left}tr.best td{background:#eef8ee}caption{text-align:left;color:#555;font-size:13px}
 figure{margin:1em 0}figure img{max-width:100%}figcaption{color:#555;font-size:13px}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}.note{color:#555}
+.card{display:flex;flex-wrap:wrap;gap:.6em;margin:1em 0}
+.card div{border:1px solid #ddd;border-radius:6px;padding:.4em .8em;background:#fafafa}
+.card b{display:block;font-size:1.3em}.card span{display:block;color:#555;font-size:12px}
+p.answer{background:#f2f7fd;border-left:4px solid #2166ac;padding:.4em .7em}
+nav ul{list-style:none;padding-left:0}.answers ol{padding-left:1.6em}details{margin:.6em 0}summary{cursor:pointer;color:#2166ac}
 """
-
-
 class Link(NamedTuple):
     """A table cell that links somewhere (a relative path inside the output folder)."""
 
@@ -55,15 +70,42 @@ def versions() -> dict:
 
 
 class Report:
-    """Collects blocks, then renders one page. Figures are saved under figures/ and embedded."""
+    """Collects sections of blocks, then renders one page. Figures are saved under figures/ and embedded."""
 
     def __init__(self, title: str, *, run=None):
         self.title = title
         self.run = run
         self.blocks: list[str] = []
+        self.sections: list[dict] = []  # anchor, title, question, answer: the contents and the answers block
+        self._current: dict | None = None
+
+    @contextlib.contextmanager
+    def section(self, title: str, *, question: int | None = None):
+        """Blocks added inside belong to one section; a section that adds nothing leaves no heading."""
+        anchor = f"q{question}" if question else re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+        while any(s["anchor"] == anchor for s in self.sections):
+            anchor += "-2"
+        entry = {"anchor": anchor, "title": title, "question": question, "answer": None}
+        start, self._current = len(self.blocks), entry
+        try:
+            yield entry
+        finally:
+            self._current = None
+        if len(self.blocks) > start:
+            label = f"{question}. {title}" if question else title
+            self.blocks.insert(start, f'<h2 id="{anchor}">{escape(label)}</h2>')
+            self.sections.append(entry)
+
+    def answer(self, text: str) -> None:
+        """The question's answer in words, at the end of its section and in the answers block."""
+        entry = self._current
+        assert entry is not None and entry["question"], "answer() belongs inside a homework question's section"
+        entry["answer"] = text
+        q = entry["question"]
+        self.blocks.append(f'<p class="answer" data-question="{q}"><b>Answer {q}.</b> {escape(text)}</p>')
 
     def heading(self, text: str) -> None:
-        self.blocks.append(f"<h2>{escape(text)}</h2>")
+        self.blocks.append(f"<h3>{escape(text)}</h3>")
 
     def paragraph(self, text: str, *, note: bool = False) -> None:
         cls = ' class="note"' if note else ""
@@ -75,8 +117,15 @@ class Report:
     def bullets(self, items: Sequence[str]) -> None:
         self.blocks.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
 
-    def table(self, rows: Sequence[dict], *, caption: str | None = None, highlight: int | None = None) -> None:
-        self.blocks.append(html_table(rows, caption=caption, highlight=highlight))
+    def table(self, rows: Sequence[dict], *, caption: str | None = None, highlight: int | None = None,
+              first: Sequence[str] = (), collapse: bool | None = None) -> None:
+        """`first`: the columns a reader compares (the key and the selection's), moved to the left.
+        Tables longer than COLLAPSE_ROWS fold under a <details> unless collapse is False."""
+        table = html_table(rows, caption=caption, highlight=highlight, first=first)
+        if collapse or (collapse is None and len(rows) > COLLAPSE_ROWS):
+            table = (f"<details><summary>{escape(caption or 'table')} ({len(rows)} rows)</summary>"
+                     f"{table}</details>")
+        self.blocks.append(table)
 
     def figure(self, fig, name: str, caption: str = "") -> None:
         """Save a matplotlib figure as figures/<name>.png and embed it."""
@@ -97,32 +146,72 @@ class Report:
             f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
 
-    def render(self, *, config: dict | None = None, metrics: dict | None = None, seconds: float | None = None) -> str:
+    def render(self, *, config: dict | None = None, metrics: dict | None = None, card: Sequence = (),
+               seconds: float | None = None) -> str:
+        """`card`: (label, value, baseline value, baseline name) headline numbers shown first."""
         parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(self.title)}</title>",
                  f"<style>{CSS}</style></head><body><h1>{escape(self.title)}</h1>"]
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         took = f" in {seconds:.1f} s" if seconds is not None else ""
         parts.append(f"<p class='note'>Written {escape(stamp)}{escape(took)}.</p>")
-        if metrics:  # the headline numbers; nested values (a grid's rows) have their own tables below
-            parts.append("<h2>Summary</h2>")
-            parts.append(html_table([{"metric": k, "value": v} for k, v in metrics.items()
-                                     if not isinstance(v, (list, dict, tuple))]))
+        parts.append(card_html(card))
+        parts.append(self._answers_html())
+        tail = [("metrics", "All metrics", metrics), ("configuration", "Configuration", config),
+                ("environment", "Environment", True)]
+        toc = [(s["anchor"], f"{s['question']}. {s['title']}" if s["question"] else s["title"]) for s in self.sections]
+        toc += [(anchor, title) for anchor, title, shown in tail if shown]
+        parts.append("<nav><h2 id='contents'>Contents</h2><ul>" + "".join(
+            f'<li><a href="#{a}">{escape(t)}</a></li>' for a, t in toc) + "</ul></nav>")
         parts.extend(self.blocks)
+        if metrics:  # every number of metrics.json; nested values (a grid's rows) have their own tables
+            rows = [{"metric": k, "value": v} for k, v in metrics.items() if not isinstance(v, (list, dict, tuple))]
+            parts.append("<h2 id='metrics'>All metrics</h2>" + f"<details><summary>{len(rows)} numbers "
+                         "(also in metrics.json)</summary>" + html_table(rows) + "</details>")
         if config is not None:
-            parts.append("<h2>Configuration</h2><pre>" + escape(dump_yaml(config)) + "</pre>")
-        parts.append("<h2>Environment</h2>")
+            parts.append("<h2 id='configuration'>Configuration</h2><details><summary>the resolved config "
+                         "(also in config.yaml)</summary><pre>" + escape(dump_yaml(config)) + "</pre></details>")
+        parts.append("<h2 id='environment'>Environment</h2>")
         parts.append(html_table([{"package": k, "version": v} for k, v in versions().items()]))
         parts.append("</body></html>")
         return "\n".join(parts)
 
+    def _answers_html(self) -> str:
+        asked = [s for s in self.sections if s["question"]]
+        if not asked:
+            return ""
+        items = "".join(f'<li value="{s["question"]}"><a href="#{s["anchor"]}">{escape(s["title"])}</a>: '
+                        f'{escape(s["answer"] or "see the section.")}</li>' for s in asked)
+        return f"<section class='answers'><h2 id='answers'>Answers</h2><ol>{items}</ol></section>"
+
     def write(self, **kwargs) -> None:
-        self.run.write_text("report.html", self.render(**kwargs))
+        page = self.render(**kwargs)
+        size = len(page.encode("utf-8"))
+        if size > SIZE_BUDGET:
+            log.warning("%s is %.1f MB, above the %.0f MB budget; fewer figures (figures.*, explain.*) make it "
+                        "lighter", self.run.file("report.html"), size / 1e6, SIZE_BUDGET / 1e6)
+        self.run.write_text("report.html", page)
 
 
-def html_table(rows: Sequence[dict], *, caption: str | None = None, highlight: int | None = None) -> str:
+def card_html(card: Sequence) -> str:
+    """Headline numbers as a row of small boxes, each with its baseline from the same run."""
+    if not card:
+        return ""
+    boxes = []
+    for label, value, base, base_name in card:
+        if value is None:
+            continue
+        name = escape(str(base_name).replace("_", " "))
+        against = "" if base is None else f"<span>{name}: {escape(format_value(base, 3))}</span>"
+        boxes.append(f"<div><b>{escape(format_value(value, 3))}</b>{escape(label)}{against}</div>")
+    return "<div class='card'>" + "".join(boxes) + "</div>"
+
+
+def html_table(rows: Sequence[dict], *, caption: str | None = None, highlight: int | None = None,
+               first: Sequence[str] = ()) -> str:
     if not rows:
         return "<p class='note'>(no rows)</p>"
-    columns = list(dict.fromkeys(k for row in rows for k in row))
+    present = list(dict.fromkeys(k for row in rows for k in row))
+    columns = [c for c in first if c in present] + [c for c in present if c not in first]
     out = ["<table>"]
     if caption:
         out.append(f"<caption>{escape(caption)}</caption>")
@@ -140,6 +229,14 @@ def html_table(rows: Sequence[dict], *, caption: str | None = None, highlight: i
         out.append(f"<tr{cls}>" + "".join(cell("td", row.get(c)) for c in columns) + "</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+def pivot(rows: Sequence[dict], index: str, column: str, value: str, *, column_name: str = "{}") -> list[dict]:
+    """Long rows to a wide table: one row per `index` value, one column per `column` value."""
+    out: dict = {}
+    for row in rows:
+        out.setdefault(row[index], {index: row[index]})[column_name.format(row[column])] = row.get(value)
+    return list(out.values())
 
 
 def text_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:

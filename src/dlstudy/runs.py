@@ -111,13 +111,12 @@ def is_complete(path: Path) -> bool:
 class Run:
     """One run folder. Use `Run.open`; every write goes through `file()` so nothing lands outside."""
 
-    def __init__(self, root: Path, config: dict):
+    def __init__(self, root: Path):
         self.root = Path(root).resolve()
-        self.config = config
         self.started = time.time()
         self._lock = None
 
-    def lock(self) -> "Run":
+    def lock(self) -> Run:
         """Take the folder's advisory lock, or refuse naming the process that holds it."""
         path = self.root / ".lock"
         f = open(path, "a+")
@@ -145,7 +144,7 @@ class Run:
             self._lock = None
 
     @classmethod
-    def open(cls, root: str | Path, config: dict, *, resume: bool, study: str) -> "Run":
+    def open(cls, root: str | Path, config: dict, *, resume: bool, study: str) -> Run:
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise InputError(f"--out {root} is a file; give a folder for the run")
@@ -166,10 +165,11 @@ class Run:
             diff = first_difference(saved, config)
             if diff:
                 raise InputError(
-                    f"config key '{diff}' differs from {root / 'config.yaml'}; resume with the same flags, or choose another --out"
+                    f"config key '{diff}' differs from {root / 'config.yaml'}; resume with the same flags, "
+                    "or choose another --out"
                 )
             log.info("resuming the run in %s", root)
-        run = cls(root, config)
+        run = cls(root)
         try:
             run.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -265,10 +265,17 @@ class Run:
         return time.time() - self.started
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> torch.nn.Module:
-    """Safetensors weights into `model`; a missing, truncated or mismatched file is an input error."""
+def weights_file(name: str) -> str:
+    """Where a run keeps the weights of its model `name`: the one rule for run, resume and predict."""
+    return f"models/{name}.safetensors"
+
+
+def load_weights(model: torch.nn.Module, root: Path, name: str) -> torch.nn.Module:
+    """The run's safetensors weights of model `name` into `model`; a missing, truncated or mismatched
+    file is an input error."""
     from safetensors.torch import load_file
 
+    path = Path(root) / weights_file(name)
     if not path.exists():
         raise InputError(f"{path} is missing; the run folder is incomplete, so predict cannot use it (rerun the study)")
     try:

@@ -13,7 +13,7 @@ import json
 import logging
 import math
 import sys
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
@@ -180,48 +180,23 @@ class Trainer:
 
     # the loop ---------------------------------------------------------------------------------
     def fit(self, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None,
-            **evals: Sequence[torch.Tensor]) -> "Trainer":
+            **evals: Sequence[torch.Tensor]) -> Trainer:
         """Train; `val` (and any other named set, e.g. test=...) is scored each epoch into the history
-        as val_loss, test_loss, ... Early stopping watches val_loss only."""
+        as val_loss, test_loss, ... Early stopping watches val_loss only. A loss with a
+        `start_epoch(epoch)` method hears the 0-based epoch before each one (a KL warm-up needs it)."""
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         opt = self._make_optimizer()
         sched = self._make_schedule(opt)
         generator = torch.Generator().manual_seed(self.seed)
         self.history_: list[dict] = []
         self.epoch_ = 0
-        best_loss, best_state, stale = math.inf, None, 0
-        ckpt_name = f"checkpoints/{self.name}.pt"
-
-        state = self.run.load_torch(ckpt_name) if self.run else None
-        if state:
-            self.model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            if sched is not None and state["schedule"]:
-                sched.load_state_dict(state["schedule"])
-            generator.set_state(state["generator"])
-            if "torch_rng" in state:  # dropout and augmentation draw from the global generator
-                torch.set_rng_state(state["torch_rng"])
-            self.history_ = json.loads(state["history"])
-            self.epoch_ = state["epoch"]
-            best_loss, stale = state["best_loss"], state["stale"]
-            best_state = state["best_state"] or None
-            for row in self.history_:  # listeners see the whole history, also across a resume
-                self._notify(row)
-            if state["done"]:
-                log.info("%s: finished earlier (%d epochs), loaded from its checkpoint", self.name, self.epoch_)
-                self._finish(best_state)
-                return self
-            log.info("%s: resuming after epoch %d", self.name, self.epoch_)
-
-        writer = None
-        if self.tensorboard and self.run:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(log_dir=str(self.run.file("tensorboard", self.name)))
-
-        done = False
-        bar = progress(total=self.epochs, initial=self.epoch_, desc=self.name) if self.verbose else None
-        while self.epoch_ < self.epochs and not done:
+        self._best = {"loss": math.inf, "state": None, "stale": 0}
+        done = self._restore(opt, sched, generator)
+        writer = self._writer() if not done else None
+        bar = progress(total=self.epochs, initial=self.epoch_, desc=self.name) if self.verbose and not done else None
+        while not done and self.epoch_ < self.epochs:
+            if hasattr(self.loss_fn, "start_epoch"):
+                self.loss_fn.start_epoch(self.epoch_)
             row = {"epoch": self.epoch_ + 1, "lr": opt.param_groups[0]["lr"]}
             row.update(self._epoch(train, train=True, opt=opt, generator=generator))
             for prefix, data in {"val": val, **evals}.items():
@@ -233,50 +208,95 @@ class Trainer:
             self.history_.append(row)
             if self.after_epoch:
                 self.after_epoch(self.epoch_, row)
-            if val is not None and self.patience is not None:
-                if row["val_loss"] < best_loss:
-                    best_loss, stale = row["val_loss"], 0
-                    best_state = copy.deepcopy(self.model.state_dict())
-                else:
-                    stale += 1
-                    done = stale >= self.patience
+            done = self._early_stop(row) if val is not None and self.patience is not None else False
             done = done or self.epoch_ >= self.epochs
-            # every epoch's line goes to the run's log.txt; the terminal shows it with -v, else a bar
-            log.log(logging.INFO if self.verbose else logging.DEBUG, "%s epoch %d/%d  %s", self.name, self.epoch_,
-                    self.epochs, "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")),
-                    extra={"detail": True})
-            if bar is not None:
-                bar.update(1)
-            if writer:
-                for key, value in row.items():
-                    if key != "epoch":
-                        writer.add_scalar(f"{self.name}/{key}", value, self.epoch_)
-                writer.flush()
+            self._record(row, writer, bar)
             if self.run:
-                self.run.save_torch(ckpt_name, {
+                self.run.save_torch(self._checkpoint_name(), {
                     "model": self.model.state_dict(), "optimizer": opt.state_dict(),
                     "schedule": sched.state_dict() if sched is not None else {},
                     "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                    "history": json.dumps(self.history_),
-                    "epoch": self.epoch_, "best_loss": best_loss, "stale": stale,
-                    "best_state": best_state or {}, "done": done,
-                })
+                    "history": json.dumps(self.history_), "epoch": self.epoch_, "best_loss": self._best["loss"],
+                    "stale": self._best["stale"], "best_state": self._best["state"] or {}, "done": done})
             self._notify(row)
-        if writer:
-            writer.close()
-        if bar is not None:
-            bar.close()
-        if done and stale and self.epoch_ < self.epochs:
-            log.info("%s: stopped early after %d epochs without a better val_loss", self.name, stale)
-        self._finish(best_state)
+        for closing in (writer, bar):
+            if closing is not None:
+                closing.close()
+        if self._best["stale"] and self.epoch_ < self.epochs:
+            log.info("%s: stopped early after %d epochs without a better val_loss", self.name, self._best["stale"])
+        if self._best["state"]:
+            self.model.load_state_dict(self._best["state"])
+        self.model.eval()
         return self
+
+    def _checkpoint_name(self) -> str:
+        return f"checkpoints/{self.name}.pt"
+
+    def _restore(self, opt, sched, generator) -> bool:
+        """Continue from the run folder's checkpoint, if any; True when that training had finished."""
+        state = self.run.load_torch(self._checkpoint_name()) if self.run else None
+        if not state:
+            return False
+        self.model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        if sched is not None and state["schedule"]:
+            sched.load_state_dict(state["schedule"])
+        generator.set_state(state["generator"])
+        if "torch_rng" in state:  # dropout and augmentation draw from the global generator
+            torch.set_rng_state(state["torch_rng"])
+        self.history_ = json.loads(state["history"])
+        self.epoch_ = state["epoch"]
+        self._best = {"loss": state["best_loss"], "state": state["best_state"] or None, "stale": state["stale"]}
+        for row in self.history_:  # listeners see the whole history, also across a resume
+            self._notify(row)
+        if state["done"]:
+            log.info("%s: finished earlier (%d epochs), loaded from its checkpoint", self.name, self.epoch_)
+        else:
+            log.info("%s: resuming after epoch %d", self.name, self.epoch_)
+        return bool(state["done"])
+
+    def _early_stop(self, row: dict) -> bool:
+        best = self._best
+        if row["val_loss"] < best["loss"]:
+            best.update(loss=row["val_loss"], stale=0, state=copy.deepcopy(self.model.state_dict()))
+            return False
+        best["stale"] += 1
+        return best["stale"] >= self.patience
+
+    def _writer(self):
+        if not (self.tensorboard and self.run):
+            return None
+        from torch.utils.tensorboard import SummaryWriter
+
+        return SummaryWriter(log_dir=str(self.run.file("tensorboard", self.name)))
+
+    def _record(self, row: dict, writer, bar) -> None:
+        """The epoch's line in log.txt (on the terminal with -v, else a bar), and in TensorBoard."""
+        log.log(logging.INFO if self.verbose else logging.DEBUG, "%s epoch %d/%d  %s", self.name, self.epoch_,
+                self.epochs, "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")),
+                extra={"detail": True})
+        if bar is not None:
+            bar.update(1)
+        if writer:
+            for key, value in row.items():
+                if key != "epoch":
+                    writer.add_scalar(f"{self.name}/{key}", value, self.epoch_)
+            writer.flush()
 
     def _notify(self, row: dict) -> None:
         if self.run is not None:  # inner fits without a run folder (SCAN heads) are not the study's epochs
             for fn in list(_epoch_listeners):
                 fn(self.name, row)
 
-    def _finish(self, best_state: dict | None) -> None:
-        if best_state:
-            self.model.load_state_dict(best_state)
-        self.model.eval()
+
+def train_variant(run, cfg: dict, model: nn.Module, loss_fn: LossFn, name: str, *, train, val=None,
+                  device, settings: dict | None = None, **evals) -> Trainer:
+    """The studies' one way to train a named model inside a run folder (checkpointed, resumable) and
+    keep its weights under the name predict loads them by. `settings`: the train section (default cfg["train"])."""
+    from dlstudy.runs import weights_file
+
+    trainer = Trainer(model, loss_fn, **(settings or cfg["train"]), device=device, seed=cfg["seed"], run=run,
+                      name=name, tensorboard=cfg["tensorboard"])
+    trainer.fit(train, val, **evals)
+    run.save_weights(weights_file(name), model)
+    return trainer

@@ -33,3 +33,17 @@ def cluster(features: np.ndarray, method: str, n_clusters: int, *, seed: int = 0
     if n_clusters > len(features):
         raise InputError(f"--clusters {n_clusters} is larger than the number of images ({len(features)})")
     return np.asarray(make_clusterer(method, n_clusters, seed=seed, n_init=n_init, scan=scan).fit_predict(features), np.int64)
+
+
+def assign_new(train_features: np.ndarray, train_clusters: np.ndarray, features: np.ndarray, k: int = 10) -> np.ndarray:
+    """Clusters for new images: a vote among the k nearest training features (t-SNE and kernel PCA
+    chains have no exact out-of-sample map)."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    knn = KNeighborsClassifier(n_neighbors=min(k, len(train_features))).fit(train_features, train_clusters)
+    return knn.predict(features)
+
+
+def id_label_csv(clusters: np.ndarray) -> bytes:
+    """The course leaderboard's submission format."""
+    return ("id,label\n" + "".join(f"{i},{c}\n" for i, c in enumerate(clusters))).encode()

@@ -2,6 +2,7 @@
 (regularised gradient ascent from noise) and a layer's feature maps for one image."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -93,3 +94,45 @@ def excite_filters(model: nn.Module, layer: nn.Module, filters: list[int], shape
         for p in model.parameters():
             p.requires_grad_(True)
     return x.detach()
+
+
+# (top, bottom, left, right) as fractions of an aligned 48x48 face, as in FER2013's crops
+FACE_REGIONS = {"eyes": (0.20, 0.50, 0.10, 0.90), "mouth": (0.65, 0.92, 0.25, 0.75)}
+CENTRE = {"centre": (0.25, 0.75, 0.25, 0.75)}
+
+
+def region_shares(maps: torch.Tensor, regions: dict[str, tuple[float, float, float, float]]) -> torch.Tensor:
+    """(B, H, W) non-negative attributions -> (B, len(regions) + 1): each region's share of the image's
+    total attribution, the last column everything else; rows sum to one."""
+    b, h, w = maps.shape
+    masks = torch.zeros(len(regions), h, w)
+    for i, (top, bottom, left, right) in enumerate(regions.values()):
+        masks[i, int(top * h) : int(bottom * h), int(left * w) : int(right * w)] = 1
+    masks = masks * (masks.cumsum(0) <= 1)  # a pixel counts for the first region that holds it
+    total = maps.flatten(1).sum(1).clamp_min(1e-12)  # (B,)
+    inside = torch.einsum("bhw,rhw->br", maps.float().cpu(), masks) / total[:, None].cpu()
+    return torch.cat([inside, 1 - inside.sum(1, keepdim=True)], dim=1)
+
+
+@torch.no_grad()
+def filter_gain(model: nn.Module, layer: nn.Module, filters: list[int], excited: torch.Tensor, seed: int = 0) -> list[float]:
+    """Each filter's mean activation on its gradient-ascent input, divided by its mean activation on
+    noise of the same spread: how strongly the found pattern drives it."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randn(excited.shape, generator=g).to(excited.device) * excited.std() + excited.mean()
+    out = []
+    for i, f in enumerate(filters):
+        a = feature_maps(model, layer, excited[i : i + 1])[f].mean()
+        b = feature_maps(model, layer, noise[i : i + 1])[f].mean()
+        out.append(float(a / b.abs().clamp_min(1e-6)))
+    return out
+
+
+def readable_maps(model, convs: list, index: int, x: torch.Tensor, *, min_px: int = 8) -> tuple[int, np.ndarray]:
+    """(layer index, its first 32 feature maps for x): the chosen conv layer, or the deepest layer before
+    it whose maps are at least min_px wide (maps of a few pixels show nothing)."""
+    maps = feature_maps(model, convs[index], x).cpu().numpy()[:32]
+    while maps.shape[-1] < min_px and index > 0:
+        index -= 1
+        maps = feature_maps(model, convs[index], x).cpu().numpy()[:32]
+    return index, maps

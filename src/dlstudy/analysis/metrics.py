@@ -49,3 +49,42 @@ def clustering_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, flo
         "nmi": float(normalized_mutual_info_score(labels, clusters)),
         "ari": float(adjusted_rand_score(labels, clusters)),
     }
+
+
+def class_recall(labels: np.ndarray, clusters: np.ndarray) -> dict[int, dict]:
+    """Per label: the share of its images in the cluster matched to it, and how many clusters hold at
+    least 10 % of it (how far the class is spread)."""
+    predicted = apply_matching(clusters, best_matching(labels, clusters))
+    out = {}
+    for c in np.unique(labels):
+        mine = labels == c
+        _, counts = np.unique(clusters[mine], return_counts=True)
+        out[int(c)] = {"recall": float(np.mean(predicted[mine] == c)), "clusters": int((counts >= 0.1 * mine.sum()).sum())}
+    return out
+
+
+def map_agreement(xy: np.ndarray, labels: np.ndarray, k: int = 10) -> dict:
+    """How well a 2-D map keeps labels apart: the share of each point's k nearest neighbours in the map
+    with its label (overall and per label), and the pair of labels most often neighbours."""
+    from sklearn.neighbors import NearestNeighbors
+
+    idx = NearestNeighbors(n_neighbors=k + 1).fit(xy).kneighbors(xy, return_distance=False)[:, 1:]
+    same = labels[idx] == labels[:, None]
+    per = {int(c): float(same[labels == c].mean()) for c in np.unique(labels)}
+    values = np.unique(labels)
+    mixed = np.zeros((len(values), len(values)))
+    pos = {int(v): i for i, v in enumerate(values)}
+    for a, row in zip(labels, labels[idx]):
+        for b in row:
+            mixed[pos[int(a)], pos[int(b)]] += 1
+    mixed = mixed + mixed.T
+    np.fill_diagonal(mixed, 0)
+    i, j = np.unravel_index(np.argmax(mixed), mixed.shape)
+    return {"overall": float(same.mean()), "per_label": per, "closest_pair": (int(values[i]), int(values[j]))}
+
+
+def error_auc(errors: np.ndarray, wrong: np.ndarray) -> float | None:
+    """ROC AUC of reconstruction error as a score for 'this image lands in a wrong cluster'."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(wrong, errors)) if 0 < wrong.sum() < len(wrong) else None

@@ -138,3 +138,12 @@ def reduce_chains(X: np.ndarray, chains: list[str], *, seed: int = 0, n_jobs: in
                 cache[key] = np.asarray(step.fit_transform(prev), np.float32)
         out[chain] = cache[tuple(steps)]
     return out
+
+
+def two_d_views(z: np.ndarray, maps: dict[str, np.ndarray], *, points: int, seed: int) -> tuple[np.ndarray, dict]:
+    """The features in 2-D for a figure: PCA, and every 2-D chain already computed (t-SNE, UMAP),
+    on one fixed random subset of `points` images. Returns (the subset's indices, title -> (n, 2))."""
+    shown = np.sort(np.random.default_rng(seed).choice(len(z), min(len(z), points), replace=False))
+    views = {"PCA": PCA(2, random_state=seed).fit_transform(z)[shown]}
+    views.update({chain: xy[shown] for chain, xy in maps.items()})
+    return shown, views

@@ -77,7 +77,7 @@ class SCAN:
         self.self_label_epochs = self_label_epochs
         self.seed = seed
 
-    def fit(self, features: np.ndarray) -> "SCAN":
+    def fit(self, features: np.ndarray) -> SCAN:
         torch.manual_seed(self.seed)
         self.neighbours_ = mine_neighbours(features, self.n_neighbors)
         x = F.normalize(torch.as_tensor(features, dtype=torch.float32), dim=1)  # (N, D)

@@ -65,7 +65,8 @@ _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.2
 
 
 def colour_jitter(x: torch.Tensor, *, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
-                  hue: float = 0.1, p: float = 0.8, grayscale: float = 0.2, generator: torch.Generator | None = None) -> torch.Tensor:
+                  hue: float = 0.1, p: float = 0.8, grayscale: float = 0.2,
+                  generator: torch.Generator | None = None) -> torch.Tensor:
     """SimCLR's colour distortion on images in [0, 1]: with probability p, random brightness, contrast,
     saturation (factors in 1 +- the given amount) and hue (a rotation of up to hue * 360 degrees); then
     grayscale with probability `grayscale`. Single-channel images get brightness and contrast only.

@@ -1,5 +1,5 @@
 """COVID-19 case series as users have them, as one table of cumulative or daily counts
-(entity x day) with optional coordinates.
+(entity x day).
 
 Formats, detected from the header:
 - the NCTU DL 2020 HW2 `covid_19.csv`: an empty first header cell, `Lat`, `Long`, date headers that a
@@ -30,7 +30,6 @@ PLAIN = re.compile(r"^\d{1,2}/\d{1,2}/\d{2,4}$|^\d{4}-\d{2}-\d{2}$")
 class CaseSeries:
     counts: pd.DataFrame  # (entities, days), float, DatetimeIndex columns
     cumulative: bool
-    coords: pd.DataFrame | None  # Lat, Long per entity
     source: str
     named: bool = True  # False: entities are anonymous series, so no map
 
@@ -85,7 +84,7 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
         X, _ = load_covid_3month()
         days = pd.date_range("2020-01-22", periods=X.shape[2], freq="D")  # aeon gives no dates; days are relative
         counts = pd.DataFrame(X[:, 0, :], index=[f"series {i}" for i in range(len(X))], columns=days)
-        return CaseSeries(counts, cumulative=False, coords=None, source="WHO daily cases, 201 countries (aeon Covid3Month)",
+        return CaseSeries(counts, cumulative=False, source="WHO daily cases, 201 countries (aeon Covid3Month)",
                           named=False)
     path = Path(path)
     if not path.exists():
@@ -104,13 +103,9 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
             return _long(raw, path)
         raise InputError(f"{path}: no date columns found (headers like 1/22/20 or 2020-01-22); "
                          "give a wide table (entity, dates...) or a long one (entity, date, value)")
-    coords = None
     if "Country/Region" in info:  # JHU: one row per province, summed per country
         table = raw.set_index("Country/Region")
         counts = _numeric(table[date_cols], path).groupby(level=0, sort=True).sum()
-        if {"Lat", "Long"} <= set(info):
-            ll = table[["Lat", "Long"]].apply(pd.to_numeric, errors="coerce")
-            coords = ll.groupby(level=0).mean()
         source = f"{path.name} (JHU CSSE, provinces summed per country)"
     else:
         name_col = info[0]
@@ -119,8 +114,6 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
         table = table[~table.index.isin(["Country/Region"]) & ~(table[date_cols] == "sum").all(axis=1)]
         table = table[table.index.notna()]
         counts = _numeric(table[date_cols], path)
-        if {"Lat", "Long"} <= set(info):
-            coords = table[["Lat", "Long"]].apply(pd.to_numeric, errors="coerce")
         source = path.name
     counts.columns = pd.DatetimeIndex([dates[c] for c in date_cols])
     counts = counts.sort_index(axis=1)
@@ -130,7 +123,7 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
         raise InputError(f"{path}: '{dup}' appears twice; one row per entity")
     if len(counts) == 0:
         raise InputError(f"{path}: holds no rows of counts")
-    return CaseSeries(counts, cumulative=_looks_cumulative(counts), coords=coords, source=source)
+    return CaseSeries(counts, cumulative=_looks_cumulative(counts), source=source)
 
 
 def _long(raw: pd.DataFrame, path: Path) -> CaseSeries:
@@ -140,7 +133,7 @@ def _long(raw: pd.DataFrame, path: Path) -> CaseSeries:
         raise InputError(f"{path}: '{raw[date][when.isna()].iloc[0]}' in column '{date}' is not a date")
     table = raw.assign(**{date: when}).pivot_table(index=entity, columns=date, values=value, aggfunc="first")
     counts = _numeric(table, path)
-    return CaseSeries(counts, cumulative=_looks_cumulative(counts), coords=None, source=f"{path.name} (long format)")
+    return CaseSeries(counts, cumulative=_looks_cumulative(counts), source=f"{path.name} (long format)")
 
 
 def daily_new_cases(series: CaseSeries, policy: str = "clip") -> tuple[pd.DataFrame, pd.Series]:

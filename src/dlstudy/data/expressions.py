@@ -9,20 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from dlstudy.data.images import ImageSet, check_images, load_image_folder, mnist_digits, read_numpy
+from dlstudy.data.images import (ImageSet, check_images, load_image_folder, load_images, mnist_digits, read_numpy,
+                                 subsample, to_unit_tensor)
+from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
 
 log = logging.getLogger("dlstudy")
 
 EMOTIONS = ["Angry", "Disgust", "Fear", "Happy", "Sad", "Surprise", "Neutral"]  # FER2013's label order
-SPLITS = ("Training", "PublicTest", "PrivateTest")
+USAGES = ("Training", "PublicTest", "PrivateTest")  # the Usage column: FER2013's own splits
 
 
 @dataclass
 class Splits:
     data: ImageSet  # every image, labels required
-    usage: np.ndarray  # (N,) str: one of SPLITS
+    usage: np.ndarray  # (N,) str: one of USAGES
 
     def part(self, split: str) -> ImageSet | None:
         keep = self.usage == split
@@ -77,10 +80,10 @@ def load_fer_csv(path: Path) -> Splits:
     images = check_images(np.stack(rows).reshape(-1, side, side), str(path))
     usage_col = columns.get("usage")
     usage = table[usage_col].str.strip().to_numpy() if usage_col else np.full(len(table), "Training")
-    unknown = sorted(set(usage) - set(SPLITS))
+    unknown = sorted(set(usage) - set(USAGES))
     if unknown:
         i = int(np.flatnonzero(usage == unknown[0])[0])
-        raise InputError(f"{path}: line {i + 2} has Usage '{unknown[0]}'; expected one of {', '.join(SPLITS)}")
+        raise InputError(f"{path}: line {i + 2} has Usage '{unknown[0]}'; expected one of {', '.join(USAGES)}")
     return Splits(ImageSet(images, labels, EMOTIONS, str(path)), usage.astype(str))
 
 
@@ -138,9 +141,9 @@ def load_fer_npz(path: Path) -> Splits:
         raise InputError(f"{path}: {len(x)} images, {len(y)} labels and {len(usage)} usage entries; they must match")
     if not np.issubdtype(y.dtype, np.integer):
         raise InputError(f"{path}: labels 'y' must be whole numbers, not {y.dtype}")
-    unknown = sorted(set(usage) - set(SPLITS))
+    unknown = sorted(set(usage) - set(USAGES))
     if unknown:
-        raise InputError(f"{path}: usage '{unknown[0]}' is not one of {', '.join(SPLITS)}")
+        raise InputError(f"{path}: usage '{unknown[0]}' is not one of {', '.join(USAGES)}")
     n_classes = max(len(EMOTIONS), int(y.max()) + 1)
     names = EMOTIONS if n_classes == len(EMOTIONS) else [str(i) for i in range(n_classes)]
     y = check_labels(y, n_classes, str(path), row_word="image")
@@ -168,3 +171,78 @@ def load_expressions(path: str | Path | None, *, size: int | None = None, skip_b
     if path.suffix.lower() == ".npz":
         return load_fer_npz(path)
     raise InputError(f"--data {path}: expected fer2013.csv, an HW3 train.csv, an .npz (x, y, usage) or an image folder")
+
+
+def split_validation(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified hold-out: indices (train, val)."""
+    from sklearn.model_selection import train_test_split
+
+    idx = np.arange(len(labels))
+    counts = np.bincount(labels)
+    stratify = labels if counts[counts > 0].min() >= 2 else None
+    train, val = train_test_split(idx, test_size=fraction, random_state=seed, stratify=stratify)
+    return np.sort(train), np.sort(val)
+
+
+def prepare_splits(cfg: dict, splits: Splits) -> dict:
+    """Tensors for every split, normalised with the training statistics, with the sharpness check."""
+    d = cfg["data"]
+    training = splits.part("Training")
+    if training is None:
+        raise InputError(f"{splits.data.source}: no Training images; the data needs a Training split to learn from")
+    training = subsample(training, d["limit"], cfg["seed"])
+    size = d["image_size"] or training.images.shape[1]
+    n_classes = len(splits.data.class_names)
+    tr_idx, val_idx = split_validation(training.labels, d["val_fraction"], cfg["seed"])
+    x_all = to_unit_tensor(training.images, size, channels=d["channels"], source=training.source)
+    sets = {"train": (x_all[tr_idx], training.labels[tr_idx]), "val": (x_all[val_idx], training.labels[val_idx])}
+    target = float(sharpness(sets["train"][0]).median())
+    sigmas = {"train": 0.0, "val": 0.0}
+    shown = {}
+    for name, split in (("public", "PublicTest"), ("private", "PrivateTest")):
+        part = splits.part(split)
+        if part is None:
+            continue
+        x = to_unit_tensor(part.images, size, channels=d["channels"], source=part.source)
+        sigma = matching_sigma(x, target) if d["match_sharpness"] else 0.0
+        if sigma:
+            log.warning("%s: test faces are %.1fx sharper than the training faces (median neighbour difference); "
+                        "blurring them with sigma %.2f px to match", part.source,
+                        float(sharpness(x).median()) / target, sigma)
+        shown[name] = part.images
+        sets[name] = (gaussian_blur(x, sigma), part.labels)
+        sigmas[name] = sigma
+    mean, std = float(sets["train"][0].mean()), float(sets["train"][0].std())
+    tensors = {k: ((x - mean) / std, torch.from_numpy(y)) for k, (x, y) in sets.items()}
+    table = [{"split": k, "images": len(v[1]), "median_sharpness": float(sharpness(sets[k][0]).median()),
+              "blur_sigma": sigmas[k]} for k, v in tensors.items()]
+    return {"tensors": tensors, "size": size, "n_classes": n_classes, "mean": mean, "std": std,
+            "target_sharpness": target, "sigmas": sigmas, "sharpness_table": table, "originals": shown,
+            "train_images": training.images[tr_idx]}
+
+
+def load_new_faces(path: str, skip_bad: bool) -> tuple[ImageSet, np.ndarray]:
+    """New faces in any of the training formats, and the split of each (sharpness is matched per
+    split); labels are optional (e.g. HW3 test.csv: id,feature)."""
+    p = Path(path)
+    if p.suffix.lower() == ".csv" and p.exists():
+        import pandas as pd
+
+        head = pd.read_csv(p, nrows=0).columns.str.strip().str.lower()
+        if not {"emotion", "label"} & set(head):  # unlabelled faces: id,feature
+            table = pd.read_csv(p, dtype=str, keep_default_na=False)
+            col = [c for c in table.columns if c.strip().lower() in ("feature", "pixels")]
+            if not col:
+                raise InputError(f"{p}: expected a 'feature' or 'pixels' column of space-separated pixels")
+            rows = [np.array(s.split(), dtype=np.float32) for s in table[col[0]]]
+            side = int(round(np.sqrt(len(rows[0]))))
+            bad = [i for i, r in enumerate(rows) if len(r) != side * side]
+            if bad:
+                raise InputError(f"{p}: line {bad[0] + 2} has {len(rows[bad[0]])} pixels; expected {side * side}")
+            data = ImageSet(check_images(np.stack(rows).reshape(-1, side, side), str(p)), None, None, str(p))
+            return data, np.full(len(data), "new")
+    if (p.is_dir() and not any(d.is_dir() for d in p.iterdir())) or p.suffix.lower() == ".npy":
+        data = load_images(p, skip_bad=skip_bad)
+        return data, np.full(len(data), "new")
+    splits = load_expressions(p, skip_bad=skip_bad)
+    return splits.data, splits.usage

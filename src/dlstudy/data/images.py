@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn.functional as F
 
 from dlstudy.errors import InputError
 
@@ -27,6 +29,20 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def label_names(self) -> list[str]:
+        """A name per label value: the data's own class names, else 'class 0', 'class 1', ..."""
+        n = int(self.labels.max()) + 1 if self.labels is not None and len(self.labels) else 0
+        return list(self.class_names) if self.class_names else [f"class {c}" for c in range(n)]
+
+
+def subsample(data: ImageSet, limit: int, seed: int) -> ImageSet:
+    """A fixed random subset of `limit` images in their original order (0 or more than there are: all)."""
+    if not limit or limit >= len(data):
+        return data
+    keep = np.sort(np.random.default_rng(seed).choice(len(data), limit, replace=False))
+    return ImageSet(data.images[keep], None if data.labels is None else data.labels[keep], data.class_names,
+                    data.source, None if data.names is None else [data.names[i] for i in keep])
 
 
 def mnist_digits() -> ImageSet:
@@ -240,3 +256,70 @@ def load_images(path: str | Path | None, *, labels: str | Path | None = None,
         where = labels or path
         raise InputError(f"{where}: {len(data.labels)} labels for {len(data.images)} images; they must match")
     return data
+
+
+def to_unit_tensor(images: np.ndarray, size: int | None = None, *, channels: int | None = None,
+                   source: str = "images") -> torch.Tensor:
+    """(N, H, W, C) uint8 -> (N, C, H, W) floats in [0, 1], the one pixel range the studies report in;
+    converted to `channels` (1: luma, 3: grey repeated) and resized to size x size, each with a message."""
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
+    if channels is not None and x.shape[1] != channels:
+        log.info("%s: converting %d-channel images to %d channel(s) for the model", source, x.shape[1], channels)
+        x = ((x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if channels == 1
+             else x.expand(-1, 3, -1, -1))
+    if size is not None and x.shape[-2:] != (size, size):
+        log.info("%s: resizing %dx%d images to %dx%d", source, x.shape[-2], x.shape[-1], size, size)
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
+    return x.contiguous()
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) in [0, 1] -> (N, H, W, C) uint8 for figures."""
+    return (x.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+
+
+def group_labels(data: ImageSet, groups: list, names: list) -> ImageSet:
+    """Merge labels into groups, e.g. CIFAR-10 classes into vehicles and animals."""
+    if data.labels is None:
+        raise InputError("data.groups needs labels; give --labels or labelled data")
+    lookup = {}
+    for g, members in enumerate(groups):
+        for label in members:
+            if label in lookup:
+                raise InputError(f"data.groups: label {label} is in two groups")
+            lookup[int(label)] = g
+    missing = sorted(set(np.unique(data.labels).tolist()) - set(lookup))
+    if missing:
+        raise InputError(f"data.groups: labels {missing} are in no group; every label needs one")
+    labels = np.array([lookup[int(v)] for v in data.labels], dtype=np.int64)
+    if names and len(names) != len(groups):
+        raise InputError(f"data.group_names has {len(names)} names for {len(groups)} groups")
+    class_names = [str(n) for n in names] if names else [f"group {g}" for g in range(len(groups))]
+    return ImageSet(data.images, labels, class_names, f"{data.source} ({len(groups)} groups)")
+
+
+def load_data(d: dict, seed: int) -> ImageSet:
+    """A `data` config section's images: path and labels, a fixed subset of `limit`, labels merged into groups."""
+    data = subsample(load_images(d["path"], labels=d.get("labels"), skip_bad=d["skip_bad"]), d["limit"], seed)
+    return group_labels(data, d["groups"], d["group_names"]) if d.get("groups") else data
+
+
+def n_clusters_for(k: int | None, data: ImageSet) -> int:
+    """The number of clusters: as asked, else the number of labels, else 2."""
+    if k is None:
+        k = len(np.unique(data.labels)) if data.labels is not None else 2
+    if k > len(data):
+        raise InputError(f"--clusters {k} is larger than the number of images ({len(data)}); choose a smaller K")
+    return int(k)
+
+
+def figure_indices(chosen: list[int], data: ImageSet) -> list[int]:
+    """The images the example figures show: as chosen, else one per class, else the first ten."""
+    bad = [i for i in chosen if not 0 <= int(i) < len(data)]
+    if bad:
+        raise InputError(f"figures.indices {bad} are outside 0..{len(data) - 1}")
+    if chosen:
+        return [int(i) for i in chosen]
+    if data.labels is not None:  # one image per class
+        return [int(np.flatnonzero(data.labels == c)[0]) for c in np.unique(data.labels)][:12]
+    return list(range(min(10, len(data))))

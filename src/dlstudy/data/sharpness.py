@@ -1,12 +1,13 @@
 """Sharpness shift between training and test images. Some releases of a data set blur one split
-(the FER2013 image-folder copy here has blurred Training faces and sharp test faces); a CNN trained
-on blurred faces then sees sharp ones as out of distribution. We measure sharpness as the mean
-absolute difference between neighbouring pixels and, when the test side is clearly sharper, blur it
-with the Gaussian that brings its median sharpness to the training median."""
+(an earlier copy of FER2013 here had blurred Training faces and sharp test faces); a CNN trained on
+blurred faces then sees sharp ones as out of distribution. We measure sharpness as the mean
+absolute difference between neighbouring pixels and, when asked (data.match_sharpness), blur a
+clearly sharper test side with the Gaussian that brings its median sharpness to the training median."""
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -46,3 +47,20 @@ def matching_sigma(x: torch.Tensor, target: float, *, tolerance: float = 1.25, s
         else:
             hi = mid
     return round((lo + hi) / 2, 2)
+
+
+def match_groups(x: torch.Tensor, groups: np.ndarray, target: float, *, source: str) -> dict[str, float]:
+    """Blur, in place, each group of images (e.g. per FER2013 Usage) that is sharper than `target`;
+    returns the sigma used per group."""
+    import logging
+
+    sigmas = {}
+    for group in np.unique(groups):
+        rows = torch.from_numpy(np.flatnonzero(groups == group))
+        sigma = matching_sigma(x[rows], target)
+        if sigma:
+            logging.getLogger("dlstudy").warning("%s (%s): images are sharper than the training images; blurring "
+                                                 "with sigma %.2f px to match", source, group, sigma)
+            x[rows] = gaussian_blur(x[rows], sigma)
+        sigmas[str(group)] = sigma
+    return sigmas

@@ -42,6 +42,7 @@ class Derivation:
     tables: list[tuple[str, list[dict]]] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     results: dict = field(default_factory=dict)  # machine-readable answers for --json
+    answer: str = ""  # the question's answer in words, every number from the working above
 
     def step(self, text: str) -> None:
         self.steps.append(text)
@@ -60,6 +61,13 @@ class Derivation:
     @property
     def passed(self) -> bool:
         return all(c.passed for c in self.checks)
+
+    def agreement(self) -> str:
+        """How the working compares with autograd, in words: for the end of an answer."""
+        worst = max((c.error for c in self.checks), default=0.0)
+        if self.passed:
+            return f"all {len(self.checks)} checks against PyTorch pass (largest relative error {worst:.1e})"
+        return f"{sum(not c.passed for c in self.checks)} of {len(self.checks)} checks against PyTorch FAIL"
 
     def verdict(self) -> str:
         worst = max((c.error for c in self.checks), default=0.0)

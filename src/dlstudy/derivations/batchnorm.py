@@ -25,7 +25,8 @@ def forward(x, gamma, beta, eps):
     return gamma * x_hat + beta, (mu, var, x_hat)
 
 
-def backward(dy, x, gamma, eps, mu, var, x_hat):
+def backward(dy, x, gamma, eps, cache):
+    mu, var, x_hat = cache
     n = len(x)
     dx_hat = dy * gamma
     dvar = np.sum(dx_hat * (x - mu), 0) * -0.5 * (var + eps) ** -1.5
@@ -41,11 +42,20 @@ def derive(p: dict, seed: int = 0) -> Derivation:
     x = rng.normal(2.0, 3.0, (n, k))
     gamma, beta = rng.normal(1.0, 0.5, k), rng.normal(0.0, 0.5, k)
     dy = rng.normal(size=(n, k))  # the upstream gradient dl/dy of some loss l
-    y, (mu, var, x_hat) = forward(x, gamma, beta, eps)
-    g = backward(dy, x, gamma, eps, mu, var, x_hat)
-    d.step(f"x (N={n}, D={k}):\n{fmt(x)}")
+    y, cache = forward(x, gamma, beta, eps)
+    mu, var, x_hat = cache
+    g = backward(dy, x, gamma, eps, cache)
+    d.step("forward, per feature over the batch of N rows:\n  mu = (1/N) sum_i x_i\n  var = (1/N) sum_i (x_i - mu)^2\n"
+           "  x_hat_i = (x_i - mu) / sqrt(var + eps)\n  y_i = gamma x_hat_i + beta")
+    d.step("backward, from the upstream gradient dl/dy that the layer above hands down:\n"
+           "  dl/dx_hat = dl/dy * gamma\n  dl/dvar = sum_i dl/dx_hat_i (x_i - mu) * -1/2 (var + eps)^(-3/2)\n"
+           "  dl/dmu = sum_i dl/dx_hat_i * -1/sqrt(var + eps) + dl/dvar * (1/N) sum_i -2 (x_i - mu)\n"
+           "  dl/dx_i = dl/dx_hat_i / sqrt(var + eps) + dl/dvar * 2 (x_i - mu) / N + dl/dmu / N\n"
+           "  dl/dgamma = sum_i dl/dy_i x_hat_i ;  dl/dbeta = sum_i dl/dy_i")
+    d.step(f"x (N={n}, D={k}), eps = {eps:g}:\n{fmt(x)}")
     d.step(f"mu = {fmt(mu)}   var = {fmt(var)}   (biased, over the batch)")
-    d.step(f"x_hat:\n{fmt(x_hat)}\ny = gamma*x_hat + beta with gamma = {fmt(gamma)}, beta = {fmt(beta)}")
+    d.step(f"x_hat:\n{fmt(x_hat)}\ny = gamma*x_hat + beta with gamma = {fmt(gamma)}, beta = {fmt(beta)}:\n{fmt(y)}")
+    d.step(f"upstream gradient dl/dy (random, as if from some loss above):\n{fmt(dy)}")
     for key in ("dvar", "dmu", "dgamma", "dbeta"):
         d.step(f"dl/d{key[1:]} = {fmt(g[key])}")
     d.step(f"dl/dx:\n{fmt(g['dx'])}")
@@ -71,4 +81,8 @@ def derive(p: dict, seed: int = 0) -> Derivation:
     d.check("dl/dvar against autograd", g["dvar"], var_t.grad.numpy(), 1e-10)
     d.check("dl/dmu against autograd", g["dmu"], mu_t.grad.numpy(), 1e-9)
     d.results = {k: v.tolist() for k, v in g.items()}
+    d.answer = (f"Forward: x_hat has mean {np.abs(x_hat.mean(0)).max():.1e} and variance "
+                f"{x_hat.var(0).min():.4f}-{x_hat.var(0).max():.4f} per feature before gamma and beta; backward: "
+                f"dl/dx sums to {np.abs(g['dx'].sum(0)).max():.1e} per feature (the mean's gradient cancels), "
+                f"dl/dbeta = sum of dl/dy and dl/dgamma = sum of dl/dy * x_hat; {d.agreement()}.")
     return d

@@ -74,4 +74,6 @@ def derive(p: dict, seed: int = 0) -> Derivation:
     d.check("y against torch", ys, ty, 1e-12)
     d.results = {"c": cs, "y": ys, "y_rounded": [round(v, 3) for v in ys]}
     d.step("y rounded to 3 decimals: " + ", ".join(f"{v:.3f}" for v in ys))
+    d.answer = (f"Over the {len(ys)} inputs the memory cell goes " + ", ".join(f"{v:.3g}" for v in cs) +
+                " and the outputs are y = " + ", ".join(f"{v:.3f}" for v in ys) + f"; {d.agreement()}.")
     return d

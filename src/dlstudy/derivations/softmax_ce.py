@@ -52,4 +52,7 @@ def derive(p: dict, seed: int = 0) -> Derivation:
     F.binary_cross_entropy_with_logits(zbt, torch.tensor(yb)).backward()
     d.check("binary dL/dz against autograd", gb, zbt.grad.numpy(), 1e-12)
     d.results = {"grad": grad.tolist(), "binary_grad": gb.tolist(), "loss": float(loss)}
+    d.answer = (f"Softmax with cross-entropy has dL/dz = (softmax(z) - y) / N (sigmoid with binary cross-entropy: "
+                f"(s(z) - y) / N); on this batch of {n} the loss is {loss:.4f}, each row of the gradient sums to "
+                f"{np.abs(grad.sum(1)).max():.1e} (zero, as it must), and {d.agreement()}.")
     return d

@@ -47,4 +47,7 @@ def derive(p: dict, seed: int = 0) -> Derivation:
     d.check("dL/dW' against autograd", dW2, W2t.grad.numpy(), 1e-12)
     d.check("dL/dW against autograd", dW, Wt.grad.numpy(), 1e-12)
     d.results = {"loss": float(loss), "dW_center_row": dh.tolist(), "dW_out": dW2.tolist()}
+    d.answer = (f"With e = C softmax(u) - sum of the context one-hots, dL/dW' = h e^T and dL/dW = x (W' e)^T, so only "
+                f"the centre word's input row moves; here L = {loss:.4f} and that row's gradient has norm "
+                f"{np.linalg.norm(dh):.4f}; {d.agreement()}.")
     return d

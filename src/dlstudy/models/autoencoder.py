@@ -24,6 +24,8 @@ def _check_size(in_shape: tuple[int, int, int], levels: int) -> None:
 
 
 class PoolAutoencoder(nn.Module):
+    reconstructs = True  # has a decoder: reconstruction error, reconstruction figures
+
     def __init__(self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
         assert len(channels) >= 1, "need at least one conv block"
@@ -68,6 +70,8 @@ class PoolAutoencoder(nn.Module):
 
 
 class DenseAutoencoder(nn.Module):
+    reconstructs = True  # has a decoder: reconstruction error, reconstruction figures
+
     def __init__(self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (32, 64, 128), latent_dim: int = 128):
         super().__init__()
         assert latent_dim >= 1, "latent_dim must be positive"

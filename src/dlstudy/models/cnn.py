@@ -5,8 +5,10 @@ is the identity for 48x48 faces after four blocks)."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
+from dlstudy.data.augment import random_affine
 from dlstudy.errors import InputError
 
 
@@ -45,23 +47,21 @@ class ExpressionCNN(nn.Module):
         return self.classifier(self.features(x))  # (B, C, H, W) -> (B, num_classes) logits
 
 
-def summary(model: nn.Module, in_shape: tuple[int, int, int]) -> list[dict]:
-    """One row per leaf layer: name, output shape for one input of in_shape, parameters."""
-    rows: list[dict] = []
-    hooks = []
-    for name, module in model.named_modules():
-        if len(list(module.children())) == 0:
-            def hook(mod, _inp, out, name=name):
-                rows.append({"layer": f"{name} ({type(mod).__name__})", "output": "x".join(map(str, out.shape[1:])),
-                             "parameters": sum(p.numel() for p in mod.parameters())})
-            hooks.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, *in_shape, device=next(model.parameters()).device))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return rows
+def expression_loss(cfg: dict, weights: torch.Tensor | None, seed: int):
+    """Cross-entropy with label smoothing and class weights, on batches augmented in training mode
+    (shift, rotation, scale, flip from cfg["augment"])."""
+    aug = cfg["augment"]
+    smoothing = cfg["loss"]["label_smoothing"]
+    generator = torch.Generator().manual_seed(seed + 1)  # augmentation draws, apart from the batch order
+
+    def loss_fn(model, batch):
+        x, y = batch  # (B, C, H, W), (B,)
+        if model.training:
+            x = random_affine(x, shift=aug["shift"], rotate=aug["rotate"], scale=tuple(aug["scale"]),
+                              flip=aug["flip"], generator=generator)
+        logits = model(x.contiguous(memory_format=torch.channels_last))
+        w = None if weights is None else weights.to(logits.device)
+        loss = F.cross_entropy(logits.float(), y, weight=w, label_smoothing=smoothing)
+        return loss, {"accuracy": (logits.argmax(1) == y).float().mean()}
+
+    return loss_fn

@@ -13,6 +13,8 @@ from torch import nn
 
 
 class ContrastiveEncoder(nn.Module):
+    reconstructs = False  # no decoder: features only
+
     def __init__(self, *, in_channels: int, channels: tuple[int, ...] = (32, 64, 128, 256), projection_dim: int = 64):
         super().__init__()
         assert len(channels) >= 1, "need at least one conv block"

@@ -21,3 +21,33 @@ class RecurrentClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out, _ = self.rnn(x)  # (B, L, H)
         return self.head(out[:, -1]).squeeze(1)  # (B,) logits
+
+
+def build_recurrent(model_cfg: dict, cell: str) -> RecurrentClassifier:
+    m = model_cfg
+    return RecurrentClassifier(cell=cell, hidden_size=m["hidden_size"], num_layers=m["num_layers"], dropout=m["dropout"])
+
+
+def rise_loss(pos_weight: float | None):
+    """Binary cross-entropy for the Trainer, with the rarer class weighed up by pos_weight."""
+    weight = None if pos_weight is None else torch.tensor(pos_weight)
+
+    def loss_fn(model, batch):
+        x, y = batch  # (B, L, 1), (B,)
+        logits = model(x)
+        w = None if weight is None else weight.to(x.device)
+        return (nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=w),
+                {"accuracy": ((logits > 0).float() == y).float().mean()})
+
+    return loss_fn
+
+
+def as_tensors(x, y):
+    """Windows (n, L) and labels (n,) as numpy -> the model's (n, L, 1) and (n,) float tensors."""
+    return torch.from_numpy(x).float().unsqueeze(-1), torch.from_numpy(y).float()
+
+
+@torch.no_grad()
+def rise_probabilities(model: nn.Module, x, device):
+    model.eval()
+    return torch.sigmoid(model(torch.from_numpy(x).float().unsqueeze(-1).to(device))).cpu().numpy()

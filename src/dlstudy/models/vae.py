@@ -50,7 +50,8 @@ class ConvVAE(VAE):
         step = 2 ** len(channels)
         if h % step or w % step or h < 2 * step:
             raise InputError(f"images of {h}x{w} do not fit the conv VAE's {len(channels)} halvings: the side must be a "
-                             f"multiple of {step} and at least {2 * step}; set data.image_size (e.g. 32) or fewer model.conv.channels")
+                             f"multiple of {step} and at least {2 * step}; set data.image_size (e.g. 32) or fewer "
+                             "model.conv.channels")
         self.in_shape, self.latent_dim = tuple(in_shape), latent_dim
         self.grid = (channels[-1], h // step, w // step)  # the encoder's last feature map
         enc, prev = [], c
@@ -99,3 +100,35 @@ def elbo_terms(model: VAE, x: torch.Tensor, *, likelihood: str = "bernoulli", si
     """(reconstruction, kl, mu) per image; their sum is the negative ELBO, a bound on -log p(x)."""
     logits, mu, logvar = model(x)
     return reconstruction_nll(logits.float(), x, likelihood, sigma), kl_divergence(mu.float(), logvar.float()), mu
+
+
+def beta_at(epoch: int, beta: float, warmup: str, warmup_epochs: int) -> float:
+    """The KL weight during epoch `epoch` (0-based): constant, a linear ramp from 0, or a ramp that
+    restarts every warmup_epochs (cyclical annealing, Fu et al. 2019: rise over the first half)."""
+    if warmup == "linear":
+        return beta * min(1.0, (epoch + 1) / warmup_epochs)
+    if warmup == "cyclical":
+        return beta * min(1.0, (epoch % warmup_epochs + 1) / max(1, warmup_epochs // 2))
+    return beta
+
+
+class ELBOLoss:
+    """reconstruction + beta KL for the Trainer, with beta's warm-up schedule. The Trainer calls
+    start_epoch before each epoch (also after a resume), so the schedule needs no other channel.
+    Evaluation always weighs KL by the target beta."""
+
+    def __init__(self, *, beta: float, likelihood: str = "bernoulli", sigma: float = 0.1, warmup: str = "none",
+                 warmup_epochs: int = 1):
+        self.beta, self.likelihood, self.sigma = beta, likelihood, sigma
+        self.warmup, self.warmup_epochs = warmup, warmup_epochs
+        self.epoch = 0
+
+    def start_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __call__(self, model: VAE, batch: tuple):
+        (x,) = batch  # (B, C, H, W) in [0, 1]
+        recon, kl, _ = elbo_terms(model, x, likelihood=self.likelihood, sigma=self.sigma)
+        weight = beta_at(self.epoch, self.beta, self.warmup, self.warmup_epochs) if model.training else self.beta
+        recon, kl = recon.mean(), kl.mean()
+        return recon + weight * kl, {"neg_elbo": recon + kl, "reconstruction": recon, "kl": kl}

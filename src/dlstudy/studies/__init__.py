@@ -1,6 +1,5 @@
-"""The studies, by CLI name. Each module has NAME, TITLE, DEFAULTS, QUICK, add_arguments,
-flag_overrides, check_config(cfg), run(run, cfg) -> metrics, predict(...) and summary(metrics); the
-training studies also OBJECTIVE and PRUNE_ON, (metric, direction) pairs that sweeps use."""
+"""The studies, by CLI name, each checked against the protocol in dlstudy.studies.protocol."""
 from dlstudy.studies import classify, cluster, derive, generate, trend
+from dlstudy.studies.protocol import register
 
-STUDIES = {m.NAME: m for m in (cluster, trend, classify, generate, derive)}
+STUDIES = register(cluster, trend, classify, generate, derive)

@@ -9,27 +9,31 @@ from __future__ import annotations
 import argparse
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from sklearn.metrics.cluster import contingency_matrix as contingency
 
 from dlstudy import plots
-from dlstudy.analysis.clustering import METHODS as CLUSTER_METHODS
-from dlstudy.analysis.clustering import cluster
+from dlstudy.analysis.architecture import layer_table
+from dlstudy.analysis.cluster_grid import Grid, slug
+from dlstudy.analysis.clustering import METHODS as CLUSTER_METHODS, assign_new, id_label_csv
+from dlstudy.analysis.metrics import (apply_matching, best_matching, class_recall, clustering_scores, error_auc,
+                                      map_agreement)
+from dlstudy.analysis.reduction import parse_chain, two_d_views
 from dlstudy.analysis.scan import mine_neighbours
-from dlstudy.analysis.metrics import apply_matching, best_matching, clustering_scores
-from dlstudy.analysis.reduction import parse_chain, reduce_chains
+from dlstudy.answers import cluster as answers
 from dlstudy.config import TRAINING_RUN
-from dlstudy.data.augment import colour_jitter, random_resized_crop
-from dlstudy.data.images import ImageSet, load_images, read_numpy
+from dlstudy.data.images import (ImageSet, figure_indices, group_labels, load_data, load_images, n_clusters_for,
+                                 read_numpy, to_uint8, to_unit_tensor)
 from dlstudy.errors import InputError
-from dlstudy.models.autoencoder import build_autoencoder
-from dlstudy.models.contrastive import ContrastiveEncoder, nt_xent
-from dlstudy.report import Report, text_table
+from dlstudy.models.encoders import build_encoder, check_encoders, encode, training_for
+from dlstudy.report import Report, pivot
 from dlstudy.runs import atomic_write_bytes, load_weights
-from dlstudy.train import Trainer, resolve_device
+from dlstudy.studies.protocol import Results, section
+from dlstudy.train import resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
@@ -99,132 +103,6 @@ def flag_overrides(args: argparse.Namespace) -> dict:
     return out
 
 
-# data --------------------------------------------------------------------------------------------
-def load_data(cfg: dict) -> ImageSet:
-    d = cfg["data"]
-    data = load_images(d["path"], labels=d["labels"], skip_bad=d["skip_bad"])
-    if d["limit"] and d["limit"] < len(data):
-        keep = np.sort(np.random.default_rng(cfg["seed"]).choice(len(data), d["limit"], replace=False))
-        data = ImageSet(data.images[keep], None if data.labels is None else data.labels[keep], data.class_names, data.source)
-    if d["groups"]:
-        data = group_labels(data, d["groups"], d["group_names"])
-    return data
-
-
-def group_labels(data: ImageSet, groups: list, names: list) -> ImageSet:
-    """Merge labels into groups, e.g. CIFAR-10 classes into vehicles and animals."""
-    if data.labels is None:
-        raise InputError("data.groups needs labels; give --labels or labelled data")
-    lookup = {}
-    for g, members in enumerate(groups):
-        for label in members:
-            if label in lookup:
-                raise InputError(f"data.groups: label {label} is in two groups")
-            lookup[int(label)] = g
-    missing = sorted(set(np.unique(data.labels).tolist()) - set(lookup))
-    if missing:
-        raise InputError(f"data.groups: labels {missing} are in no group; every label needs one")
-    labels = np.array([lookup[int(v)] for v in data.labels], dtype=np.int64)
-    if names and len(names) != len(groups):
-        raise InputError(f"data.group_names has {len(names)} names for {len(groups)} groups")
-    class_names = [str(n) for n in names] if names else [f"group {g}" for g in range(len(groups))]
-    return ImageSet(data.images, labels, class_names, f"{data.source} ({len(groups)} groups)")
-
-
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(images).permute(0, 3, 1, 2).float().div(127.5).sub(1.0)  # (N, C, H, W) in [-1, 1]
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # (N, H, W, C)
-
-
-def reconstruction_loss(model, batch):
-    (x,) = batch
-    return F.mse_loss(model(x), x), {}
-
-
-def contrastive_loss(cfg: dict, seed: int):
-    """SimCLR's loss for the Trainer: two augmented views of every image in the batch, drawn on the whole
-    batch at once, through the encoder and head in one pass (batch norm sees both views)."""
-    aug = cfg["augment"]
-    generator = torch.Generator().manual_seed(seed)
-
-    def view(x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1] -> (B, C, S, S) in [-1, 1]
-        x = random_resized_crop(x, scale=tuple(aug["crop_scale"]), flip=aug["flip"], size=aug["crop_size"] or None,
-                                generator=generator)
-        x = colour_jitter((x + 1) / 2, brightness=aug["jitter"], contrast=aug["jitter"], saturation=aug["jitter"],
-                          hue=aug["hue"], grayscale=aug["grayscale"], generator=generator)
-        return x * 2 - 1
-
-    def loss(model, batch):
-        (x,) = batch
-        z1, z2 = model(torch.cat([view(x), view(x)])).chunk(2)  # (B, P) each
-        return nt_xent(z1, z2, cfg["temperature"]), {}
-
-    return loss
-
-
-def is_autoencoder(model: torch.nn.Module) -> bool:
-    return not isinstance(model, ContrastiveEncoder)
-
-
-def build_encoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg: dict) -> torch.nn.Module:
-    """'pool', 'dense:<latent size>' (the reports' autoencoders) or 'simclr' (a contrastive encoder)."""
-    family = spec.partition(":")[0]
-    if spec == "simclr":
-        channels = tuple(model_cfg["simclr"]["channels"])
-        if min(in_shape[1:]) < 2 ** (len(channels) - 1):
-            raise InputError(f"images of {in_shape[1]}x{in_shape[2]} are too small for {len(channels) - 1} pooling steps; "
-                             "give model.simclr.channels fewer entries")
-        return ContrastiveEncoder(in_channels=in_shape[0], channels=channels,
-                                  projection_dim=int(model_cfg["simclr"]["projection_dim"]))
-    if family in ("pool", "dense"):
-        return build_autoencoder(spec, in_shape=in_shape, model_cfg=model_cfg)
-    raise InputError(f"unknown encoder '{spec}'; use pool, dense:<latent size> or simclr")
-
-
-def train_encoder(spec: str, model: torch.nn.Module, x: torch.Tensor, cfg: dict, *, run, device) -> Trainer:
-    if is_autoencoder(model):
-        loss, train = reconstruction_loss, cfg["train"]
-    else:
-        loss, train = contrastive_loss(cfg["contrastive"], cfg["seed"]), cfg["contrastive"]["train"]
-    return Trainer(model, loss, **train, device=device, seed=cfg["seed"], run=run, name=f"encoder-{slug(spec)}",
-                   tensorboard=cfg["tensorboard"]).fit((x,))
-
-
-@torch.no_grad()
-def encode(model, x: torch.Tensor, device, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray | None]:
-    """Features (N, D) and, for autoencoders, each image's reconstruction MSE with pixels in [0, 1]."""
-    model.eval()
-    latents, errors = [], []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size].to(device)
-        latents.append(model.encode(xb).float().cpu())
-        if is_autoencoder(model):  # [-1, 1] -> [0, 1] divides squared errors by 4
-            errors.append(((model(xb) - xb) ** 2).mean(dim=(1, 2, 3)).cpu() / 4)
-    return torch.cat(latents).numpy(), torch.cat(errors).numpy() if errors else None
-
-
-def neighbour_accuracy(neighbours: np.ndarray, labels: np.ndarray) -> float:
-    """Share of the mined nearest neighbours that carry their image's label: how much SCAN can trust."""
-    return float(np.mean(labels[neighbours] == labels[:, None]))
-
-
-def slug(spec: str) -> str:
-    return spec.replace(":", "-").replace(">", "_")
-
-
-# the study ---------------------------------------------------------------------------------------
-def n_clusters_for(cfg: dict, data: ImageSet) -> int:
-    k = cfg["clustering"]["n_clusters"]
-    if k is None:
-        k = len(np.unique(data.labels)) if data.labels is not None else 2
-    if k > len(data):
-        raise InputError(f"--clusters {k} is larger than the number of images ({len(data)}); choose a smaller K")
-    return int(k)
-
-
 def check_config(cfg: dict) -> None:
     """What can be checked before any data is read or folder made."""
     resolve_device(cfg["device"])
@@ -232,243 +110,230 @@ def check_config(cfg: dict) -> None:
     for chain in grid["reductions"]:
         parse_chain(chain)
     if not grid["encoders"] or not grid["reductions"] or not grid["clusterings"]:
-        raise InputError("grid.encoders, grid.reductions and grid.clusterings need at least one entry each, e.g. [pool], [none], [kmeans]")
-    for spec in grid["encoders"]:
-        build_encoder(spec, in_shape=(1, 64, 64), model_cfg=cfg["model"])
+        raise InputError("grid.encoders, grid.reductions and grid.clusterings need at least one entry each, "
+                         "e.g. [pool], [none], [kmeans]")
+    check_encoders(cfg)
     for method in grid["clusterings"]:
         if method not in CLUSTER_METHODS:
             raise InputError(f"grid.clusterings: unknown method '{method}'; use any of {', '.join(CLUSTER_METHODS)}")
     k = cfg["clustering"]["n_clusters"]
     if k is not None and (not isinstance(k, int) or k < 1):
         raise InputError(f"--clusters must be a whole number of at least 1, got {k}")
-    lo, hi = cfg["contrastive"]["augment"]["crop_scale"]
-    if not 0 < lo <= hi <= 1:
-        raise InputError(f"contrastive.augment.crop_scale must be [low, high] with 0 < low <= high <= 1, got {[lo, hi]}")
-    if not cfg["contrastive"]["temperature"] > 0:
-        raise InputError("contrastive.temperature must be positive, e.g. 0.2")
 
 
-def run(run, cfg: dict) -> dict:
+# the report: one section per homework question ---------------------------------------------------
+@section("Two autoencoder families crossed with reductions: reconstruction and accuracy", question=1)
+def variant_grid(report: Report, r: ClusterResults, cfg: dict) -> None:
+    m = r.metrics
+    report.paragraph(f"{len(r.data)} images of {r.data.images.shape[1]}x{r.data.images.shape[2]} with "
+                     f"{r.data.images.shape[3]} channel(s) from {r.data.source}; {m['n_clusters']} clusters.")
+    report.paragraph(answers.GRID_WORDS.format(k=cfg["scan"]["n_neighbors"]))
+    key = ["encoder", "reduction", "clustering", "reconstruction_mse", "accuracy", "public_accuracy", "private_accuracy"]
+    report.table(r.rows, highlight=r.best + 1, first=key, caption="Every variant")
+    for name, layers in r.layers.items():
+        report.table(layers, caption=f"Encoder '{name}': layers, output shape for one image, parameters", collapse=True)
+    # autoencoders train on [-1, 1] pixels: / 4 gives the tables' [0, 1] MSE; SimCLR's loss is NT-Xent
+    curves = {f"{spec} ({'MSE, pixels in [0, 1]' if r.encoders[spec].reconstructs else 'NT-Xent'})":
+              [{**h, "loss": h["loss"] / (4 if r.encoders[spec].reconstructs else 1)} for h in hist]
+              for spec, hist in r.histories.items()}
+    report.figure(plots.curves(curves, ["loss"], ylabel="training loss", share_y=False), "training",
+                  "Training loss per epoch of each encoder, in the tables' units.")
+    if r.data.labels is not None:
+        report.figure(plots.bars({f"{x['encoder']} | {x['reduction']} | {x['clustering']}": x["accuracy"]
+                                  for x in r.rows[1:]}, baseline=r.rows[0]["accuracy"],
+                                 baseline_label="KMeans on raw pixels", xlabel="accuracy"), "grid_accuracy",
+                      "Accuracy of every variant; bars left of the red line do worse than clustering raw pixels.")
+        report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0]))
+    else:
+        report.answer("Without labels no accuracy can be measured; the first grid row was used.")
+
+
+@section("Originals next to their reconstructions", question=2)
+def reconstructions(report: Report, r: ClusterResults, cfg: dict) -> None:
+    idx = r.figure_indices
+    errors = {}
+    for spec, model in r.encoders.items():
+        if not model.reconstructs:
+            continue
+        with torch.no_grad():
+            recon = to_uint8((model(r.x[idx].to(r.device)) + 1) / 2)
+        report.figure(plots.image_rows([r.data.images[idx], recon], row_titles=["original", spec],
+                                       captions=[[r.name(i) for i in idx], [f"MSE {r.errors[spec][i]:.4f}" for i in idx]]),
+                      f"reconstructions_{slug(spec)}", f"Originals over reconstructions by '{spec}', with each "
+                      "image's squared error per pixel in [0, 1]: what the code keeps, and what it smooths away.")
+        errors[spec] = float(r.errors[spec].mean())
+    if errors:
+        report.answer(answers.reconstructions(errors, float((r.data.images / 255.0).var(axis=0).mean())))
+
+
+@section("How the true labels spread over the clusters", question=3)
+def label_spread(report: Report, r: ClusterResults, cfg: dict) -> None:
+    if r.data.labels is None:
+        return
+    clusters = r.best_of()
+    report.figure(plots.confusion_figure(contingency(r.data.labels, clusters), r.class_names, title="labels x clusters",
+                                         columns=[f"cluster {c}" for c in np.unique(clusters)]), "label_spread",
+                  "How each label's images fall over the selected variant's clusters: a clean grouping has one "
+                  "dark cell per row.")
+    report.answer(answers.label_spread(class_recall(r.data.labels, clusters), r.class_names))
+
+
+@section("The best recipe over reduction dimensions, public and private", question=4)
+def dimensions(report: Report, r: ClusterResults, cfg: dict) -> None:
+    if r.data.labels is None:
+        return
+    best = r.rows[r.best + 1]
+    mine = [x for x in r.rows[1:] if x["encoder"] == best["encoder"]]
+    report.table(pivot(mine, "reduction", "clustering", "private_accuracy", column_name="{} private"),
+                 caption=f"Private accuracy of '{best['encoder']}' per reduction chain and clustering")
+    report.answer(answers.dimensions(r.rows[1:], best))
+
+
+@section("Two images of different classes: reconstruction error against clustering", question=5)
+def two_images(report: Report, r: ClusterResults, cfg: dict) -> None:
+    spec = next((s for s in r.errors if r.errors[s] is not None), None)
+    if spec is None or r.data.labels is None or len(r.figure_indices) < 2:
+        return
+    clusters = r.best_of(spec)
+    right = apply_matching(clusters, best_matching(r.data.labels, clusters)) == r.data.labels
+    pair = [{"index": int(i), "name": r.name(i), "error": float(r.errors[spec][i]), "right": bool(right[i])}
+            for i in r.figure_indices[:2]]
+    report.paragraph(f"Autoencoder '{spec}', clustered by its best chain; images as in the reconstruction figure.")
+    report.answer(answers.two_images(pair, error_auc(r.errors[spec], ~right)))
+
+
+@section("PCA and t-SNE maps of the latent codes", question=6)
+def latent_maps(report: Report, r: ClusterResults, cfg: dict) -> None:
+    queries = r.figure_indices[: cfg["figures"]["neighbour_rows"]]
+    for spec, z in r.latents.items():
+        rows = [[q, *nearest] for q, nearest in zip(queries, mine_neighbours(z, 8, rows=queries))]
+        report.figure(plots.image_rows([r.data.images[row] for row in rows], captions=[[r.name(j) for j in row]
+                                                                                       for row in rows]),
+                      f"neighbours_{slug(spec)}", f"Nearest neighbours by '{spec}' features: each row an image, then its "
+                      "8 nearest others by cosine similarity; same-class neighbours are what clustering builds on.")
+    (show, views), spec = r.views, r.metrics["best_encoder"]
+    panels = {f"{title} of '{spec}' features": xy for title, xy in views.items()}
+    labels = None if r.data.labels is None else r.data.labels[show]
+    report.figure(plots.scatter_maps(panels, labels, r.class_names), "latent_maps",
+                  f"The selected encoder's features in 2-D ({len(show)} points), coloured by label: compact, separate "
+                  "colours are classes the features tell apart.")
+    if labels is not None:
+        report.answer(answers.maps({t: map_agreement(xy, labels) for t, xy in panels.items()}, r.class_names))
+
+
+SECTIONS = [variant_grid, reconstructions, label_spread, dimensions, two_images, latent_maps]
+TERMINAL_COLUMNS = ["encoder", "reduction", "clustering", "reduced_dim", "reconstruction_mse", "neighbour_accuracy",
+                    "accuracy", "public_accuracy", "private_accuracy", "nmi", "seconds"]
+CARD = [("private accuracy", "private_accuracy", "raw_kmeans_private_accuracy"), ("NMI", "nmi", "raw_kmeans_nmi"),
+        ("clusters", "n_clusters", None), ("images", "n_images", None)]
+
+
+@dataclass(kw_only=True)
+class ClusterResults(Results):
+    data: ImageSet
+    x: torch.Tensor  # (N, C, H, W) in [-1, 1], what the encoders saw
+    rows: list[dict]  # the raw-pixel baseline, then every variant
+    best: int  # index of the selected variant among rows[1:]
+    assignments: dict[str, np.ndarray]  # "encoder|chain|method" -> cluster per image
+    encoders: dict[str, torch.nn.Module]
+    histories: dict[str, list[dict]]
+    latents: dict[str, np.ndarray]
+    errors: dict[str, np.ndarray | None]  # per image reconstruction MSE, pixels in [0, 1]
+    maps: dict[str, np.ndarray]  # "encoder|chain" -> 2-D features
+    views: tuple[np.ndarray, dict]  # the selected encoder's 2-D views: (image indices shown, title -> (n, 2))
+    layers: dict[str, list[dict]]
+    figure_indices: list[int]
+    device: torch.device
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.data.label_names()
+
+    def name(self, i: int) -> str:
+        return f"#{i}" if self.data.labels is None else self.class_names[self.data.labels[i]]
+
+    def best_of(self, spec: str | None = None) -> np.ndarray:
+        """The clusters of the selected variant, or of encoder `spec`'s best chain by public accuracy."""
+        row = self.rows[self.best + 1] if spec is None else max(
+            (x for x in self.rows[1:] if x["encoder"] == spec), key=lambda x: x["public_accuracy"])
+        return self.assignments[f"{row['encoder']}|{row['reduction']}|{row['clustering']}"]
+
+
+# the run -----------------------------------------------------------------------------------------
+def fit(run, cfg: dict) -> ClusterResults:
     device = resolve_device(cfg["device"])
-    data = load_data(cfg)
-    k = n_clusters_for(cfg, data)
-    x = to_tensor(data.images)
-    in_shape = tuple(x.shape[1:])
-    grid = cfg["grid"]
-    encoders = {spec: build_encoder(spec, in_shape=in_shape, model_cfg=cfg["model"]) for spec in grid["encoders"]}
+    data = load_data(cfg["data"], cfg["seed"])
+    k = n_clusters_for(cfg["clustering"]["n_clusters"], data)
+    shown = figure_indices(list(cfg["figures"]["indices"]), data)  # checked before any training
+    x = to_unit_tensor(data.images) * 2 - 1  # the autoencoders' tanh range
+    encoders = {spec: build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg["model"])
+                for spec in cfg["grid"]["encoders"]}
     log.info("cluster: %d images %s from %s, K=%d, device %s", len(data), data.images.shape[1:], data.source, k, device)
-    seed = cfg["seed"]
-    n_neighbours = cfg["scan"]["n_neighbors"]
-
-    def score(clusters: np.ndarray) -> dict:
-        return clustering_scores(data.labels, clusters) if data.labels is not None else {}
-
-    def cluster_with(features: np.ndarray, method: str) -> np.ndarray:
-        return cluster(features, method, k, seed=seed, n_init=cfg["clustering"]["n_init"], scan=cfg["scan"])
-
-    def neighbours_of(features: np.ndarray) -> dict:
-        if data.labels is None:
-            return {}
-        return {"neighbour_accuracy": neighbour_accuracy(mine_neighbours(features, n_neighbours), data.labels)}
-
-    def neighbour_column(saved: dict) -> dict:
-        return {"neighbour_accuracy": float(saved["neighbour_accuracy"])} if "neighbour_accuracy" in saved else {}
-
-    # the baseline, in the same run: KMeans on raw pixels
-    pixels = data.images.reshape(len(data), -1) / 255.0
-    raw = run.load_arrays("grid/raw.npz")
-    if raw is None:
-        t0 = time.time()
-        raw = {"clusters": cluster_with(pixels, "kmeans"), **neighbours_of(pixels)}
-        raw["seconds"] = np.array(time.time() - t0)
-        run.save_arrays("grid/raw.npz", **raw)
-    rows = [{"encoder": "raw pixels", "latent_dim": pixels.shape[1], "reduction": "none", "reduced_dim": pixels.shape[1],
-             "clustering": "kmeans", "reconstruction_mse": None, **neighbour_column(raw), **score(raw["clusters"]),
-             "seconds": round(float(raw["seconds"]), 1)}]
-    assignments = {"raw pixels|none|kmeans": raw["clusters"]}
+    grid = Grid(run=run, cfg=cfg, labels=data.labels, k=k)
+    rows, assignments = grid.baseline(data.images.reshape(len(data), -1) / 255.0)  # KMeans on raw pixels
     histories, latents, errors, maps = {}, {}, {}, {}
-
     for spec, model in encoders.items():
         t0 = time.time()
-        trainer = train_encoder(spec, model, x, cfg, run=run, device=device)
-        train_seconds = time.time() - t0
-        histories[spec] = trainer.history_
-        run.save_weights(f"models/encoder-{slug(spec)}.safetensors", model)
-        z, err = encode(model, x, device)
-        latents[spec], errors[spec] = z, err
-        saved = run.load_arrays(f"grid/encoder-{slug(spec)}.npz")
-        if saved is None:  # every chain and clustering of this encoder, saved together so a resume skips them
-            t0 = time.time()
-            reduced = reduce_chains(z, grid["reductions"], seed=seed, n_jobs=cfg["reduction"]["n_jobs"],
-                                    kpca_fit_samples=cfg["reduction"]["kpca_fit_samples"])
-            saved = {"reduce_seconds": np.array(time.time() - t0), **neighbours_of(z)}
-            for i, feats in enumerate(reduced.values()):
-                saved[f"dim_{i}"] = np.array(feats.shape[1])
-                if feats.shape[1] == 2:
-                    saved[f"map_{i}"] = feats
-                for j, method in enumerate(grid["clusterings"]):
-                    t0 = time.time()
-                    saved[f"clusters_{i}_{j}"] = cluster_with(feats, method)
-                    saved[f"seconds_{i}_{j}"] = np.array(time.time() - t0)
-            run.save_arrays(f"grid/encoder-{slug(spec)}.npz", **saved)
-        n_rows = len(grid["reductions"]) * len(grid["clusterings"])
-        shared = (train_seconds + float(saved["reduce_seconds"])) / n_rows
-        neighbours = neighbour_column(saved)
-        for i, chain in enumerate(grid["reductions"]):
-            if f"map_{i}" in saved:
-                maps[f"{spec}|{chain}"] = saved[f"map_{i}"]
-            for j, method in enumerate(grid["clusterings"]):
-                clusters = saved[f"clusters_{i}_{j}"]
-                assignments[f"{spec}|{chain}|{method}"] = clusters
-                rows.append({"encoder": spec, "latent_dim": int(z.shape[1]), "reduction": chain,
-                             "reduced_dim": int(saved[f"dim_{i}"]), "clustering": method,
-                             "reconstruction_mse": None if err is None else float(err.mean()),
-                             **neighbours,
-                             **score(clusters), "seconds": round(shared + float(saved[f"seconds_{i}_{j}"]), 1)})
+        loss, settings = training_for(model, cfg)
+        histories[spec] = train_variant(run, cfg, model, loss, f"encoder-{slug(spec)}", train=(x,), device=device,
+                                        settings=settings).history_
+        latents[spec], errors[spec] = encode(model, x, device)
+        more, clusters, maps_of = grid.variants(spec, latents[spec], errors[spec], train_seconds=time.time() - t0)
+        rows += more
+        assignments.update(clusters)
+        maps.update(maps_of)
+    return select(run, cfg, data=data, x=x, figure_indices=shown, rows=rows, assignments=assignments,
+                  encoders=encoders, histories=histories, latents=latents, errors=errors, maps=maps, device=device, k=k)
 
-    # selection: the leaderboard way, by public accuracy; the private half stays untouched
+
+def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dict, k: int, **rest) -> ClusterResults:
+    """The leaderboard way: the best public accuracy; the private half stays untouched."""
     variants = rows[1:]
     best = max(range(len(variants)), key=lambda i: variants[i]["public_accuracy"]) if data.labels is not None else 0
-    best_row = variants[best]
-    best_clusters = assignments[f"{best_row['encoder']}|{best_row['reduction']}|{best_row['clustering']}"]
-    run.write_text("predictions.csv", "id,label\n" + "".join(f"{i},{c}\n" for i, c in enumerate(best_clusters)))
-    mapping = best_matching(data.labels, best_clusters) if data.labels is not None else {}
-    run.save_arrays("predict.npz", latents=latents[best_row["encoder"]], clusters=best_clusters,
+    row = variants[best]
+    clusters = assignments[f"{row['encoder']}|{row['reduction']}|{row['clustering']}"]
+    run.write_bytes("predictions.csv", id_label_csv(clusters))
+    mapping = best_matching(data.labels, clusters) if data.labels is not None else {}
+    run.save_arrays("predict.npz", latents=rest["latents"][row["encoder"]], clusters=clusters,
                     mapping=np.array(sorted(mapping.items()), dtype=np.int64).reshape(-1, 2))
-
     metrics = {
-        **{key: best_row.get(key) for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse")},
+        **{key: row.get(key) for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse")},
         **{f"raw_kmeans_{key}": rows[0].get(key) for key in ("accuracy", "private_accuracy", "nmi", "ari")},
         "n_images": len(data), "n_clusters": k, "image_shape": list(data.images.shape[1:]),
-        "best_encoder": best_row["encoder"], "best_reduction": best_row["reduction"], "best_clustering": best_row["clustering"],
+        "best_encoder": row["encoder"], "best_reduction": row["reduction"], "best_clustering": row["clustering"],
         "selected_by": "public accuracy" if data.labels is not None else "first grid row (no labels)",
         "data": data.source,
     }
-    autoencoder_rows = [r for r in variants if is_autoencoder(encoders[r["encoder"]])]
-    if data.labels is not None and autoencoder_rows:  # the reports' road, for comparison with the selected one
-        best_ae = max(autoencoder_rows, key=lambda r: r["public_accuracy"])
-        metrics.update({"best_autoencoder": f"{best_ae['encoder']} + {best_ae['reduction']} + {best_ae['clustering']}",
-                        **{f"best_autoencoder_{key}": best_ae[key] for key in ("accuracy", "private_accuracy", "nmi", "ari")}})
-    write_report(run, cfg, data, rows, best + 1, metrics, histories, latents, errors, maps, encoders, x, device)
-    print(text_table(rows, ["encoder", "reduction", "clustering", "reduced_dim", "reconstruction_mse", "neighbour_accuracy",
-                            "accuracy", "public_accuracy", "private_accuracy", "nmi", "seconds"]))
-    return metrics
-
-
-def figure_indices(cfg: dict, data: ImageSet) -> list[int]:
-    chosen = list(cfg["figures"]["indices"])
-    bad = [i for i in chosen if not 0 <= int(i) < len(data)]
-    if bad:
-        raise InputError(f"figures.indices {bad} are outside 0..{len(data) - 1}")
-    if chosen:
-        return [int(i) for i in chosen]
-    if data.labels is not None:  # one image per class
-        return [int(np.flatnonzero(data.labels == c)[0]) for c in np.unique(data.labels)][:12]
-    return list(range(min(10, len(data))))
-
-
-def write_report(run, cfg, data, rows, best_index, metrics, histories, latents, errors, maps, encoders, x, device):
-    report = Report(TITLE, run=run)
-    report.heading("Data")
-    report.paragraph(f"{len(data)} images of {data.images.shape[1]}x{data.images.shape[2]} with {data.images.shape[3]} "
-                     f"channel(s) from {data.source}; {metrics['n_clusters']} clusters.")
-    report.heading("Variant grid")
-    report.paragraph(
-        "Each row clusters one encoder's features after the reduction chain ('a>b' applies a then b; 'l2' scales each "
-        "vector to unit length). Autoencoders ('pool', 'dense:D') learn by reconstructing the images; 'simclr' learns by "
-        "telling two augmented views of an image from the views of other images (NT-Xent loss). 'scan' trains clustering "
-        f"heads so that each image and its {cfg['scan']['n_neighbors']} nearest neighbours in feature space agree, with an "
-        "entropy term against empty clusters"
-        + (", then self-labels the confident images" if cfg["scan"]["self_label_epochs"] else "")
-        + "; the encoder stays frozen. "
-        "Neighbour accuracy is the share of those neighbours with the image's own label. "
-        "The first row is KMeans on raw pixels, computed in this run. Accuracy uses the best one-to-one matching of "
-        "clusters to labels (Hungarian). Public accuracy matches clusters to labels on a fixed half of the images; "
-        "private accuracy applies that matching to the other half. The best variant (highlighted) is chosen by public "
-        "accuracy, so its private accuracy is the honest number. Reconstruction MSE is per pixel with pixels in [0, 1]. "
-        "Seconds are per row: an encoder's training and reduction time is shared among its rows.")
-    report.table(rows, highlight=best_index)
-    if data.labels is not None:
-        report.figure(plots.bars({f"{r['encoder']} | {r['reduction']} | {r['clustering']}": r["accuracy"] for r in rows[1:]},
-                                 baseline=rows[0]["accuracy"], baseline_label="KMeans on raw pixels",
-                                 xlabel="accuracy"), "grid_accuracy", "Accuracy of every variant against the raw-pixel baseline.")
-        beat = metrics["private_accuracy"] - metrics["raw_kmeans_private_accuracy"]
-        report.paragraph(f"The selected variant's private accuracy is {metrics['private_accuracy']:.3f}, "
-                         f"{'above' if beat > 0 else 'not above'} raw-pixel KMeans ({metrics['raw_kmeans_private_accuracy']:.3f}) "
-                         f"by {beat:+.3f}.")
-    report.heading("Training")
-    for kind, ylabel in (("autoencoder", "MSE ([-1, 1] pixels)"), ("contrastive", "NT-Xent loss")):
-        curves = {spec: h for spec, h in histories.items() if is_autoencoder(encoders[spec]) == (kind == "autoencoder")}
-        if curves:
-            report.figure(plots.curves(curves, ["loss"], ylabel=ylabel, log_y=kind == "autoencoder"), f"training_{kind}",
-                          f"Training loss per epoch of the {kind} encoders.")
-    idx = figure_indices(cfg, data)
-
-    def name(i: int) -> str:
-        if data.labels is None:
-            return f"#{i}"
-        return data.class_names[data.labels[i]] if data.class_names else f"class {data.labels[i]}"
-
-    reconstructing = {spec: model for spec, model in encoders.items() if is_autoencoder(model)}
-    if reconstructing:
-        report.heading("Reconstructions")
-    for spec, model in reconstructing.items():
-        with torch.no_grad():
-            recon = to_uint8(model(x[idx].to(device)))
-        captions = [[name(i) for i in idx], [f"MSE {errors[spec][i]:.4f}" for i in idx]]
-        report.figure(plots.image_rows([data.images[idx], recon], row_titles=["original", spec], captions=captions),
-                      f"reconstructions_{slug(spec)}", f"Originals over reconstructions by '{spec}', with each image's MSE.")
-    report.heading("Nearest neighbours in feature space")
-    report.paragraph("Each row: an image (left), then its 8 nearest other images by cosine similarity of the encoder's "
-                     "features. Neighbours that share the image's class are what neighbourhood-based clustering builds on.")
-    queries = idx[: cfg["figures"]["neighbour_rows"]]
-    for spec, z in latents.items():
-        neighbour_rows = [[q, *nearest] for q, nearest in zip(queries, mine_neighbours(z, 8, rows=queries))]
-        captions = [[name(j) for j in row] for row in neighbour_rows]
-        report.figure(plots.image_rows([data.images[row] for row in neighbour_rows], captions=captions), f"neighbours_{slug(spec)}",
-                      f"Nearest neighbours by '{spec}' features.")
-    report.heading("2-D maps of the features")
-    spec = metrics["best_encoder"]
-    z = latents[spec]
-    rng = np.random.default_rng(cfg["seed"])
-    show = np.sort(rng.choice(len(z), min(len(z), cfg["figures"]["map_points"]), replace=False))
-    from sklearn.decomposition import PCA
-
-    panels = {f"PCA of '{spec}' features": PCA(2, random_state=cfg["seed"]).fit_transform(z)[show]}
-    for key, xy in maps.items():
-        if key.startswith(f"{spec}|") and key.endswith("tsne:2"):
-            panels[f"{key.split('|')[1]} of '{spec}' features"] = xy[show]
-    labels = None if data.labels is None else data.labels[show]
-    report.figure(plots.scatter_maps(panels, labels, data.class_names), "latent_maps",
-                  f"The selected encoder's features in 2-D, coloured by label ({len(show)} points shown).")
-    report.write(config=cfg, metrics=metrics, seconds=run.elapsed())
+    reconstructing = [v for v in variants if rest["encoders"][v["encoder"]].reconstructs]
+    if data.labels is not None and reconstructing:  # the reports' road, for comparison with the selected one
+        ae = max(reconstructing, key=lambda v: v["public_accuracy"])
+        metrics.update({"best_autoencoder": f"{ae['encoder']} + {ae['reduction']} + {ae['clustering']}",
+                        **{f"best_autoencoder_{key}": ae[key] for key in ("accuracy", "private_accuracy", "nmi", "ari")}})
+    layers = {spec: layer_table(m, rest["x"][:2].to(rest["device"])) for spec, m in rest["encoders"].items()}
+    two_d = {key.split("|")[1]: xy for key, xy in rest["maps"].items() if key.startswith(f"{row['encoder']}|")}
+    views = two_d_views(rest["latents"][row["encoder"]], two_d, points=cfg["figures"]["map_points"], seed=cfg["seed"])
+    return ClusterResults(metrics=metrics, data=data, rows=rows, best=best, assignments=assignments, layers=layers,
+                          views=views, table=rows, columns=TERMINAL_COLUMNS, **rest)
 
 
 # predict -----------------------------------------------------------------------------------------
 def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path, device: str = "auto") -> dict:
-    """Assign new images to the run's clusters: encode with the selected encoder, then vote among the 10
-    nearest training features (t-SNE and kernel PCA chains have no exact out-of-sample map)."""
-    from sklearn.neighbors import KNeighborsClassifier
-
+    """Assign new images to the run's clusters: encode with the selected encoder, then vote among the
+    nearest training features."""
     dev = resolve_device(device)
     data = load_images(data_path, labels=labels, skip_bad=cfg["data"]["skip_bad"])
     if data.labels is not None and cfg["data"]["groups"]:
         data = group_labels(data, cfg["data"]["groups"], cfg["data"]["group_names"])
-    x = to_tensor(data.images)
+    x = to_unit_tensor(data.images) * 2 - 1
     saved = read_numpy(root / "predict.npz", need=("latents", "clusters", "mapping"), hint="; rerun the study")
-    train_latents, train_clusters, mapping = saved["latents"], saved["clusters"], saved["mapping"]
-    spec = metrics["best_encoder"]
-    expected = tuple(metrics["image_shape"])
+    spec, expected, mapping = metrics["best_encoder"], tuple(metrics["image_shape"]), saved["mapping"]
     if data.images.shape[1:] != expected:
         raise InputError(f"{data_path}: images are {data.images.shape[1:]} (H, W, C) but the run was trained on "
                          f"{expected}; resize or convert them first")
     model = build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg["model"])
-    load_weights(model, root / "models" / f"encoder-{slug(spec)}.safetensors")
-    model.to(dev)
-    z, _ = encode(model, x, dev)
-    knn = KNeighborsClassifier(n_neighbors=min(10, len(train_latents))).fit(train_latents, train_clusters)
-    clusters = knn.predict(z)
-    atomic_write_bytes(out, ("id,label\n" + "".join(f"{i},{c}\n" for i, c in enumerate(clusters))).encode())
+    z, _ = encode(load_weights(model, root, f"encoder-{slug(spec)}").to(dev), x, dev)
+    clusters = assign_new(saved["latents"], saved["clusters"], z)
+    atomic_write_bytes(out, id_label_csv(clusters))
     result = {"n_images": len(data), "predictions": str(out)}
     if data.labels is not None and len(mapping):
         predicted = apply_matching(clusters, dict(mapping.tolist()))
@@ -481,4 +346,5 @@ def summary(metrics: dict) -> str:
     if metrics.get("accuracy") is None:
         return f"{metrics['n_images']} images, {metrics['n_clusters']} clusters (no labels)"
     return (f"accuracy {metrics['accuracy']:.3f} (private {metrics['private_accuracy']:.3f}) vs raw-pixel KMeans "
-            f"{metrics['raw_kmeans_accuracy']:.3f}; {metrics['best_encoder']} + {metrics['best_reduction']} + {metrics['best_clustering']}")
+            f"{metrics['raw_kmeans_accuracy']:.3f}; "
+            f"{metrics['best_encoder']} + {metrics['best_reduction']} + {metrics['best_clustering']}")

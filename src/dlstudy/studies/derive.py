@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import dataclass
 
 from dlstudy.derivations import batchnorm, conv_shape, lstm, pca, softmax_ce, word2vec
 from dlstudy.errors import InputError
 from dlstudy.report import Report
+from dlstudy.runs import to_jsonable
+from dlstudy.studies.protocol import Results, section
 
 NAME = "derive"
 TITLE = "Hand derivations, step by step, checked against autograd"
@@ -14,7 +17,7 @@ DERIVATIONS = {"lstm": lstm, "conv-shape": conv_shape, "batchnorm": batchnorm, "
                "word2vec": word2vec, "pca": pca}
 
 
-def section(name: str) -> str:
+def config_key(name: str) -> str:
     return name.replace("-", "_")  # config keys: conv_shape, softmax_ce
 
 
@@ -23,10 +26,11 @@ DEFAULTS = {
     "quick": False,
     "which": "all",
     "json": False,
-    **{section(name): dict(module.DEFAULTS) for name, module in DERIVATIONS.items()},
+    **{config_key(name): dict(module.DEFAULTS) for name, module in DERIVATIONS.items()},
 }
 QUICK = {"quick": True, "conv_shape": {"random_checks": 50}, "pca": {"random_projections": 50}}
 OBJECTIVE = None  # nothing is trained, so there is nothing to sweep
+PRUNE_ON = None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,37 +47,62 @@ def check_config(cfg: dict) -> None:
         raise InputError(f"derive: unknown derivation '{cfg['which']}' (use all, {', '.join(DERIVATIONS)})")
 
 
-def run(run, cfg: dict) -> dict:
+def show(report: Report, d) -> None:
+    report.heading(d.title)
+    report.preformatted("\n".join(d.steps))
+    for caption, rows in d.tables:
+        report.table(rows, caption=caption)
+    report.table([c.row() for c in d.checks], caption="Checks against PyTorch (relative error in float64)")
+    report.paragraph(d.verdict(), note=True)
+
+
+def question(title: str, number: int, names: list[str]):
+    """The section for homework question `number`, made of the derivations `names` (absent ones are skipped)."""
+
+    @section(title, question=number)
+    def answer(report: Report, r: DeriveResults, cfg: dict) -> None:
+        done = [r.done[n] for n in names if n in r.done]
+        for d in done:
+            show(report, d)
+        if done:
+            report.answer(" ".join(d.answer for d in done))
+
+    answer.__name__ = names[0].replace("-", "_")
+    return answer
+
+
+SECTIONS = [question("An LSTM cell traced by hand", 24, ["lstm"]),
+            question("The gradient of the word2vec skip-gram loss", 25, ["word2vec"]),
+            question("PCA as variance maximisation", 26, ["pca"]),
+            question("The output shape of a convolution", 27, ["conv-shape"]),
+            question("Batch-norm gradients, and softmax with cross-entropy", 28, ["batchnorm", "softmax-ce"])]
+CARD = [("derivations", "n_derivations", None), ("checks against autograd", "checks", None),
+        ("checks failed", "checks_failed", None)]
+
+
+@dataclass(kw_only=True)
+class DeriveResults(Results):
+    done: dict  # name -> Derivation
+
+
+def fit(run, cfg: dict) -> DeriveResults:
     names = list(DERIVATIONS) if cfg["which"] == "all" else [cfg["which"]]
-    done = [DERIVATIONS[name].derive(cfg[section(name)], seed=cfg["seed"]) for name in names]
-    report = Report(TITLE, run=run)
-    results = {}
-    for d in done:
-        if not cfg["json"]:
-            print(f"== {d.title}")
-            print("\n".join(d.steps))
-            print(d.verdict() + "\n")
-        report.heading(d.title)
-        report.preformatted("\n".join(d.steps))
-        for caption, rows in d.tables:
-            report.table(rows, caption=caption)
-        report.table([c.row() for c in d.checks], caption="Checks (relative error in float64)")
-        report.paragraph(d.verdict())
-        results[d.name] = {"passed": d.passed, "checks": [c.row() for c in d.checks], **d.results}
+    done = {name: DERIVATIONS[name].derive(cfg[config_key(name)], seed=cfg["seed"]) for name in names}
+    results = {d.name: {"passed": d.passed, "checks": [c.row() for c in d.checks], **d.results} for d in done.values()}
     run.write_json("results.json", results)
     if cfg["json"]:
-        from dlstudy.runs import to_jsonable
-
         print(json.dumps(to_jsonable(results), indent=2))
-    failed = [c for d in done for c in d.checks if not c.passed]
-    metrics = {"derivations": names, "checks": sum(len(d.checks) for d in done), "checks_failed": len(failed),
-               "passed": not failed}
-    report.write(config=cfg, metrics=metrics, seconds=run.elapsed())
-    return metrics
+    else:
+        for d in done.values():
+            print(f"== {d.title}\n" + "\n".join(d.steps) + f"\n{d.verdict()}\n")
+    failed = [c for d in done.values() for c in d.checks if not c.passed]
+    metrics = {"derivations": names, "n_derivations": len(names), "checks": sum(len(d.checks) for d in done.values()),
+               "checks_failed": len(failed), "passed": not failed}
+    return DeriveResults(metrics=metrics, done=done)
 
 
 def predict(*args, **kwargs):
-    raise InputError("derive runs have nothing to predict; predict takes a cluster run")
+    raise InputError("derive runs have nothing to predict; predict takes a cluster, trend, classify or generate run")
 
 
 def summary(metrics: dict) -> str:

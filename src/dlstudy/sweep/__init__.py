@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlstudy.errors import InputError
 from dlstudy.config import load_yaml
-from dlstudy.sweep.engine import PRUNERS, FolderLock, Job, SweepSpec, fill_queue, load_study, open_folder, \
-    open_storage, check_storage, ray_slots, recover_lost, run_workers, study_module
+from dlstudy.errors import InputError
+from dlstudy.sweep.engine import (PRUNERS, FolderLock, Job, SweepSpec, check_storage, fill_queue, load_study,
+                                  open_folder, open_storage, ray_slots, recover_lost, run_workers, study_module)
 from dlstudy.sweep.results import summarize, trials_frame, write
 from dlstudy.sweep.space import load_space
 
@@ -39,7 +39,8 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
     if ray_address and (out is None or not Path(out).is_absolute()):  # checked before any connection
         raise InputError(f"--out {out or '(none)'}: with a remote --ray-address, give an absolute path on storage "
                          "every node shares")
-    workers, threads = placement(backend, workers, ray_address, trial_cpus, trial_gpus, storage)
+    workers, threads = placement(backend, workers, ray_address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus,
+                                 storage=storage)
     name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
     folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
     if resume and not (folder / "status.json").exists():
@@ -55,12 +56,13 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
         lock.release()
     log.info("sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s", study, spec.trials, spec.seeds,
              workers, folder)
-    run_workers(Job(str(folder), spec.__dict__, storage, name, threads, workers, backend), ray_address=ray_address,
+    run_workers(Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads, workers=workers,
+                    backend=backend), ray_address=ray_address,
                 trial_gpus=trial_gpus)
     frame = trials_frame(optuna_study, parsed)
     frame.attrs["folder"] = str(folder)
     summary = summarize(frame, parsed, spec)
-    write(run, optuna_study, parsed, spec, frame, summary)
+    write(run, optuna_study, parsed, spec, trials=frame, summary=summary)
     running = int((frame["state"] == "running").sum())
     if running:  # other processes sharing the storage are still at work: the last one to finish reports
         log.warning("sweep: %d trial(s) still run in other processes; the last one to finish completes %s",
@@ -78,7 +80,7 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
     return (load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None), frame
 
 
-def placement(backend: str, workers: int | None, ray_address: str | None, trial_cpus: int | None,
+def placement(backend: str, workers: int | None, *, ray_address: str | None, trial_cpus: int | None,
               trial_gpus: float, storage: str | None) -> tuple[int, int]:
     """(workers, CPU threads per trial), checked before anything is created."""
     if backend not in ("local", "ray"):

@@ -107,7 +107,7 @@ class FolderLock:
         self.path = folder / ".queue.lock"
         self.file = None
 
-    def acquire(self) -> "FolderLock":
+    def acquire(self) -> FolderLock:
         self.file = open(self.path, "a")
         fcntl.flock(self.file, fcntl.LOCK_EX)
         return self
@@ -265,10 +265,10 @@ class Job:
 
 def work(job: Job) -> None:
     """Pop and run trials until none waits. Runs in the sweep process, or in each worker process."""
-    from dlstudy.sweep.space import load_space
-    from dlstudy.api import resolve_config
-
     import torch
+
+    from dlstudy.api import resolve_config
+    from dlstudy.sweep.space import load_space
 
     torch.set_num_threads(job.threads)
     spec = SweepSpec(**job.spec)
@@ -285,7 +285,7 @@ def work(job: Job) -> None:
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 return
             # the objective releases the lock once its trial is popped and its parameters drawn
-            study.optimize(lambda trial: objective(trial, spec, space, folder, study, lock), n_trials=1,
+            study.optimize(lambda trial, lock=lock: objective(trial, spec, space, folder, study=study, lock=lock), n_trials=1,
                            catch=(Exception,))
         finally:
             lock.release()
@@ -293,7 +293,7 @@ def work(job: Job) -> None:
             return  # bad data or a bad metric: every further trial would fail the same way
 
 
-def objective(trial, spec: SweepSpec, space: Space, folder: Path, study, lock) -> float:
+def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock) -> float:
     import optuna
 
     from dlstudy.api import run_study
@@ -486,7 +486,7 @@ def open_folder(folder: Path, spec: SweepSpec) -> Run:
     if status and status.get("spec") != spec.digest():
         raise InputError(f"{folder} holds a sweep with other settings (see its config.yaml); rerun with the same "
                          "flags, or choose another --out")
-    run = Run(folder, asdict(spec))
+    run = Run(folder)
     run.root.mkdir(parents=True, exist_ok=True)
     run.write_text("config.yaml", dump_yaml(asdict(spec)))
     if spec.space:

@@ -83,7 +83,7 @@ def _plain(value):
     return value.item() if isinstance(value, np.generic) else value
 
 
-def write(run: Run, study, space: Space, spec: SweepSpec, trials: pd.DataFrame, summary: dict) -> None:
+def write(run: Run, study, space: Space, spec: SweepSpec, *, trials: pd.DataFrame, summary: dict) -> None:
     run.write_text("trials.csv", trials.to_csv(index=False))
     run.write_json("summary.json", summary)
     report = Report(f"Sweep of the {spec.study} study: {spec.metric} ({spec.direction})", run=run)
@@ -95,7 +95,8 @@ def write(run: Run, study, space: Space, spec: SweepSpec, trials: pd.DataFrame, 
     configs = summary["configurations"]
     if configs:
         best = configs[0]
-        spread = f" (sd {best['sd']:.4f}, 95 % interval {best['ci95_low']:.4f} to {best['ci95_high']:.4f})" if best["sd"] is not None else ""
+        spread = (f" (sd {best['sd']:.4f}, 95 % interval {best['ci95_low']:.4f} to {best['ci95_high']:.4f})"
+                  if best["sd"] is not None else "")
         report.paragraph(f"Best configuration: {_describe(best, space) or 'the study defaults'}, {spec.metric} "
                          f"{best['mean']:.4f}{' mean over ' + str(best['n']) + ' seeds' if best['n'] > 1 else ''}{spread}.")
         report.heading("Configurations")

@@ -1,0 +1,91 @@
+"""What a study is. The CLI, `run all`, `predict` and sweeps rely on this and nothing else.
+
+A study module trains in `fit(run, cfg) -> Results` and reports in `SECTIONS`: one function per
+homework question (`../shared/QUESTIONS.md` numbers them), each `section(report, results, cfg)`
+answering its question in a screenful and ending with `report.answer(...)`. `register` checks every
+module against the protocol when the registry is built, so a missing piece fails at import, not
+halfway through a run."""
+from __future__ import annotations
+
+import argparse
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from dlstudy.report import Report, text_table
+
+
+@dataclass(kw_only=True)
+class Results:
+    """What `fit` hands to the report sections. Studies subclass it with their own fields."""
+
+    metrics: dict  # goes to metrics.json: the run's numbers, and what predict needs
+    table: list[dict] = field(default_factory=list)  # the rows printed on the terminal
+    columns: list[str] | None = None
+    title: str | None = None  # the report's title when it depends on the data (digits are not faces)
+
+
+Section = Callable[[Report, Results, dict], None]
+
+
+def section(title: str, *, question: int | None = None) -> Callable[[Section], Section]:
+    """Mark a report section with its heading and, for a homework question, its number."""
+
+    def mark(fn: Section) -> Section:
+        fn.title, fn.question = title, question
+        return fn
+
+    return mark
+
+
+@runtime_checkable
+class Study(Protocol):
+    NAME: str
+    TITLE: str
+    DEFAULTS: dict
+    QUICK: dict
+    OBJECTIVE: tuple[str, str] | None  # a sweep's default (metric, direction); None: nothing to sweep
+    PRUNE_ON: tuple[str, str] | None  # the per-epoch value a sweep's pruner watches
+    CARD: list[tuple[str, str, str | None]]  # the report's headline numbers: (label, metric, baseline metric)
+    SECTIONS: list[Section]
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+    def flag_overrides(self, args: argparse.Namespace) -> dict: ...
+    def check_config(self, cfg: dict) -> None: ...
+    def fit(self, run, cfg: dict) -> Results: ...
+    def predict(self, root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path,
+                device: str = "auto") -> dict: ...
+    def summary(self, metrics: dict) -> str: ...
+
+
+def register(*modules) -> dict[str, Study]:
+    """The registry by CLI name, after checking each module has every member of `Study`."""
+    wanted = [n for n in Study.__annotations__] + [n for n, v in vars(Study).items()
+                                                    if inspect.isfunction(v) and not n.startswith("_")]
+    out = {}
+    for module in modules:
+        missing = [n for n in wanted if not hasattr(module, n)]
+        if missing:
+            raise TypeError(f"study module {module.__name__} lacks {', '.join(missing)} (see dlstudy.studies.protocol)")
+        unmarked = [s.__name__ for s in module.SECTIONS if not hasattr(s, "title")]
+        if unmarked:
+            raise TypeError(f"{module.__name__}: sections {unmarked} need the @section(title, question=N) mark")
+        out[module.NAME] = module
+    return out
+
+
+def execute(study: Study, run, cfg: dict) -> dict:
+    """Fit, then write the report section by section; returns the metrics."""
+    results = study.fit(run, cfg)
+    report = Report(results.title or study.TITLE, run=run)
+    for fn in study.SECTIONS:
+        with report.section(fn.title, question=fn.question):
+            fn(report, results, cfg)
+    card = [(label, results.metrics.get(key), None if base is None else results.metrics.get(base), base)
+            for label, key, base in study.CARD]
+    report.write(config=cfg, metrics=results.metrics, card=card, seconds=run.elapsed())
+    if results.table:
+        print(text_table(results.table, results.columns))
+    return results.metrics
