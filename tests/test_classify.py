@@ -183,6 +183,39 @@ def test_explanations_have_the_input_shape_and_vary():
     assert feature_maps(model, layer, x[:1]).shape == (16, 24, 24)
 
 
+def test_the_randomisation_check_fails_when_the_maps_do_not_change():
+    """Built to fail: re-initialising nothing leaves every map as it was, so the check must say so; then
+    re-initialising the top layers, as the study does, changes them."""
+    from dlstudy.analysis.explanations import randomisation_check
+    from dlstudy.answers.classify import randomisation, randomisation_passes
+
+    torch.manual_seed(0)
+    model = ExpressionCNN(channels=(8, 16), convs=(1, 1), hidden=(16,)).eval()
+    x, target = torch.rand(4, 1, 48, 48), torch.tensor([0, 3, 6, 1])
+    unchanged = randomisation_check(model, [], x, target, ["gradient", "grad_cam"])
+    assert unchanged == {"gradient": 1.0, "grad_cam": 1.0} and not any(randomisation_passes(unchanged).values())
+    assert "does NOT change" in randomisation(unchanged)
+    changed = randomisation_check(model, [model.features[-1], model.classifier], x, target, ["gradient", "grad_cam"])
+    assert all(randomisation_passes(changed).values()) and "every method checked" in randomisation(changed)
+
+
+def test_deletion_curve_falls_faster_for_the_pixels_that_matter():
+    from dlstudy.analysis.explanations import deletion_curve
+
+    class LeftHalf(torch.nn.Module):  # a model that reads only the left half of the image
+        def forward(self, x):
+            s = x[..., :24].mean(dim=(1, 2, 3))
+            return torch.stack([s, 0.5 - s], dim=1) * 10
+
+    x = torch.full((20, 1, 48, 48), 0.9)
+    x[..., 24:] = 0.0
+    y = torch.zeros(20, dtype=torch.long)
+    left = torch.zeros(20, 48, 48)
+    left[..., :24] = 1 + torch.rand(20, 48, 24)
+    rows = deletion_curve(LeftHalf(), x, y, {"left": left}, fractions=(0.0, 0.5))
+    assert rows[0]["left"] == rows[0]["random"] == 1.0 and rows[1]["left"] == 0.0 and rows[1]["random"] == 1.0
+
+
 # end to end --------------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_short_real_run_beats_the_majority_class(data_root, tmp_path, cli):
@@ -198,8 +231,11 @@ def test_short_real_run_beats_the_majority_class(data_root, tmp_path, cli):
         assert m[key] is not None
     html = (out / "report.html").read_text()
     assert format_value(m["public_accuracy"]) in html
-    for fig in ("history", "confusion", "saliency", "filters", "feature_maps", "mistakes"):
+    for fig in ("history", "confusion", "saliency", "filters", "feature_maps", "mistakes", "deletion"):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
+    # the explanations the field expects beside the vanilla gradient, and the sanity check on them
+    assert "Grad-CAM" in html and "occlusion" in html and "Model-randomisation check" in html
+    assert "convergence delta" in html and m["public_accuracy_flip_tta"] > 0
 
     code, printed, err = cli("predict", out, "--data", data_root / "fer2013" / "images", "--out", tmp_path / "p.csv")
     assert code == 0, err

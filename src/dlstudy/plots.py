@@ -56,7 +56,10 @@ def scatter_maps(maps: dict[str, np.ndarray], labels: np.ndarray | None, class_n
             ax.scatter(xy[:, 0], xy[:, 1], s=2, alpha=0.6, color="tab:blue")
         else:
             cmap = plt.get_cmap("tab10" if labels.max() < 10 else "tab20")
-            for k in np.unique(labels):
+            unknown = labels < 0  # unlabelled images in grey, beneath the labelled ones
+            if unknown.any():
+                ax.scatter(xy[unknown, 0], xy[unknown, 1], s=2, alpha=0.3, color="0.7", label="unlabelled")
+            for k in np.unique(labels[~unknown]):
                 sel = labels == k
                 name = class_names[k] if class_names is not None and 0 <= k < len(class_names) else str(k)
                 ax.scatter(xy[sel, 0], xy[sel, 1], s=2, alpha=0.6, color=cmap(int(k) % cmap.N), label=name)
@@ -111,6 +114,19 @@ def curve_grid(histories: dict[str, Sequence[dict]], quantities: dict[str, str],
             if i == rows - 1:
                 ax.set_xlabel("epoch", fontsize=8)
     axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def lines(x: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str = ""):
+    """A few named series against one x axis (e.g. scores against the number of clusters)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    for name, values in series.items():
+        ax.plot(x, values, marker=".", label=name.replace("_", " "))
+    ax.set_xlabel(xlabel)
+    ax.set_xticks(list(x))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -34,9 +34,16 @@ def class_report(y: np.ndarray, pred: np.ndarray, names: list[str]) -> tuple[lis
 
 
 @torch.no_grad()
-def predict_proba(model, x: torch.Tensor, device, batch_size: int = 512) -> np.ndarray:
+def predict_proba(model, x: torch.Tensor, device, batch_size: int = 512, *, flip: bool = False) -> np.ndarray:
+    """Class probabilities (N, classes); flip: averaged with the mirrored images' (test-time augmentation)."""
     model.eval()
-    out = [torch.softmax(model(x[i : i + batch_size].to(device)).float(), 1).cpu() for i in range(0, len(x), batch_size)]
+    out = []
+    for i in range(0, len(x), batch_size):
+        xb = x[i : i + batch_size].to(device)
+        p = torch.softmax(model(xb).float(), 1)
+        if flip:
+            p = (p + torch.softmax(model(xb.flip(-1)).float(), 1)) / 2
+        out.append(p.cpu())
     return torch.cat(out).numpy()
 
 

@@ -1,5 +1,6 @@
-"""The cluster study's variant grid for one set of features: every reduction chain and clustering
-method, scored against labels where there are any, saved per encoder so a resumed run skips them."""
+"""The cluster study's variant grid: every reduction chain and clustering method of every encoder's
+features, scored against labels where there are any and always by label-free scores, saved to the
+run folder (reductions per encoder, clusterings per encoder and k) so a resumed run skips them."""
 from __future__ import annotations
 
 import time
@@ -7,10 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlstudy.analysis.clustering import cluster
+from dlstudy.analysis.clustering import METHODS, cluster
+from dlstudy.analysis.label_free import combined, k_curve, label_free_scores
 from dlstudy.analysis.metrics import clustering_scores
-from dlstudy.analysis.reduction import reduce_chains
+from dlstudy.analysis.reduction import parse_chain, reduce_chains
 from dlstudy.analysis.scan import mine_neighbours
+from dlstudy.errors import InputError
 
 
 def slug(spec: str) -> str:
@@ -18,71 +21,125 @@ def slug(spec: str) -> str:
     return spec.replace(":", "-").replace(">", "_")
 
 
+def parse_k(value) -> tuple[int | None, list[int]]:
+    """clustering.n_clusters as (a fixed k or None, the range to choose from): 7 -> (7, []);
+    'auto' -> (None, 2..20); '2-6' -> (None, [2, ..., 6]); None -> (None, [])."""
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        return value, []
+    text = str(value).strip().lower()
+    low, _, high = ("2-20" if text == "auto" else text).partition("-")
+    if low.isdigit() and high.isdigit() and 2 <= int(low) < int(high) <= 200:
+        return None, list(range(int(low), int(high) + 1))
+    raise InputError(f"--clusters must be a whole number >= 1, 'auto' (2-20) or a range like 2-20, got {value!r}")
+
+
+def check_grid(cfg: dict) -> None:
+    """What can be checked before any data is read or folder made."""
+    grid = cfg["grid"]
+    for chain in grid["reductions"]:
+        parse_chain(chain)
+    if not grid["encoders"] or not grid["reductions"] or not grid["clusterings"]:
+        raise InputError("grid.encoders, grid.reductions and grid.clusterings need at least one entry each, "
+                         "e.g. [pool], [none], [kmeans]")
+    for method in grid["clusterings"]:
+        if method not in METHODS:
+            raise InputError(f"grid.clusterings: unknown method '{method}'; use any of {', '.join(METHODS)}")
+    parse_k(cfg["clustering"]["n_clusters"])
+
+
 @dataclass
 class Grid:
-    """Reductions and clusterings of one encoder's features, saved per encoder so a resume skips them."""
-
     run: object
     cfg: dict
-    labels: np.ndarray | None
-    k: int
+    labels: np.ndarray | None  # -1: unlabelled
 
-    def cluster(self, features: np.ndarray, method: str) -> np.ndarray:
+    def cluster(self, features: np.ndarray, method: str, k: int) -> np.ndarray:
         c = self.cfg
-        return cluster(features, method, self.k, seed=c["seed"], n_init=c["clustering"]["n_init"], scan=c["scan"])
+        return cluster(features, method, k, seed=c["seed"], n_init=c["clustering"]["n_init"], scan=c["scan"])
 
-    def scores(self, clusters: np.ndarray) -> dict:
-        return clustering_scores(self.labels, clusters) if self.labels is not None else {}
+    def scores(self, features: np.ndarray, clusters: np.ndarray) -> dict:
+        free = label_free_scores(features, clusters, seed=self.cfg["seed"])
+        labelled = clustering_scores(self.labels, clusters) if self.labels is not None else {}
+        return {**free, "label_free": combined(free), **labelled}
 
     def neighbours(self, features: np.ndarray) -> dict:
+        """The share of each labelled image's mined neighbours (those labelled) that share its label."""
         if self.labels is None:
             return {}
-        mined = mine_neighbours(features, self.cfg["scan"]["n_neighbors"])
-        return {"neighbour_accuracy": np.array(np.mean(self.labels[mined] == self.labels[:, None]))}
+        known = self.labels >= 0
+        mined = mine_neighbours(features, self.cfg["scan"]["n_neighbors"], rows=np.flatnonzero(known))
+        theirs = self.labels[mined]
+        same = (theirs == self.labels[known][:, None])[theirs >= 0]
+        return {"neighbour_accuracy": float(same.mean()) if same.size else None}
 
-    def baseline(self, pixels: np.ndarray) -> tuple[list[dict], dict]:
-        """KMeans on raw pixels, in the same run."""
-        raw = self.run.load_arrays("grid/raw.npz")
-        if raw is None:
-            t0 = time.time()
-            raw = {"clusters": self.cluster(pixels, "kmeans"), **self.neighbours(pixels)}
-            raw["seconds"] = np.array(time.time() - t0)
-            self.run.save_arrays("grid/raw.npz", **raw)
-        row = {"encoder": "raw pixels", "latent_dim": pixels.shape[1], "reduction": "none", "reduced_dim": pixels.shape[1],
-               "clustering": "kmeans", "reconstruction_mse": None, **floats(raw, "neighbour_accuracy"),
-               **self.scores(raw["clusters"]), "seconds": round(float(raw["seconds"]), 1)}
-        return [row], {"raw pixels|none|kmeans": raw["clusters"]}
-
-    def variants(self, spec: str, z: np.ndarray, err: np.ndarray | None, *, train_seconds: float):
-        g = self.cfg["grid"]
+    def reduce(self, spec: str, z: np.ndarray, err: np.ndarray | None, *, seconds: float) -> tuple[dict, dict]:
+        """For one encoder's features z (and per-image reconstruction errors): (chain -> reduced features,
+        the columns its rows share). `seconds`: its training time, shared among its rows."""
+        chains = self.cfg["grid"]["reductions"]
         saved = self.run.load_arrays(f"grid/encoder-{slug(spec)}.npz")
         if saved is None:
             t0 = time.time()
-            reduced = reduce_chains(z, g["reductions"], seed=self.cfg["seed"], n_jobs=self.cfg["reduction"]["n_jobs"],
+            reduced = reduce_chains(z, chains, seed=self.cfg["seed"], n_jobs=self.cfg["reduction"]["n_jobs"],
                                     kpca_fit_samples=self.cfg["reduction"]["kpca_fit_samples"])
-            saved = {"reduce_seconds": np.array(time.time() - t0), **self.neighbours(z)}
-            for i, feats in enumerate(reduced.values()):
-                saved[f"dim_{i}"] = np.array(feats.shape[1])
-                if feats.shape[1] == 2:
-                    saved[f"map_{i}"] = feats
-                for j, method in enumerate(g["clusterings"]):
-                    t0 = time.time()
-                    saved[f"clusters_{i}_{j}"] = self.cluster(feats, method)
-                    saved[f"seconds_{i}_{j}"] = np.array(time.time() - t0)
+            saved = {f"chain_{i}": f for i, (chain, f) in enumerate(reduced.items()) if parse_chain(chain)}
+            saved["reduce_seconds"] = np.array(time.time() - t0)
+            saved.update({k: np.array(np.nan if v is None else v) for k, v in self.neighbours(z).items()})
             self.run.save_arrays(f"grid/encoder-{slug(spec)}.npz", **saved)
+        features = {chain: saved.get(f"chain_{i}", z) for i, chain in enumerate(chains)}
+        neighbours = float(saved.get("neighbour_accuracy", np.nan))
+        rows = len(chains) * len(self.cfg["grid"]["clusterings"])
+        return features, {"latent_dim": int(z.shape[1]), "reconstruction_mse": None if err is None else float(err.mean()),
+                          "neighbour_accuracy": neighbours if np.isfinite(neighbours) else None,
+                          "seconds": (seconds + float(saved["reduce_seconds"])) / rows}
+
+    def evaluate(self, k: int, pixels: np.ndarray, trained: dict) -> tuple[list[dict], dict]:
+        """The raw-pixel baseline and every variant at k clusters: (rows, "encoder|chain|method" -> clusters).
+        `trained`: spec -> (..., chain -> features, shared columns) as fit builds it."""
+        raw, raw_clusters = self.baseline(pixels, k)
+        rows, assignments = [raw], {"raw pixels|none|kmeans": raw_clusters}
+        for spec, (*_, features, shared) in trained.items():
+            more, clusters = self.variants(spec, features, k, base=shared)
+            rows += more
+            assignments.update(clusters)
+        return rows, assignments
+
+    def variants(self, spec: str, features: dict[str, np.ndarray], k: int, *, base: dict):
+        """Every (chain, method) of one encoder at k: (rows, "encoder|chain|method" -> clusters)."""
+        methods = self.cfg["grid"]["clusterings"]
+        saved = self.run.load_arrays(f"grid/encoder-{slug(spec)}-k{k}.npz")
+        if saved is None:
+            saved = {}
+            for i, feats in enumerate(features.values()):
+                for j, method in enumerate(methods):
+                    t0 = time.time()
+                    saved[f"clusters_{i}_{j}"] = self.cluster(feats, method, k)
+                    saved[f"seconds_{i}_{j}"] = np.array(time.time() - t0)
+            self.run.save_arrays(f"grid/encoder-{slug(spec)}-k{k}.npz", **saved)
         rows, clusters = [], {}
-        shared = (train_seconds + float(saved["reduce_seconds"])) / (len(g["reductions"]) * len(g["clusterings"]))
-        for i, chain in enumerate(g["reductions"]):
-            for j, method in enumerate(g["clusterings"]):
-                clusters[f"{spec}|{chain}|{method}"] = saved[f"clusters_{i}_{j}"]
-                rows.append({"encoder": spec, "latent_dim": int(z.shape[1]), "reduction": chain,
-                             "reduced_dim": int(saved[f"dim_{i}"]), "clustering": method,
-                             "reconstruction_mse": None if err is None else float(err.mean()),
-                             **floats(saved, "neighbour_accuracy"), **self.scores(saved[f"clusters_{i}_{j}"]),
-                             "seconds": round(shared + float(saved[f"seconds_{i}_{j}"]), 1)})
-        maps = {f"{spec}|{chain}": saved[f"map_{i}"] for i, chain in enumerate(g["reductions"]) if f"map_{i}" in saved}
-        return rows, clusters, maps
+        for i, (chain, feats) in enumerate(features.items()):
+            for j, method in enumerate(methods):
+                found = saved[f"clusters_{i}_{j}"]
+                clusters[f"{spec}|{chain}|{method}"] = found
+                rows.append({"encoder": spec, "reduction": chain, "reduced_dim": int(feats.shape[1]),
+                             "clustering": method, **base, **self.scores(feats, found),
+                             "seconds": round(base["seconds"] + float(saved[f"seconds_{i}_{j}"]), 1)})
+        return rows, clusters
 
+    def baseline(self, pixels: np.ndarray, k: int) -> tuple[dict, np.ndarray]:
+        """KMeans on raw pixels, in the same run."""
+        saved = self.run.load_arrays(f"grid/raw-k{k}.npz")
+        if saved is None:
+            t0 = time.time()
+            saved = {"clusters": self.cluster(pixels, "kmeans", k), "seconds": np.array(time.time() - t0)}
+            self.run.save_arrays(f"grid/raw-k{k}.npz", **saved)
+        row = {"encoder": "raw pixels", "latent_dim": pixels.shape[1], "reduction": "none",
+               "reduced_dim": pixels.shape[1], "clustering": "kmeans", "reconstruction_mse": None,
+               **self.neighbours(pixels), **self.scores(pixels, saved["clusters"]),
+               "seconds": round(float(saved["seconds"]), 1)}
+        return row, saved["clusters"]
 
-def floats(saved: dict, *keys: str) -> dict:
-    return {k: float(saved[k]) for k in keys if k in saved}
+    def choose_k(self, features: np.ndarray, ks: list[int]) -> tuple[int, list[dict]]:
+        """The k with the best silhouette on `features` over `ks`, and the whole curve."""
+        curve = k_curve(features, ks, seed=self.cfg["seed"], labels=self.labels,
+                        n_init=self.cfg["clustering"]["n_init"])
+        return max(curve, key=lambda r: r["silhouette"])["k"], curve

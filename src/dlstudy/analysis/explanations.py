@@ -8,19 +8,22 @@ from torch import nn
 
 from dlstudy.data.sharpness import gaussian_blur
 
-SALIENCY_METHODS = ("gradient", "smoothgrad", "integrated_gradients")
+SALIENCY_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam", "occlusion")
 
 
 def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str, *,
-             samples: int = 25, noise: float = 0.15) -> torch.Tensor:
+             samples: int = 25, noise: float = 0.15, layer: nn.Module | None = None) -> torch.Tensor:
     """(B, C, H, W) inputs, (B,) classes -> (B, H, W) non-negative attribution of the class score.
     gradient: |d score / d pixel| as in the course reports; smoothgrad: that gradient averaged over
-    noisy copies (noise is a fraction of the input range); integrated_gradients: from a black image."""
-    from captum.attr import IntegratedGradients, NoiseTunnel, Saliency
+    noisy copies (noise is a fraction of the input range); integrated_gradients: from a black image
+    (see integrated_gradients for its convergence delta); grad_cam: captum's LayerGradCam on `layer`
+    (default: the model's last conv layer), upsampled to the image; occlusion: the score's drop when a
+    6x6 patch (stride 3) is set to black."""
+    from captum.attr import LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency
 
     model.eval()
     x = x.detach().clone()
-    spread = float(x.max() - x.min())
+    spread, black = float(x.max() - x.min()), float(x.min())
     x.requires_grad_(True)
     if method == "gradient":
         attr = Saliency(model).attribute(x, target=target, abs=True)
@@ -29,12 +32,81 @@ def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: st
                                                       nt_samples_batch_size=samples, stdevs=noise * spread,
                                                       target=target, abs=True)
     elif method == "integrated_gradients":
-        baseline = torch.full_like(x, float(x.detach().min()))
-        attr = IntegratedGradients(model).attribute(x, baselines=baseline, target=target, n_steps=samples,
-                                                    internal_batch_size=len(x) * samples).abs()
+        attr, _ = integrated_gradients(model, x, target, steps=samples)
+    elif method == "grad_cam":
+        cam = LayerGradCam(model, layer or model.conv_layers()[-1]).attribute(x, target=target, relu_attributions=True)
+        attr = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear").clamp_min(0)
+    elif method == "occlusion":
+        window = (x.shape[1], 6, 6)
+        attr = Occlusion(model).attribute(x, sliding_window_shapes=window, strides=(x.shape[1], 3, 3), target=target,
+                                          baselines=black, perturbations_per_eval=64).clamp_min(0)
     else:
         raise ValueError(f"unknown saliency method '{method}' (one of {', '.join(SALIENCY_METHODS)})")
     return attr.detach().sum(dim=1)  # (B, H, W)
+
+
+def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor, *, steps: int = 25):
+    """|Integrated Gradients| from a black image (the inputs' minimum), and captum's convergence delta per
+    image: the gap between the attributions' sum and score(x) - score(black), small when the path
+    integral is well approximated."""
+    from captum.attr import IntegratedGradients
+
+    baseline = torch.full_like(x, float(x.detach().min()))
+    attr, delta = IntegratedGradients(model).attribute(x, baselines=baseline, target=target, n_steps=steps,
+                                                       internal_batch_size=len(x) * steps,
+                                                       return_convergence_delta=True)
+    return attr.abs(), delta.detach().abs()
+
+
+def randomisation_check(model: nn.Module, top: list[nn.Module], x: torch.Tensor, target: torch.Tensor,
+                        methods: list[str], *, seed: int = 0, samples: int = 10) -> dict[str, float]:
+    """The model-randomisation sanity check (Adebayo et al. 2018): re-initialise the `top` layers of a copy
+    of the model and compare each method's maps before and after by Spearman rank correlation (mean over
+    the images). Maps that explain the trained model must change: a correlation near 1 means the
+    method shows the input, not what the model learned."""
+    import copy
+
+    from scipy.stats import spearmanr
+
+    torch.manual_seed(seed)
+    shuffled = copy.deepcopy(model)
+    names = {id(m) for m in top}
+    for original, module in zip(model.modules(), shuffled.modules()):
+        if id(original) in names:
+            for m in module.modules():
+                if hasattr(m, "reset_parameters"):
+                    m.reset_parameters()
+    out = {}
+    for method in methods:
+        before = saliency(model, x, target, method, samples=samples).flatten(1).cpu().numpy()
+        after = saliency(shuffled, x, target, method, samples=samples).flatten(1).cpu().numpy()
+        # a constant map has no ranks: it counts as unchanged only if the other map is the same
+        rho = [float(np.allclose(a, b)) if a.std() == 0 or b.std() == 0 else spearmanr(a, b).statistic
+               for a, b in zip(before, after)]
+        out[method] = float(np.mean(rho))
+    return out
+
+
+@torch.no_grad()
+def deletion_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, maps: dict[str, torch.Tensor], *,
+                   fractions=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5), seed: int = 0) -> list[dict]:
+    """Accuracy as the most salient pixels are removed (set to the black baseline), for each method's
+    maps, against removing pixels in random order: a faithful map makes accuracy fall faster."""
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    orders = {m: v.flatten(1).argsort(dim=1, descending=True) for m, v in maps.items()}
+    orders["random"] = torch.stack([torch.randperm(x[0, 0].numel(), generator=g) for _ in range(len(x))])
+    black = float(x.min())
+    rows = []
+    for f in fractions:
+        row = {"removed": f}
+        for name, order in orders.items():
+            keep = torch.ones(len(x), x[0, 0].numel())
+            keep.scatter_(1, order[:, : int(f * keep.shape[1])].cpu(), 0.0)
+            masked = torch.where(keep.view(len(x), 1, *x.shape[-2:]).to(x.device).bool(), x, torch.full_like(x, black))
+            row[name] = float((model(masked).argmax(1) == y).float().mean())
+        rows.append(row)
+    return rows
 
 
 class _Capture:
@@ -136,3 +208,41 @@ def readable_maps(model, convs: list, index: int, x: torch.Tensor, *, min_px: in
         index -= 1
         maps = feature_maps(model, convs[index], x).cpu().numpy()[:32]
     return index, maps
+
+
+def explain_predictions(model: nn.Module, x: torch.Tensor, y: np.ndarray, e: dict, *, faces: bool, seed: int,
+                        device) -> dict:
+    """Everything question 22 shows, for the scored images x (normalised) with labels y: maps of every
+    method for `per_class` images of each class, their region shares, IG's convergence delta, the
+    randomisation check and the deletion curve (on up to `deletion_images` images)."""
+    chosen = [int(i) for c in np.unique(y) for i in np.flatnonzero(y == c)[: e["per_class"]]]
+    xs, target = x[chosen].to(device), torch.as_tensor(y[chosen], device=device)
+    maps = {m: saliency(model, xs, target, m, samples=e["samples"]).cpu() for m in e["methods"]}
+    _, delta = integrated_gradients(model, xs, target, steps=e["samples"])
+    regions = FACE_REGIONS if faces else CENTRE
+    shares = region_shares(maps.get("gradient", next(iter(maps.values()))), regions).numpy()
+    top = [model.features[-1], model.classifier] if hasattr(model, "classifier") else list(model.children())[-1:]
+    check = randomisation_check(model, top, xs, target, [m for m in e["randomise"] if m in SALIENCY_METHODS],
+                                seed=seed, samples=e["samples"])
+    n = min(e["deletion_images"], len(x))
+    pick = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
+    xd, yd = x[pick].to(device), torch.as_tensor(y[pick], device=device)
+    deletion = deletion_curve(model, xd, yd, {m: saliency(model, xd, yd, m) for m in ("gradient", "grad_cam")},
+                              seed=seed)
+    return {"chosen": chosen, "maps": maps, "ig_delta": delta.cpu().numpy(), "regions": [*regions, "rest"],
+            "shares": shares, "randomisation": check, "deletion": deletion, "deletion_images": n}
+
+
+def explain_filters(model: nn.Module, x_example: torch.Tensor, e: dict, *, seed: int, device) -> dict:
+    """What question 23 shows: inputs that excite filters of one conv layer, how strongly (against noise),
+    and the feature maps of one image."""
+    convs = model.conv_layers()
+    index = e["layer"] % len(convs)
+    layer = convs[index]
+    chosen = [int(f) for f in e["filter_indices"]] or list(range(min(e["filters"], layer.out_channels)))
+    inputs = excite_filters(model, layer, chosen, tuple(x_example.shape[1:]), steps=e["steps"], seed=seed,
+                            device=device)
+    shown, maps = readable_maps(model, convs, index, x_example.to(device))
+    return {"index": index, "n_convs": len(convs), "width": layer.out_channels, "filters": chosen,
+            "inputs": inputs.cpu().numpy(), "gains": filter_gain(model, layer, chosen, inputs, seed=seed),
+            "maps_layer": shown, "maps": maps}

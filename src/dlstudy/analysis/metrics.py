@@ -37,8 +37,11 @@ def leaderboard_halves(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def clustering_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, float]:
-    """accuracy (matching on all images), public accuracy (matching on the public half) and private
-    accuracy (the public half's matching applied to the private half, so nothing is tuned on it)."""
+    """accuracy (matching on all labelled images), public accuracy (matching on the public half) and
+    private accuracy (the public half's matching applied to the private half, so nothing is tuned on
+    it), NMI and ARI. Images labelled -1 are clustered but not scored."""
+    known = labels >= 0
+    labels, clusters = labels[known], clusters[known]
     public, private = leaderboard_halves(len(labels))
     mapping = best_matching(labels[public], clusters[public])
     predicted = apply_matching(clusters, mapping)
@@ -48,6 +51,7 @@ def clustering_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, flo
         "private_accuracy": float(np.mean(predicted[private] == labels[private])),
         "nmi": float(normalized_mutual_info_score(labels, clusters)),
         "ari": float(adjusted_rand_score(labels, clusters)),
+        "n_labelled": int(known.sum()),
     }
 
 

@@ -21,9 +21,11 @@ def training(history: list[dict], metrics: dict) -> str:
            "augmentation and dropout)" if gap > 0.05 else "training and validation accuracy stay close: no "
            "sign of overfitting")
     scored = metrics["scored_on"]
+    tta = metrics.get(f"{scored}_accuracy_flip_tta")
+    flip = f" ({tta:.3f} when each image is averaged with its mirror image)" if tta is not None else ""
     return (f"Over {len(history)} epochs validation accuracy peaks at {history[best]['val_accuracy']:.3f} in epoch "
             f"{best + 1} and ends at {last['val_accuracy']:.3f}; the final model scores {metrics['train_accuracy']:.3f} on "
-            f"the training images (without augmentation) and {metrics[f'{scored}_accuracy']:.3f} on {scored}, against "
+            f"the training images (without augmentation) and {metrics[f'{scored}_accuracy']:.3f} on {scored}{flip}, against "
             f"{metrics['majority_class_accuracy']:.3f} for always answering '{metrics['majority_class']}': {fit}.")
 
 
@@ -72,3 +74,42 @@ def sharpness_sentence(table: list[dict], *, match: bool, tolerance: float = 1.2
     return (f"Sharpness shift: test median sharpness against the training median is {parts}. A CNN trained on one "
             "sharpness reads the other as a different distribution; the test images are scored as given "
             "(set data.match_sharpness to true to blur sharper test images to the training median).")
+
+
+RANDOMISED = 0.5  # a rank correlation at or above this after re-initialising means the maps did not change
+
+
+def randomisation_passes(check: dict[str, float]) -> dict[str, bool]:
+    """The sanity check per method: its maps must change when the top layers are re-initialised."""
+    return {m: rho < RANDOMISED for m, rho in check.items()}
+
+
+def randomisation(check: dict[str, float]) -> str:
+    passes = randomisation_passes(check)
+    parts = [f"{m.replace('_', ' ')} {'changes' if ok else 'does NOT change'} (rank correlation {check[m]:.2f})"
+             for m, ok in passes.items()]
+    verdict = ("every method checked depends on what the model learned" if all(passes.values()) else
+               "a method whose maps survive re-initialisation shows the input more than the model: read its maps "
+               "with care")
+    return (f"With the last conv block and the classifier re-initialised, {'; '.join(parts)}: {verdict} "
+            f"(the check fails at a correlation of {RANDOMISED} or more).")
+
+
+def integrated_gradients(delta: np.ndarray, steps: int) -> str:
+    return (f"Integrated Gradients starts from a black image and takes {steps} steps; its convergence delta (how "
+            f"far the attributions' sum is from the score's change) is {float(np.median(delta)):.3g} in the median "
+            f"image and {float(np.max(delta)):.3g} at most" + (": small, so the path integral is well approximated."
+                                                              if float(np.median(delta)) < 0.1 else
+                                                              ": large, so more steps (explain.samples) would help."))
+
+
+def deletion(rows: list[dict]) -> str:
+    """Mean accuracy over the removed fractions per method (the area under its deletion curve)."""
+    area = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "removed"}
+    parts = []
+    for method in (k for k in area if k != "random"):
+        faster = area[method] < area["random"] - NOISE * 2
+        parts.append(f"{method.replace('_', ' ')} {area[method]:.3f} ({'falls faster than' if faster else 'no faster than'} "
+                     "random)")
+    return (f"Mean accuracy over the deletion curve (lower: the removed pixels mattered more): {'; '.join(parts)}; "
+            f"random order {area['random']:.3f}.")

