@@ -47,6 +47,10 @@ def check_grid(cfg: dict) -> None:
     parse_k(cfg["clustering"]["n_clusters"])
 
 
+def unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 @dataclass
 class Grid:
     run: object
@@ -57,8 +61,9 @@ class Grid:
         c = self.cfg
         return cluster(features, method, k, seed=c["seed"], n_init=c["clustering"]["n_init"], scan=c["scan"])
 
-    def scores(self, features: np.ndarray, clusters: np.ndarray) -> dict:
-        free = label_free_scores(features, clusters, seed=self.cfg["seed"])
+    def scores(self, space: np.ndarray, clusters: np.ndarray) -> dict:
+        """Label-free scores in `space` (the encoder's L2-normalised features), and the labelled ones."""
+        free = label_free_scores(space, clusters, seed=self.cfg["seed"])
         labelled = clustering_scores(self.labels, clusters) if self.labels is not None else {}
         return {**free, "label_free": combined(free), **labelled}
 
@@ -97,13 +102,13 @@ class Grid:
         `trained`: spec -> (..., chain -> features, shared columns) as fit builds it."""
         raw, raw_clusters = self.baseline(pixels, k)
         rows, assignments = [raw], {"raw pixels|none|kmeans": raw_clusters}
-        for spec, (*_, features, shared) in trained.items():
-            more, clusters = self.variants(spec, features, k, base=shared)
+        for spec, (_, z, _, features, shared) in trained.items():
+            more, clusters = self.variants(spec, z, features, k, base=shared)
             rows += more
             assignments.update(clusters)
         return rows, assignments
 
-    def variants(self, spec: str, features: dict[str, np.ndarray], k: int, *, base: dict):
+    def variants(self, spec: str, z: np.ndarray, features: dict[str, np.ndarray], k: int, *, base: dict):
         """Every (chain, method) of one encoder at k: (rows, "encoder|chain|method" -> clusters)."""
         methods = self.cfg["grid"]["clusterings"]
         saved = self.run.load_arrays(f"grid/encoder-{slug(spec)}-k{k}.npz")
@@ -116,12 +121,13 @@ class Grid:
                     saved[f"seconds_{i}_{j}"] = np.array(time.time() - t0)
             self.run.save_arrays(f"grid/encoder-{slug(spec)}-k{k}.npz", **saved)
         rows, clusters = [], {}
+        space = unit(z)
         for i, (chain, feats) in enumerate(features.items()):
             for j, method in enumerate(methods):
                 found = saved[f"clusters_{i}_{j}"]
                 clusters[f"{spec}|{chain}|{method}"] = found
                 rows.append({"encoder": spec, "reduction": chain, "reduced_dim": int(feats.shape[1]),
-                             "clustering": method, **base, **self.scores(feats, found),
+                             "clustering": method, **base, **self.scores(space, found),
                              "seconds": round(base["seconds"] + float(saved[f"seconds_{i}_{j}"]), 1)})
         return rows, clusters
 
@@ -134,12 +140,13 @@ class Grid:
             self.run.save_arrays(f"grid/raw-k{k}.npz", **saved)
         row = {"encoder": "raw pixels", "latent_dim": pixels.shape[1], "reduction": "none",
                "reduced_dim": pixels.shape[1], "clustering": "kmeans", "reconstruction_mse": None,
-               **self.neighbours(pixels), **self.scores(pixels, saved["clusters"]),
+               **self.neighbours(pixels), **self.scores(unit(pixels), saved["clusters"]),
                "seconds": round(float(saved["seconds"]), 1)}
         return row, saved["clusters"]
 
-    def choose_k(self, features: np.ndarray, ks: list[int]) -> tuple[int, list[dict]]:
-        """The k with the best silhouette on `features` over `ks`, and the whole curve."""
+    def choose_k(self, features: np.ndarray, z: np.ndarray, ks: list[int]) -> tuple[int, list[dict]]:
+        """KMeans on `features` for each k in `ks`, scored in the encoder's features z: the k with the best
+        silhouette, and the whole curve."""
         curve = k_curve(features, ks, seed=self.cfg["seed"], labels=self.labels,
-                        n_init=self.cfg["clustering"]["n_init"])
+                        n_init=self.cfg["clustering"]["n_init"], space=unit(z))
         return max(curve, key=lambda r: r["silhouette"])["k"], curve

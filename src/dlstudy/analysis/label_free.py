@@ -10,10 +10,12 @@ SCORES = ("silhouette", "neighbour_consistency", "size_entropy")
 
 def label_free_scores(features: np.ndarray, clusters: np.ndarray, *, k: int = 10, sample: int = 2000,
                       seed: int = 0) -> dict[str, float]:
-    """silhouette: cohesion against separation in the features the clusters were made from (on a fixed
-    sample of `sample` points); neighbour_consistency: the share of each image's k nearest neighbours
-    (Euclidean, in those features) in its own cluster; size_entropy: the entropy of the cluster sizes
-    over its maximum, 1 for equal sizes, near 0 when one cluster takes everything."""
+    """silhouette: cohesion against separation in `features` (on a fixed sample of `sample` points);
+    neighbour_consistency: the share of each image's k nearest neighbours (Euclidean, in `features`)
+    in its own cluster; size_entropy: the entropy of the cluster sizes over its maximum, 1 for equal
+    sizes, near 0 when one cluster takes everything. The cluster study scores every variant in its
+    encoder's own L2-normalised features, not in the reduced ones: a t-SNE map makes any clustering
+    look well separated."""
     from sklearn.metrics import silhouette_score
     from sklearn.neighbors import NearestNeighbors
 
@@ -31,10 +33,15 @@ def label_free_scores(features: np.ndarray, clusters: np.ndarray, *, k: int = 10
     return {"silhouette": silhouette, "neighbour_consistency": consistency, "size_entropy": entropy}
 
 
+MIN_ENTROPY = 0.5  # below this one cluster holds most images: a degenerate clustering, never picked
+
+
 def combined(scores: dict[str, float]) -> float:
-    """One number to choose by: silhouette (mapped to [0, 1]) times neighbour consistency, times the size
-    entropy so that a clustering with one giant cluster cannot win on cohesion alone."""
-    return (scores["silhouette"] + 1) / 2 * scores["neighbour_consistency"] * scores["size_entropy"]
+    """The number to choose by without labels: neighbour consistency in the encoder's own features, unless
+    the clustering is degenerate. Measured on CIFAR-10 and MNIST-5000 with the default grid, it picked
+    the best variant or one within 0.03 of it on both; the silhouette, which ranks a CIFAR-10 grid well,
+    prefers the encoder whose feature space is most clumped and picked 0.28 below the best on MNIST."""
+    return scores["neighbour_consistency"] if scores["size_entropy"] >= MIN_ENTROPY else -1.0
 
 
 def rank_agreement(rows: list[dict], key: str, target: str = "accuracy") -> float | None:
@@ -59,15 +66,15 @@ def majority_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
 
 
 def k_curve(features: np.ndarray, ks: list[int], *, seed: int, labels: np.ndarray | None = None,
-            n_init: int = 4) -> list[dict]:
-    """KMeans for each k on one set of features, with the label-free scores (and majority-vote
-    accuracy where labels exist)."""
+            n_init: int = 4, space: np.ndarray | None = None) -> list[dict]:
+    """KMeans for each k on one set of features, with the label-free scores in `space` (default: those
+    features) and majority-vote accuracy where labels exist."""
     from sklearn.cluster import KMeans
 
     rows = []
     for k in ks:
         clusters = KMeans(k, n_init=n_init, random_state=seed).fit_predict(features)
-        row = {"k": k, **label_free_scores(features, clusters, seed=seed)}
+        row = {"k": k, **label_free_scores(features if space is None else space, clusters, seed=seed)}
         if labels is not None and (labels >= 0).any():
             row["majority_accuracy"] = majority_accuracy(labels, clusters)
         rows.append(row)

@@ -95,8 +95,9 @@ def unlabelled(best: dict, n_variants: int) -> str:
 def label_free(rows: list[dict], free: int, best: int, agreement: dict[str, float | None]) -> str:
     """What the label-free pick is, and, with labels, how far it and each score can be trusted."""
     pick = rows[free]
-    said = (f"Without labels the pick is {pick['encoder']} + {pick['reduction']} + {pick['clustering']} (label-free "
-            f"score {pick['label_free']:.3f} = silhouette mapped to [0, 1] x neighbour consistency x size entropy).")
+    said = (f"Without labels the pick is {pick['encoder']} + {pick['reduction']} + {pick['clustering']}: the highest "
+            f"neighbour consistency in its encoder's own features ({pick['label_free']:.3f} of each image's 10 nearest "
+            "neighbours share its cluster) among clusterings that are not degenerate (size entropy at least 0.5).")
     if not agreement:
         return said
     gap = rows[best]["accuracy"] - pick["accuracy"]

@@ -272,7 +272,7 @@ def fit(run, cfg: dict) -> ClusterResults:
     curve = []
     if ks:  # the k curve on the features of the label-free pick, then the grid again at the chosen k
         pick = max(rows[1:], key=lambda r: r["label_free"])
-        chosen, curve = grid.choose_k(trained[pick["encoder"]][3][pick["reduction"]], ks)
+        chosen, curve = grid.choose_k(trained[pick["encoder"]][3][pick["reduction"]], trained[pick["encoder"]][1], ks)
         if chosen != k:
             k = chosen
             rows, assignments = grid.evaluate(k, pixels, trained)
