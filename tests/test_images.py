@@ -49,6 +49,25 @@ def test_npz_labels_and_mismatch(tmp_path):
     assert load_labels(tmp_path / "y.npy").dtype == np.int64
 
 
+def test_npz_class_names_from_class_names_or_image_paths(tmp_path):
+    x, y = np.zeros((4, 8, 8, 3), np.uint8), np.array([1, 0, 1, 0])
+    np.savez(tmp_path / "n.npz", x=x, y=y, class_names=np.array(["cat", "dog"]))
+    assert load_images(tmp_path / "n.npz").class_names == ["cat", "dog"]
+    paths = np.array(["test/dog/0.jpg", "test/cat/1.jpg", "test/dog/2.jpg", "test/cat/3.jpg"])
+    np.savez(tmp_path / "p.npz", x=x, y=y, names=paths)  # CIFAR-10's shared copy carries these
+    assert load_images(tmp_path / "p.npz").class_names == ["cat", "dog"]
+    np.savez(tmp_path / "mixed.npz", x=x, y=y, names=np.array(["a/0", "b/1", "c/2", "d/3"]))
+    assert load_images(tmp_path / "mixed.npz").class_names is None  # folders disagree with labels: no names
+
+
+def test_labels_with_missing_entries(tmp_path):
+    (tmp_path / "l.csv").write_text("3\n\n-1\n0\n")
+    assert load_labels(tmp_path / "l.csv").tolist() == [3, -1, -1, 0]
+    (tmp_path / "neg.csv").write_text("3\n-2\n")
+    with pytest.raises(InputError, match="label -2 is negative"):
+        load_labels(tmp_path / "neg.csv")
+
+
 def test_image_folder_with_classes(tmp_path):
     data = load_images(write_folder(tmp_path / "imgs"))
     assert data.images.shape == (6, 12, 10, 3)

@@ -167,11 +167,22 @@ def read_numpy(path: Path, *, need: tuple[str, ...] = (), hint: str = "") -> np.
     return arrays
 
 
-def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
+def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[str] | None]:
+    """(images, labels, class names) from .npy, or .npz with `x`, optional `y` and class names: a
+    `class_names` array, or per-image `names` that are paths inside class folders (`test/cat/0001.jpg`)."""
     data = read_numpy(path, need=() if path.suffix.lower() == ".npy" else ("x",))
     if isinstance(data, np.ndarray):
-        return data, None
-    return data["x"], data.get("y")
+        return data, None, None
+    y, classes = data.get("y"), None
+    if "class_names" in data:
+        classes = [str(c) for c in np.asarray(data["class_names"]).reshape(-1)]
+    elif y is not None and "names" in data and len(data["names"]) == len(y):
+        folder = {}
+        for label, name in zip(np.asarray(y).reshape(-1).tolist(), data["names"].tolist()):
+            folder.setdefault(int(label), set()).add(Path(str(name)).parent.name)
+        if folder and all(len(v) == 1 and next(iter(v)) for v in folder.values()) and min(folder) >= 0:
+            classes = [next(iter(folder.get(c, {f"class {c}"}))) for c in range(max(folder) + 1)]
+    return data["x"], y, classes
 
 
 def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -256,9 +267,9 @@ def load_images(path: str | Path | None, *, labels: str | Path | None = None,
         if path.is_dir():
             data = load_image_folder(path, size=size, skip_bad=skip_bad)
         elif path.suffix in (".npy", ".npz"):
-            x, y = _load_array_file(path)
+            x, y, classes = _load_array_file(path)
             data = ImageSet(check_images(np.asarray(x), str(path)),
-                            None if y is None else np.asarray(y).reshape(-1).astype(np.int64), None, str(path))
+                            None if y is None else np.asarray(y).reshape(-1).astype(np.int64), classes, str(path))
         else:
             raise InputError(f"--data {path}: expected an image folder, .npy or .npz")
     if labels is not None:
