@@ -117,6 +117,14 @@ def test_contrastive_run_beats_raw_pixels_on_vehicles_against_animals(cli, tmp_p
     assert metrics["private_accuracy"] > metrics["raw_kmeans_private_accuracy"] + 0.08
     report = (out / "report.html").read_text()
     assert "Nearest neighbours" in report and "neighbours_simclr" in report
+    # predict works for the SimCLR encoder too: new images, with the run's groups applied to their labels
+    with np.load(data_root / "cifar10" / "cifar10_test.npz") as cifar:  # the file is sorted by class
+        pick = np.random.default_rng(1).choice(len(cifar["y"]), 300, replace=False)
+        np.savez(tmp_path / "new.npz", x=cifar["x"][pick], y=cifar["y"][pick])
+    code, printed, err = cli("predict", out, "--data", tmp_path / "new.npz", "--out", tmp_path / "p.csv")
+    assert code == 0, err
+    result = dict(line.split(": ", 1) for line in printed.splitlines())
+    assert int(result["n_images"]) == 300 and float(result["accuracy_with_run_matching"]) > 0.7
 
 
 def test_a_killed_contrastive_run_resumes_from_its_last_epoch(cli, tmp_path, monkeypatch):

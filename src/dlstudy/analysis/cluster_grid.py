@@ -30,7 +30,7 @@ def parse_k(value) -> tuple[int | None, list[int]]:
     low, _, high = ("2-20" if text == "auto" else text).partition("-")
     if low.isdigit() and high.isdigit() and 2 <= int(low) < int(high) <= 200:
         return None, list(range(int(low), int(high) + 1))
-    raise InputError(f"--clusters must be a whole number >= 1, 'auto' (2-20) or a range like 2-20, got {value!r}")
+    raise InputError(f"--clusters must be a whole number of at least 1, 'auto' (2-20) or a range like 2-20, got {value!r}")
 
 
 def check_grid(cfg: dict) -> None:

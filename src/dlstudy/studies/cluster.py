@@ -26,7 +26,8 @@ from dlstudy.analysis.metrics import (apply_matching, best_matching, class_recal
 from dlstudy.analysis.reduction import two_d_views
 from dlstudy.analysis.scan import mine_neighbours
 from dlstudy.answers import cluster as answers
-from dlstudy.data.images import ImageSet, figure_indices, load_data, n_clusters_for, read_numpy, to_uint8, to_unit_tensor
+from dlstudy.data.images import (ImageSet, figure_indices, group_labels, load_data, n_clusters_for, read_numpy, to_uint8,
+                                 to_unit_tensor)
 from dlstudy.defaults.cluster import DEFAULTS as DEFAULTS, QUICK as QUICK  # the protocol's
 from dlstudy.errors import InputError
 from dlstudy.models.encoders import build_encoder, check_encoders, encode, training_for
@@ -61,8 +62,7 @@ def flag_overrides(args: argparse.Namespace) -> dict:
     for flag, key in (("labels", "labels"), ("val_data", "val_path"), ("val_labels", "val_labels")):
         if getattr(args, flag, None):
             out.setdefault("data", {})[key] = getattr(args, flag)
-    if getattr(args, "clusters", None) is not None:
-        k = args.clusters
+    if (k := getattr(args, "clusters", None)) is not None:
         out["clustering"] = {"n_clusters": int(k) if str(k).isdigit() else k}
     return out
 
@@ -76,7 +76,7 @@ def check_config(cfg: dict) -> None:
         raise InputError("--val-data and --val-labels go together: the sample and its labels")
 
 
-# the report: one section per homework question ---------------------------------------------------
+# the report: one section per homework question, and two for reading clusters without labels -------
 @section("Two autoencoder families crossed with reductions: reconstruction and accuracy", question=1)
 def variant_grid(report: Report, r: ClusterResults, cfg: dict) -> None:
     shape, n_lab = r.data.images.shape, r.metrics.get("n_labelled")
@@ -282,8 +282,7 @@ def fit(run, cfg: dict) -> ClusterResults:
 
 def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dict, k: int, trained: dict,
            n_main: int, **rest) -> ClusterResults:
-    """With labels, the leaderboard way: the best public accuracy (the private half stays untouched);
-    without, the best label-free score. The label-free pick is reported either way."""
+    """With labels the leaderboard way (best public accuracy; the private half untouched), else the label-free pick."""
     variants, labelled = rows[1:], data.labels is not None and bool((data.labels >= 0).any())
     free = max(range(len(variants)), key=lambda i: variants[i]["label_free"])
     best = max(range(len(variants)), key=lambda i: variants[i]["public_accuracy"]) if labelled else free
@@ -309,9 +308,9 @@ def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dic
         metrics.update({"best_autoencoder": f"{ae['encoder']} + {ae['reduction']} + {ae['clustering']}",
                         **{f"best_autoencoder_{key}": ae[key] for key in ("accuracy", "private_accuracy", "nmi", "ari")}})
     layers = {spec: layer_table(m, rest["x"][:2].to(rest["device"])) for spec, m in rest["encoders"].items()}
-    features = trained[row["encoder"]][3]
-    two_d = {chain: f for chain, f in features.items() if f.shape[1] == 2}
-    views = two_d_views(trained[row["encoder"]][1], two_d, points=cfg["figures"]["map_points"], seed=cfg["seed"])
+    _, z, _, features, _ = trained[row["encoder"]]
+    views = two_d_views(z, {c: f for c, f in features.items() if f.shape[1] == 2}, points=cfg["figures"]["map_points"],
+                        seed=cfg["seed"])
     return ClusterResults(metrics=metrics, data=data, rows=rows, best=best, assignments=assignments, layers=layers,
                           views=views, table=rows, columns=TERMINAL_COLUMNS, trained=trained, free=free,
                           protos=prototypes(features[row["reduction"]], clusters), **rest)
@@ -319,25 +318,26 @@ def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dic
 
 # predict -----------------------------------------------------------------------------------------
 def predict(root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path, device: str = "auto") -> dict:
-    """Assign new images to the run's clusters: encode with the selected encoder, then vote among the
-    nearest training features."""
+    """New images to the run's clusters: the selected encoder's features, a vote of the nearest training ones."""
     dev = resolve_device(device)
-    data, _ = load_data({**cfg["data"], "path": data_path, "labels": labels, "limit": 0, "val_path": None,
-                         "groups": cfg["data"]["groups"] if labels else []}, cfg["seed"])
-    x = to_unit_tensor(data.images) * 2 - 1
+    d = {**cfg["data"], "path": data_path, "labels": labels, "limit": 0, "val_path": None}
+    data, _ = load_data({**d, "groups": []}, cfg["seed"])  # the run's groups apply to labels the new data has
+    data = group_labels(data, d["groups"], d["group_names"]) if data.labels is not None and d["groups"] else data
     saved = read_numpy(root / "predict.npz", need=("latents", "clusters", "mapping"), hint="; rerun the study")
     spec, expected, mapping = metrics["best_encoder"], tuple(metrics["image_shape"]), saved["mapping"]
     if data.images.shape[1:] != expected:
         raise InputError(f"{data_path}: images are {data.images.shape[1:]} (H, W, C) but the run was trained on "
                          f"{expected}; resize or convert them first")
+    x = to_unit_tensor(data.images) * 2 - 1
     model = build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg["model"])
     z, _ = encode(load_weights(model, root, f"encoder-{slug(spec)}").to(dev), x, dev)
     clusters = assign_new(saved["latents"], saved["clusters"], z)
     atomic_write_bytes(out, id_label_csv(clusters))
     result = {"n_images": len(data), "predictions": str(out)}
-    if data.labels is not None and len(mapping):
-        predicted = apply_matching(clusters, dict(mapping.tolist()))
-        result["accuracy_with_run_matching"] = float(np.mean(predicted == data.labels))
+    if data.labels is not None and len(mapping) and (data.labels >= 0).any():  # -1: unlabelled, not scored
+        known = data.labels >= 0
+        result["accuracy_with_run_matching"] = float(np.mean(apply_matching(clusters, dict(mapping.tolist()))[known]
+                                                             == data.labels[known]))
         result["accuracy_best_matching"] = clustering_scores(data.labels, clusters)["accuracy"]
     return result
 
