@@ -19,7 +19,7 @@ from dlstudy.answers import classify as answers
 from dlstudy.data.expressions import EMOTIONS, load_expressions, load_new_faces, prepare_splits
 from dlstudy.data.images import load_labels, to_unit_tensor
 from dlstudy.data.sharpness import match_groups
-from dlstudy.defaults.classify import DEFAULTS as DEFAULTS, QUICK as QUICK  # the protocol's
+from dlstudy.defaults.classify import DEFAULTS as DEFAULTS, QUICK as QUICK  # every key commented there
 from dlstudy.errors import InputError
 from dlstudy.models.cnn import ExpressionCNN, expression_loss
 from dlstudy.report import Report
@@ -29,15 +29,10 @@ from dlstudy.train import resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
-NAME = "classify"
-TITLE = "Facial expressions (FER2013) or any labelled images: a CNN, and what it looks at"
+NAME, TITLE = "classify", "Facial expressions (FER2013) or any labelled images: a CNN, and what it looks at"
 
-# DEFAULTS and QUICK live in dlstudy/defaults/classify.py, every key with what it does
-
-# a sweep's default objective (PublicTest, never seen in training or selection),
-# and the per-epoch value its pruner watches
-OBJECTIVE = ("public_accuracy", "maximize")
-PRUNE_ON = ("val_loss", "minimize")
+OBJECTIVE = ("public_accuracy", "maximize")  # a sweep's default: PublicTest, never seen in training or selection
+PRUNE_ON = ("val_loss", "minimize")  # the per-epoch value a sweep's pruner watches
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

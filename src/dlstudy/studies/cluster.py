@@ -28,7 +28,7 @@ from dlstudy.analysis.scan import mine_neighbours
 from dlstudy.answers import cluster as answers
 from dlstudy.data.images import (ImageSet, figure_indices, group_labels, load_data, n_clusters_for, read_numpy, to_uint8,
                                  to_unit_tensor)
-from dlstudy.defaults.cluster import DEFAULTS as DEFAULTS, QUICK as QUICK  # the protocol's
+from dlstudy.defaults.cluster import DEFAULTS as DEFAULTS, QUICK as QUICK  # every key commented there
 from dlstudy.errors import InputError
 from dlstudy.models.encoders import build_encoder, check_encoders, encode, training_for
 from dlstudy.report import Report, pivot
@@ -38,15 +38,10 @@ from dlstudy.train import resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
-NAME = "cluster"
-TITLE = "Image clustering: encoder, dimension reduction, clustering"
+NAME, TITLE = "cluster", "Image clustering: encoder, dimension reduction, clustering"
 
-# DEFAULTS and QUICK live in dlstudy/defaults/cluster.py, every key with what it does
-
-# a sweep's default objective (the matching of clusters to labels on the held-out half),
-# and the per-epoch value its pruner watches
-OBJECTIVE = ("private_accuracy", "maximize")
-PRUNE_ON = ("loss", "minimize")
+OBJECTIVE = ("private_accuracy", "maximize")  # a sweep's default: the matching of clusters to labels on the held-out half
+PRUNE_ON = ("loss", "minimize")  # the per-epoch value a sweep's pruner watches
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

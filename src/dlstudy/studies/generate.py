@@ -18,7 +18,7 @@ from dlstudy.analysis.generative import (active_units, interpolate, pixel_mse, p
                                          prior_samples, reconstruct, score)
 from dlstudy.answers import generate as answers
 from dlstudy.data.images import examples_across_classes, load_images, subsample, to_uint8, to_unit_tensor
-from dlstudy.defaults.generate import DEFAULTS as DEFAULTS, QUICK as QUICK  # the protocol's
+from dlstudy.defaults.generate import DEFAULTS as DEFAULTS, QUICK as QUICK  # every key commented there
 from dlstudy.errors import InputError
 from dlstudy.models.vae import VAE, ELBOLoss, build_vae
 from dlstudy.report import Report
@@ -28,15 +28,10 @@ from dlstudy.train import resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
-NAME = "generate"
-TITLE = "Variational autoencoders for faces, and what the KL weight does"
+NAME, TITLE = "generate", "Variational autoencoders for faces, and what the KL weight does"
 
-# DEFAULTS and QUICK live in dlstudy/defaults/generate.py, every key with what it does
-
-# a sweep's default objective (nats on the held-out 30 %),
-# and the per-epoch value its pruner watches
-OBJECTIVE = ("test_neg_elbo", "minimize")
-PRUNE_ON = ("test_neg_elbo", "minimize")
+OBJECTIVE = ("test_neg_elbo", "minimize")  # a sweep's default: nats on the held-out 30 %
+PRUNE_ON = ("test_neg_elbo", "minimize")  # the per-epoch value a sweep's pruner watches
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

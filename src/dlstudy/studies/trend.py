@@ -19,7 +19,7 @@ from dlstudy.answers import trend as answers
 from dlstudy.data.countries import map_codes
 from dlstudy.data.covid import CaseSeries
 from dlstudy.data.windows import correlations, load_daily, make_windows, normalize, select_countries, split_indices
-from dlstudy.defaults.trend import DEFAULTS as DEFAULTS, QUICK as QUICK  # the protocol's
+from dlstudy.defaults.trend import DEFAULTS as DEFAULTS, QUICK as QUICK  # every key commented there
 from dlstudy.errors import InputError
 from dlstudy.models.recurrent import CELLS, as_tensors, build_recurrent, rise_loss, rise_probabilities
 from dlstudy.report import Report, pivot
@@ -29,15 +29,10 @@ from dlstudy.train import resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
-NAME = "trend"
-TITLE = "Will cases rise tomorrow? RNN, LSTM and GRU on COVID-19 case series"
+NAME, TITLE = "trend", "Will cases rise tomorrow? RNN, LSTM and GRU on COVID-19 case series"
 
-# DEFAULTS and QUICK live in dlstudy/defaults/trend.py, every key with what it does
-
-# a sweep's default objective (the test days of the honest time split),
-# and the per-epoch value its pruner watches
-OBJECTIVE = ("test_balanced_accuracy", "maximize")
-PRUNE_ON = ("val_loss", "minimize")
+OBJECTIVE = ("test_balanced_accuracy", "maximize")  # a sweep's default: the test days of the honest time split
+PRUNE_ON = ("val_loss", "minimize")  # the per-epoch value a sweep's pruner watches
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
