@@ -138,9 +138,14 @@ class Grid:
             t0 = time.time()
             saved = {"clusters": self.cluster(pixels, "kmeans", k), "seconds": np.array(time.time() - t0)}
             self.run.save_arrays(f"grid/raw-k{k}.npz", **saved)
+        mined = self.run.load_arrays("grid/raw.npz")  # k does not change the pixels' neighbours: mined once
+        if mined is None:
+            mined = {k_: np.array(np.nan if v is None else v) for k_, v in self.neighbours(pixels).items()}
+            self.run.save_arrays("grid/raw.npz", **mined)
+        neighbours = {k_: float(v) if np.isfinite(v) else None for k_, v in mined.items()}
         row = {"encoder": "raw pixels", "latent_dim": pixels.shape[1], "reduction": "none",
                "reduced_dim": pixels.shape[1], "clustering": "kmeans", "reconstruction_mse": None,
-               **self.neighbours(pixels), **self.scores(unit(pixels), saved["clusters"]),
+               **neighbours, **self.scores(unit(pixels), saved["clusters"]),
                "seconds": round(float(saved["seconds"]), 1)}
         return row, saved["clusters"]
 
