@@ -3,7 +3,7 @@
 Each case runs `dlstudy classify` in its own process (benchmarks/bench_cluster.run_case) and records
 wall time and peak memory; accuracy is shown beside the majority-class baseline of the same run.
 
-    python benchmarks/bench_classify.py [--data ../shared/data] [--cases quick default] [--device cpu]
+    python benchmarks/bench_classify.py [--data ../shared/data] [--cases quick default] [--device cpu] [--keep DIR]
 
 Targets (issue 19, on the sharp FER2013 copy): the default CPU config at least 0.68 public accuracy
 within 60 minutes on 2 cores, --quick at least 0.58 within 6 minutes; the flip test-time averaging
@@ -32,12 +32,14 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["quick", "default"], choices=list(CASES))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--json", default=str(HERE / "results" / "classify.json"))
+    parser.add_argument("--keep", metavar="DIR", help="keep the run folders (report, log, history) under DIR")
     opts = parser.parse_args()
     fer = str(Path(opts.data) / "fer2013" / "fer2013.npz")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in opts.cases:
-            r = run_case("classify", ["--data", fer, "--device", opts.device, *CASES[name]], Path(tmp) / name)
+            out = Path(opts.keep or tmp) / name
+            r = run_case("classify", ["--data", fer, "--device", opts.device, *CASES[name]], out)
             rows.append({
                 "case": name, "epochs": r["epochs"], "parameters": r["parameters"], "seconds": r["seconds"],
                 "minutes": round(r["seconds"] / 60, 1), "peak_mb": r["peak_mb"], "public_accuracy": r["public_accuracy"],

@@ -9,7 +9,7 @@ import torch
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.explanations import SALIENCY_METHODS, excite_filters, feature_maps, saliency
 from dlstudy.answers.classify import sharpness_sentence
-from dlstudy.data.augment import random_affine
+from dlstudy.data.augment import random_affine, random_erasing
 from dlstudy.data.expressions import EMOTIONS, load_expressions
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
@@ -109,6 +109,19 @@ def test_random_affine_identity_and_flip():
     assert all(each) and not torch.allclose(flipped, x)
     moved = random_affine(x, shift=0.1, rotate=10, scale=(0.9, 1.1), generator=torch.Generator().manual_seed(1))
     assert moved.shape == x.shape and not torch.allclose(moved, x)
+
+
+def test_random_erasing_blanks_one_rectangle_in_about_p_of_the_images():
+    x = torch.ones(2000, 1, 48, 48)
+    assert torch.equal(random_erasing(x, p=0.0), x)
+    erased = random_erasing(x, p=0.5, generator=torch.Generator().manual_seed(0)) == 0  # (B, 1, H, W)
+    hit = erased.flatten(1).any(1)
+    assert 0.45 < hit.float().mean() < 0.55
+    share = erased[hit].flatten(1).float().mean(1)
+    assert share.min() >= 0.015 and share.max() <= 0.36  # area (0.02, 0.33), up to rounding to whole pixels
+    rows, cols = erased[hit][:, 0].any(2), erased[hit][:, 0].any(1)  # (n, H), (n, W)
+    # one rectangle: the erased pixels are exactly the product of the erased rows and columns
+    assert torch.equal(erased[hit][:, 0], rows[:, :, None] & cols[:, None, :])
 
 
 def test_matching_sigma_recovers_a_known_blur(fer):

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from dlstudy.runs import Run
-from dlstudy.train import Trainer
+from dlstudy.train import Trainer, bf16_native
 
 
 def regression_data(n=256):
@@ -69,3 +69,21 @@ def test_tensorboard_events_are_written(tmp_path):
     run = Run.open(tmp_path / "r", {}, resume=False, study="t")
     make(run, epochs=2, tensorboard=True).fit(regression_data())
     assert list((tmp_path / "r" / "tensorboard" / "lin").glob("events.out.tfevents.*"))
+
+
+def test_amp_autocasts_to_bf16_only_where_it_is_native():
+    seen = []
+
+    def spy(model, batch):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return mse(model, batch)
+
+    torch.manual_seed(0)
+    t = Trainer(nn.Linear(5, 1), spy, epochs=6, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine",
+                amp=True).fit(regression_data())
+    native = bf16_native(torch.device("cpu"))
+    assert set(seen) == ({torch.bfloat16} if native else {None})
+    full = make().fit(regression_data())  # the same fit in float32
+    assert t.history_[-1]["loss"] < 0.05 * t.history_[0]["loss"]  # bf16 matmuls still learn the line,
+    assert t.history_[-1]["loss"] < full.history_[-1]["loss"] + 0.05  # to within bf16's precision of float32
+    assert not bf16_native(torch.device("meta"))

@@ -32,7 +32,7 @@ RANGES = {
     "limit": (0, 10**9, True, True), "test_fraction": (0, 1, False, False), "val_fraction": (0, 1, False, False),
     "dropout": (0, 1, True, False), "conv_dropout": (0, 1, True, False), "label_smoothing": (0, 1, True, False),
     "grayscale": (0, 1, True, True), "jitter": (0, 10, True, True), "hue": (0, 0.5, True, True),
-    "shift": (0, 1, True, False), "rotate": (0, 180, True, True), "sigma": (0, INF, False, False),
+    "shift": (0, 1, True, False), "rotate": (0, 180, True, True), "erase": (0, 1, True, True), "sigma": (0, INF, False, False),
     "beta": (0, INF, True, False), "entropy_weight": (0, INF, True, False), "negative_slope": (0, 1, True, True),
     "self_label_threshold": (0, 1, True, True), "threshold": (-1, 1, True, True), "min_cases": (0, INF, True, False),
     "n_clusters": (2, 100_000, True, True), "image_size": (4, 4096, True, True), "data.channels": (1, 3, True, True),

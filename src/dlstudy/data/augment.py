@@ -3,6 +3,7 @@ affine map per image applied with a single grid_sample call, so the cost is one 
 whatever the number of transforms; colour transforms are per-image factors and 3x3 colour matrices.
 
 - random_affine: shift, rotation, zoom and flip (the classify study's training augmentation)
+- random_erasing: a random rectangle per image set to zero (Zhong et al. 2020; classify, after random_affine)
 - random_resized_crop, colour_jitter: SimCLR's views (the cluster study's contrastive encoder)"""
 from __future__ import annotations
 
@@ -34,6 +35,30 @@ def random_affine(x: torch.Tensor, *, shift: float = 0.0, rotate: float = 0.0, s
     ], 1)  # (B, 2, 3)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def random_erasing(x: torch.Tensor, *, p: float = 0.5, area: tuple[float, float] = (0.02, 0.33),
+                   ratio: tuple[float, float] = (0.3, 3.3), generator: torch.Generator | None = None) -> torch.Tensor:
+    """Random erasing: with probability p, one rectangle of a random share `area` of the image and aspect
+    `ratio` (height / width), at a random place, is set to 0 (the mean of standardised inputs), so the
+    model cannot rely on any one face region. x (B, C, H, W) -> same shape, a new tensor."""
+    b, _, h, w = x.shape
+
+    def rand() -> torch.Tensor:
+        return torch.rand(b, generator=generator)
+
+    share = area[0] + (area[1] - area[0]) * rand()
+    aspect = torch.exp(math.log(ratio[0]) + (math.log(ratio[1]) - math.log(ratio[0])) * rand())
+    eh = (torch.sqrt(share * aspect) * h).round().clamp(1, h)  # the rectangle's height and width in pixels
+    ew = (torch.sqrt(share / aspect) * w).round().clamp(1, w)
+    top = ((h - eh + 1) * rand()).floor()
+    left = ((w - ew + 1) * rand()).floor()
+    on = rand() < p
+    rows, cols = torch.arange(h), torch.arange(w)
+    inside_rows = (rows >= top[:, None]) & (rows < (top + eh)[:, None])  # (B, H)
+    inside_cols = (cols >= left[:, None]) & (cols < (left + ew)[:, None])  # (B, W)
+    mask = inside_rows[:, :, None] & inside_cols[:, None, :] & on[:, None, None]  # (B, H, W)
+    return x.masked_fill(mask[:, None].to(x.device), 0.0)
 
 
 def random_resized_crop(x: torch.Tensor, *, scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),

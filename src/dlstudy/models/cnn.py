@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlstudy.data.augment import random_affine
+from dlstudy.data.augment import random_affine, random_erasing
 from dlstudy.errors import InputError
 
 
@@ -49,7 +49,7 @@ class ExpressionCNN(nn.Module):
 
 def expression_loss(cfg: dict, weights: torch.Tensor | None, seed: int):
     """Cross-entropy with label smoothing and class weights, on batches augmented in training mode
-    (shift, rotation, scale, flip from cfg["augment"])."""
+    (shift, rotation, scale, flip, then random erasing with probability `erase`, from cfg["augment"])."""
     aug = cfg["augment"]
     smoothing = cfg["loss"]["label_smoothing"]
     generator = torch.Generator().manual_seed(seed + 1)  # augmentation draws, apart from the batch order
@@ -59,6 +59,8 @@ def expression_loss(cfg: dict, weights: torch.Tensor | None, seed: int):
         if model.training:
             x = random_affine(x, shift=aug["shift"], rotate=aug["rotate"], scale=tuple(aug["scale"]),
                               flip=aug["flip"], generator=generator)
+            if aug["erase"]:
+                x = random_erasing(x, p=aug["erase"], generator=generator)
         logits = model(x.contiguous(memory_format=torch.channels_last))
         w = None if weights is None else weights.to(logits.device)
         loss = F.cross_entropy(logits.float(), y, weight=w, label_smoothing=smoothing)
