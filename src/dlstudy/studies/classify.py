@@ -36,7 +36,7 @@ PRUNE_ON = ("val_loss", "minimize")  # the per-epoch value a sweep's pruner watc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--epochs", type=int, metavar="N", help="training epochs (default 30)")
+    parser.add_argument("--epochs", type=int, metavar="N", help=f"training epochs (default {DEFAULTS['train']['epochs']})")
 
 
 def flag_overrides(args: argparse.Namespace) -> dict:
