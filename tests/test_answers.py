@@ -76,6 +76,20 @@ def test_the_confused_classes_sentence_reads_the_matrix():
     assert "highest for Fear (98%)" in said and "lowest for Angry (62%)" in said
 
 
+def test_the_training_sentence_gives_each_test_time_average_beside_the_plain_score():
+    from dlstudy.analysis.classification import TTA_VIEWS
+
+    assert set(classify.TTA_SAID) == set(TTA_VIEWS)  # every averaging the study computes has its words
+    history = [{"val_accuracy": 0.60}, {"val_accuracy": 0.66}, {"val_accuracy": 0.65}]
+    metrics = {"train_accuracy": 0.74, "val_accuracy": 0.65, "scored_on": "public", "public_accuracy": 0.673,
+               "majority_class_accuracy": 0.249, "majority_class": "Happy"}
+    plain = classify.training(history, metrics)
+    assert "peaks at 0.660 in epoch 2" in plain and "0.673 on public, against 0.249" in plain and "mirror" not in plain
+    said = classify.training(history, {**metrics, "public_accuracy_flip_tta": 0.679, "public_accuracy_ten_crop_tta": 0.684})
+    assert ("0.673 on public (0.679 when each image is averaged with its mirror image; 0.684 over ten crops and "
+            "their mirrors), against") in said and "overfitting" in said
+
+
 def test_the_cluster_grid_sentence_compares_with_raw_pixels():
     rows = [{"encoder": "raw pixels", "private_accuracy": 0.50, "accuracy": 0.5, "reconstruction_mse": None},
             {"encoder": "pool", "reduction": "pca:16", "clustering": "kmeans", "accuracy": 0.7, "private_accuracy": 0.70,

@@ -9,7 +9,7 @@ import torch
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.explanations import SALIENCY_METHODS, excite_filters, feature_maps, saliency
 from dlstudy.answers.classify import sharpness_sentence
-from dlstudy.data.augment import random_affine, random_erasing
+from dlstudy.data.augment import random_affine, random_erasing, ten_crop
 from dlstudy.data.expressions import EMOTIONS, load_expressions
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
@@ -122,6 +122,17 @@ def test_random_erasing_blanks_one_rectangle_in_about_p_of_the_images():
     rows, cols = erased[hit][:, 0].any(2), erased[hit][:, 0].any(1)  # (n, H), (n, W)
     # one rectangle: the erased pixels are exactly the product of the erased rows and columns
     assert torch.equal(erased[hit][:, 0], rows[:, :, None] & cols[:, None, :])
+
+
+def test_ten_crop_gives_the_corners_the_centre_and_their_mirrors():
+    x = torch.arange(64.0).view(1, 1, 8, 8)  # pixel value = 8 * row + column
+    whole = ten_crop(x, fraction=1.0)
+    assert len(whole) == 10 and all(torch.allclose(v, x) for v in whole[:5])
+    assert all(torch.allclose(v, x.flip(-1)) for v in whole[5:])
+    top_left, top_right, bottom_left, bottom_right, centre = ten_crop(x, fraction=0.5)[:5]
+    assert top_left.shape == x.shape and top_left.max() <= 27 and bottom_right.min() >= 36  # x[3, 3], x[4, 4]
+    assert top_right[..., 0].min() >= 4 and bottom_left[..., 0, :].min() >= 32
+    assert centre.mean() == pytest.approx(x.mean())
 
 
 def test_matching_sigma_recovers_a_known_blur(fer):
@@ -248,7 +259,7 @@ def test_short_real_run_beats_the_majority_class(data_root, tmp_path, cli):
         assert (out / "figures" / f"{fig}.png").stat().st_size > 1000
     # the explanations the field expects beside the vanilla gradient, and the sanity check on them
     assert "Grad-CAM" in html and "occlusion" in html and "Model-randomisation check" in html
-    assert "convergence delta" in html and m["public_accuracy_flip_tta"] > 0
+    assert "convergence delta" in html and m["public_accuracy_flip_tta"] > 0 and m["public_accuracy_ten_crop_tta"] > 0
 
     code, printed, err = cli("predict", out, "--data", data_root / "fer2013" / "images", "--out", tmp_path / "p.csv")
     assert code == 0, err

@@ -33,17 +33,22 @@ def class_report(y: np.ndarray, pred: np.ndarray, names: list[str]) -> tuple[lis
     return rows, float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
 
 
+TTA_VIEWS = ("flip", "ten_crop")  # test-time averaging, reported beside the plain score, never selected on
+
+
 @torch.no_grad()
-def predict_proba(model, x: torch.Tensor, device, batch_size: int = 512, *, flip: bool = False) -> np.ndarray:
-    """Class probabilities (N, classes); flip: averaged with the mirrored images' (test-time augmentation)."""
+def predict_proba(model, x: torch.Tensor, device, batch_size: int = 512, *, tta: str | None = None) -> np.ndarray:
+    """Class probabilities (N, classes). tta (test-time averaging): "flip" averages each image's with its
+    mirror image's, "ten_crop" over the four corner and the centre crops and their mirrors."""
+    from dlstudy.data.augment import ten_crop
+
+    assert tta in (None, *TTA_VIEWS), f"tta must be None or one of {TTA_VIEWS}, not {tta!r}"
     model.eval()
     out = []
     for i in range(0, len(x), batch_size):
         xb = x[i : i + batch_size].to(device)
-        p = torch.softmax(model(xb).float(), 1)
-        if flip:
-            p = (p + torch.softmax(model(xb.flip(-1)).float(), 1)) / 2
-        out.append(p.cpu())
+        views = [xb, xb.flip(-1)] if tta == "flip" else ten_crop(xb) if tta == "ten_crop" else [xb]
+        out.append(torch.stack([torch.softmax(model(v).float(), 1) for v in views]).mean(0).cpu())
     return torch.cat(out).numpy()
 
 

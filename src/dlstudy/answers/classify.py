@@ -4,6 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 NOISE = 0.01
+# how the training sentence names each test-time averaging (the views of analysis.classification.TTA_VIEWS)
+TTA_SAID = {"flip": "when each image is averaged with its mirror image", "ten_crop": "over ten crops and their mirrors"}
 
 
 def architecture(*, parameters: int, convs: int, size: int, channels: int, classes: int, hidden: list[int]) -> str:
@@ -21,11 +23,12 @@ def training(history: list[dict], metrics: dict) -> str:
            "augmentation and dropout)" if gap > 0.05 else "training and validation accuracy stay close: no "
            "sign of overfitting")
     scored = metrics["scored_on"]
-    tta = metrics.get(f"{scored}_accuracy_flip_tta")
-    flip = f" ({tta:.3f} when each image is averaged with its mirror image)" if tta is not None else ""
+    keys = {f"{scored}_accuracy_{views}_tta": said for views, said in TTA_SAID.items()}
+    averaged = "; ".join(f"{metrics[k]:.3f} {said}" for k, said in keys.items() if metrics.get(k) is not None)
+    averaged = f" ({averaged})" if averaged else ""
     return (f"Over {len(history)} epochs validation accuracy peaks at {history[best]['val_accuracy']:.3f} in epoch "
             f"{best + 1} and ends at {last['val_accuracy']:.3f}; the final model scores {metrics['train_accuracy']:.3f} on "
-            f"the training images (without augmentation) and {metrics[f'{scored}_accuracy']:.3f} on {scored}{flip}, against "
+            f"the training images (without augmentation) and {metrics[f'{scored}_accuracy']:.3f} on {scored}{averaged}, against "
             f"{metrics['majority_class_accuracy']:.3f} for always answering '{metrics['majority_class']}': {fit}.")
 
 

@@ -4,7 +4,8 @@ whatever the number of transforms; colour transforms are per-image factors and 3
 
 - random_affine: shift, rotation, zoom and flip (the classify study's training augmentation)
 - random_erasing: a random rectangle per image set to zero (Zhong et al. 2020; classify, after random_affine)
-- random_resized_crop, colour_jitter: SimCLR's views (the cluster study's contrastive encoder)"""
+- random_resized_crop, colour_jitter: SimCLR's views (the cluster study's contrastive encoder)
+- ten_crop: the fixed views of ten-crop test-time averaging (classify)"""
 from __future__ import annotations
 
 import math
@@ -83,6 +84,18 @@ def random_resized_crop(x: torch.Tensor, *, scale: tuple[float, float] = (0.2, 1
     side = size or x.shape[-1]
     grid = F.affine_grid(theta.to(x.dtype), [b, x.shape[1], side, side], align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def ten_crop(x: torch.Tensor, *, fraction: float = 0.9) -> list[torch.Tensor]:
+    """Ten-crop test-time views (Krizhevsky et al. 2012): square windows of `fraction` of the side at the
+    four corners and the centre, each resized back to the input's size (a zoom the training's scale
+    augmentation covers), and their mirror images. x (B, C, H, W) -> ten tensors of that shape."""
+    h, w = x.shape[-2:]
+    ch, cw = max(1, round(fraction * h)), max(1, round(fraction * w))
+    tops, lefts = (0, 0, h - ch, h - ch, (h - ch) // 2), (0, w - cw, 0, w - cw, (w - cw) // 2)
+    crops = [F.interpolate(x[..., t : t + ch, s : s + cw], size=(h, w), mode="bilinear", align_corners=False)
+             for t, s in zip(tops, lefts)]
+    return crops + [c.flip(-1) for c in crops]
 
 
 # RGB <-> YIQ: hue is an angle in the IQ plane, so a hue shift is a rotation there

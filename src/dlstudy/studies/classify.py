@@ -13,7 +13,7 @@ import torch
 
 from dlstudy import plots
 from dlstudy.analysis.architecture import layer_table
-from dlstudy.analysis.classification import class_report, confusion, predict_proba, predictions_csv
+from dlstudy.analysis.classification import TTA_VIEWS, class_report, confusion, predict_proba, predictions_csv
 from dlstudy.analysis.explanations import SALIENCY_METHODS, explain_filters, explain_predictions
 from dlstudy.answers import classify as answers
 from dlstudy.data.expressions import EMOTIONS, load_expressions, load_new_faces, prepare_splits
@@ -251,15 +251,17 @@ def fit(run, cfg: dict) -> ClassifyResults:
                             val=t["val"], device=device, **evals)
     probs = {k: predict_proba(model, x, device) for k, (x, _) in t.items()}
     acc = {k: float(np.mean(probs[k].argmax(1) == t[k][1].numpy())) for k in probs}
-    flipped = {k: float(np.mean(predict_proba(model, t[k][0], device, flip=True).argmax(1) == t[k][1].numpy()))
-               for k in ("public", "private") if k in t and cfg["augment"]["flip"]}  # reported beside, never selected
+    averaged = {f"{k}_accuracy_{views}_tta": float(np.mean(predict_proba(model, t[k][0], device, tta=views).argmax(1)
+                                                           == t[k][1].numpy()))
+                for k in ("public", "private") if k in t and cfg["augment"]["flip"]  # both include mirror images
+                for views in TTA_VIEWS}  # reported beside, never selected
     scored = "public" if "public" in t else "val"
     y_scored, pred_scored = t[scored][1].numpy(), probs[scored].argmax(1)
     per_class, macro_f1 = class_report(y_scored, pred_scored, names)
     majority = int(counts.argmax())
     metrics = {
         "public_accuracy": acc.get("public"), "private_accuracy": acc.get("private"), "val_accuracy": acc["val"],
-        **{f"{k}_accuracy_flip_tta": v for k, v in flipped.items()},
+        **averaged,
         "train_accuracy": acc["train"], "macro_f1": macro_f1, "scored_on": scored,
         "majority_class_accuracy": float(np.mean(y_scored == majority)), "majority_class": names[majority],
         "epochs": trainer.epoch_, "parameters": n_params, "n_train": len(t["train"][1]), "n_val": len(t["val"][1]),
