@@ -34,6 +34,44 @@ def read_sweep(folder):
     return pd.read_csv(folder / "trials.csv"), json.loads((folder / "summary.json").read_text())
 
 
+# the sweep folder --------------------------------------------------------------------------------
+def test_workers_opening_one_new_folder_at_once_never_find_it_foreign(tmp_path):
+    """Workers started together (two machines on one PostgreSQL study) each open the sweep folder."""
+    import threading
+
+    from dlstudy.sweep.engine import SweepSpec, open_folder
+
+    spec = SweepSpec(study="trend")
+    for attempt in range(30):
+        folder, errors = tmp_path / f"sw{attempt}", []
+        start = threading.Barrier(4)
+
+        def worker(folder=folder, start=start, errors=errors):
+            start.wait()
+            try:
+                open_folder(folder, spec)
+            except InputError as exc:
+                errors.append(str(exc))
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[0]
+        assert json.loads((folder / "status.json").read_text())["study"] == "sweep"
+    mid_write = tmp_path / "mid"  # another worker's status.json not yet renamed into place
+    mid_write.mkdir()
+    (mid_write / ".status.json.k2j4.tmp").write_text("{")
+    assert open_folder(mid_write, spec).root == mid_write
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="is no dlstudy sweep"):
+        open_folder(foreign, spec)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt"]
+
+
 # the space file ----------------------------------------------------------------------------------
 def test_space_reads_grid_and_ranges_and_enumerates_the_grid(tmp_path):
     cfg = resolve_config("trend")

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from dlstudy.config import dump_yaml
 from dlstudy.errors import InputError, Pruned
-from dlstudy.runs import Run, is_complete, read_status
+from dlstudy.runs import STATUS, Run, is_complete, read_status
 from dlstudy.sweep.space import Space
 
 log = logging.getLogger("dlstudy")
@@ -477,9 +477,13 @@ def ray_slots(address: str | None, trial_cpus: int) -> int:
 
 
 def open_folder(folder: Path, spec: SweepSpec) -> Run:
-    """The sweep folder is a run folder of its own (status.json, config.yaml = the sweep's spec)."""
+    """The sweep folder is a run folder of its own (status.json, config.yaml = the sweep's spec). Workers
+    started together open it at once: each writes status.json before anything else, and lists the folder
+    before reading it, so a folder another worker is opening never looks foreign."""
+    # an atomic write's temporary file (runs.atomic_write_bytes) is all a concurrent opener may have left yet
+    foreign = folder.exists() and any(not p.name.startswith(f".{STATUS}.") for p in folder.iterdir())
     status = read_status(folder)
-    if folder.exists() and any(folder.iterdir()) and status is None:
+    if foreign and status is None:
         raise InputError(f"{folder} is not empty and is no dlstudy sweep; choose another --out")
     if status and status.get("study") != "sweep":
         raise InputError(f"{folder} is a '{status.get('study')}' run, not a sweep; choose another --out")
@@ -488,10 +492,10 @@ def open_folder(folder: Path, spec: SweepSpec) -> Run:
                          "flags, or choose another --out")
     run = Run(folder)
     run.root.mkdir(parents=True, exist_ok=True)
+    run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study)  # first: see above
     run.write_text("config.yaml", dump_yaml(asdict(spec)))
     if spec.space:
         run.write_text("space.yaml", dump_yaml(spec.space))
-    run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study)
     return run
 
 
