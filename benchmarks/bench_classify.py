@@ -8,7 +8,7 @@ wall time and peak memory; accuracy is shown beside the majority-class baseline 
 Targets (issue 19, on the sharp FER2013 copy): the default CPU config at least 0.68 public accuracy
 within 60 minutes on 2 cores, --quick at least 0.58 within 6 minutes; the gains of flip and ten-crop
 test-time averaging are reported separately (the headline is without them). `--cases epochs20` runs the
-default net for 20 epochs, what fits the hour on 2 cores that train in float32 (no AVX512-BF16; the
+default net for 20 epochs, about the hour on 2 cores that train in float32 (no AVX512-BF16; the
 JSON records which). Prints a table and writes benchmarks/results/classify.json.
 """
 from __future__ import annotations
@@ -39,7 +39,7 @@ def tta_columns(r: dict) -> dict:
         cols[f"{views}_tta_gain"] = None if acc is None else round(acc - r["public_accuracy"], 4)
     return cols
 
-# epochs20: the default net on half the epochs, what fits the hour on 2 cores without AVX512-BF16 (float32)
+# epochs20: the default net on half the epochs, about the hour (63 min) on 2 cores without AVX512-BF16 (float32)
 CASES = {"quick": ["--quick"], "default": [], "epochs20": ["--epochs", "20"],
          "gpu": ["--config", str(HERE.parent / "configs" / "classify-gpu.yaml")]}
 
