@@ -19,10 +19,22 @@ def mse(model, batch):
     return loss, {"abs_err": (model(x).squeeze(1) - y).abs().mean()}
 
 
-def make(run=None, epochs=6, **kw):
+def noisy_mse():
+    """A loss with its own generator, as the augmenting losses have (input noise stands in for augmentation)."""
+    generator = torch.Generator().manual_seed(7)
+
+    def loss(model, batch):
+        x, y = batch
+        return mse(model, (x + 0.3 * torch.randn(x.shape, generator=generator), y))
+
+    loss.generator = generator
+    return loss
+
+
+def make(run=None, epochs=6, loss=mse, **kw):
     torch.manual_seed(0)
     model = nn.Linear(5, 1)
-    return Trainer(model, mse, epochs=epochs, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine", run=run,
+    return Trainer(model, loss, epochs=epochs, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine", run=run,
                    name="lin", **kw)
 
 
@@ -33,9 +45,10 @@ def test_loss_decreases_and_history_has_metrics():
     assert {"epoch", "lr", "loss", "abs_err"} <= set(t.history_[0])
 
 
-def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("loss", [lambda: mse, noisy_mse], ids=["plain", "own-generator"])
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, loss):
     data = regression_data()
-    full = make().fit(data)
+    full = make(loss=loss()).fit(data)
 
     class Killed(Exception):
         pass
@@ -46,13 +59,13 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
 
     run = Run.open(tmp_path / "r", {}, resume=False, study="t")
     with pytest.raises(Killed):
-        make(run, after_epoch=kill_after_two).fit(data)
-    resumed = make(run).fit(data)  # a fresh process would build everything anew, as here
+        make(run, loss=loss(), after_epoch=kill_after_two).fit(data)
+    resumed = make(run, loss=loss()).fit(data)  # a fresh process would build everything anew, as here
     assert [h["epoch"] for h in resumed.history_] == list(range(1, 7))
     assert torch.allclose(resumed.model.weight, full.model.weight, atol=1e-6)
     assert resumed.history_[-1]["loss"] == pytest.approx(full.history_[-1]["loss"], rel=1e-5)
     # a finished checkpoint is loaded, not trained again
-    again = make(run).fit(data)
+    again = make(run, loss=loss()).fit(data)
     assert len(again.history_) == 6 and torch.equal(again.model.weight, resumed.model.weight)
 
 

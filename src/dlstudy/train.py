@@ -224,7 +224,7 @@ class Trainer:
                 self.run.save_torch(self._checkpoint_name(), {
                     "model": self.model.state_dict(), "optimizer": opt.state_dict(),
                     "schedule": sched.state_dict() if sched is not None else {},
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), **self._loss_rng(),
                     "history": json.dumps(self.history_), "epoch": self.epoch_, "best_loss": self._best["loss"],
                     "stale": self._best["stale"], "best_state": self._best["state"] or {}, "done": done})
             self._notify(row)
@@ -237,6 +237,10 @@ class Trainer:
             self.model.load_state_dict(self._best["state"])
         self.model.eval()
         return self
+
+    def _loss_rng(self) -> dict:
+        """The state of a loss's own generator (its augmentation draws), for the checkpoint."""
+        return {"loss_rng": self.loss_fn.generator.get_state()} if hasattr(self.loss_fn, "generator") else {}
 
     def _checkpoint_name(self) -> str:
         return f"checkpoints/{self.name}.pt"
@@ -253,6 +257,8 @@ class Trainer:
         generator.set_state(state["generator"])
         if "torch_rng" in state:  # dropout and augmentation draw from the global generator
             torch.set_rng_state(state["torch_rng"])
+        if "loss_rng" in state and hasattr(self.loss_fn, "generator"):
+            self.loss_fn.generator.set_state(state["loss_rng"])
         self.history_ = json.loads(state["history"])
         self.epoch_ = state["epoch"]
         self._best = {"loss": state["best_loss"], "state": state["best_state"] or None, "stale": state["stale"]}

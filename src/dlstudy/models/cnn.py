@@ -66,4 +66,5 @@ def expression_loss(cfg: dict, weights: torch.Tensor | None, seed: int):
         loss = F.cross_entropy(logits.float(), y, weight=w, label_smoothing=smoothing)
         return loss, {"accuracy": (logits.argmax(1) == y).float().mean()}
 
+    loss_fn.generator = generator  # the Trainer checkpoints its state, so a resumed run draws the same
     return loss_fn

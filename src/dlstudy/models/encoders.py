@@ -61,6 +61,7 @@ def contrastive_loss(cfg: dict, seed: int):
         z1, z2 = model(torch.cat([view(x), view(x)])).chunk(2)  # (B, P) each
         return nt_xent(z1, z2, cfg["temperature"]), {}
 
+    loss.generator = generator  # the Trainer checkpoints its state, so a resumed run draws the same views
     return loss
 
 
