@@ -39,6 +39,7 @@ def tta_columns(r: dict) -> dict:
         cols[f"{views}_tta_gain"] = None if acc is None else round(acc - r["public_accuracy"], 4)
     return cols
 
+
 # epochs20: the default net on half the epochs, about the hour (63 min) on 2 cores without AVX512-BF16 (float32)
 CASES = {"quick": ["--quick"], "default": [], "epochs20": ["--epochs", "20"],
          "gpu": ["--config", str(HERE.parent / "configs" / "classify-gpu.yaml")]}
