@@ -110,3 +110,17 @@ def test_derivations_show_every_step(name, words):
     d = {"batchnorm": batchnorm, "pca": pca}[name].derive({"batchnorm": batchnorm, "pca": pca}[name].DEFAULTS)
     steps = "\n".join(d.steps)
     assert all(w in steps for w in words) and d.passed and re.search(r"\d", d.answer)
+
+
+def test_deletion_answer_reads_both_orders_against_random():
+    most = [{"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
+            {"removed": 0.5, "gradient": 0.2, "grad_cam": 0.6, "random": 0.6}]
+    least = [{"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
+             {"removed": 0.5, "gradient": 0.8, "grad_cam": 0.6, "random": 0.6}]
+    rows = {r["method"]: r for r in classify.deletion_areas({"most": most, "least": least})}
+    assert rows["gradient"]["most salient first"] == pytest.approx(0.5)
+    assert rows["gradient"]["gap"] == pytest.approx(0.3) and rows["random"]["gap"] == 0
+    said = classify.deletion({"most": most, "least": least}, "blur")
+    assert "gradient 0.500 most salient first (falls faster than random) and 0.800 least salient first (stays above" in said
+    assert "grad cam 0.700 most salient first (no faster than random) and 0.700 least salient first (not above" in said
+    assert "blurred copy" in said and "random order 0.700" in said

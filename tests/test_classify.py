@@ -236,8 +236,27 @@ def test_deletion_curve_falls_faster_for_the_pixels_that_matter():
     y = torch.zeros(20, dtype=torch.long)
     left = torch.zeros(20, 48, 48)
     left[..., :24] = 1 + torch.rand(20, 48, 24)
-    rows = deletion_curve(LeftHalf(), x, y, {"left": left}, fractions=(0.0, 0.5))
+    rows = deletion_curve(LeftHalf(), x, y, {"left": left}, fractions=(0.0, 0.5), fill="black")
     assert rows[0]["left"] == rows[0]["random"] == 1.0 and rows[1]["left"] == 0.0 and rows[1]["random"] == 1.0
+    # least salient first removes the right half, which the model never reads
+    rows = deletion_curve(LeftHalf(), x, y, {"left": left}, fractions=(0.0, 0.5), fill="black", least_first=True)
+    assert rows[1]["left"] == 1.0
+    with pytest.raises(ValueError, match="deletion fill"):
+        deletion_curve(LeftHalf(), x, y, {"left": left}, fill="grey")
+
+
+def test_removed_pixels_take_the_fill_and_the_rest_stay():
+    from dlstudy.analysis.explanations import remove_pixels
+
+    x = torch.rand(3, 2, 8, 8)
+    fill = -torch.ones_like(x)
+    order = torch.stack([torch.randperm(64) for _ in range(3)])
+    out = remove_pixels(x, order, 0.25, fill)
+    gone = out == -1
+    assert gone.sum() == 3 * 2 * 16 and torch.equal(out[~gone], x[~gone])
+    for i in range(3):  # exactly the first quarter of each image's order, in every channel
+        assert set(gone[i, 0].flatten().nonzero().flatten().tolist()) == set(order[i, :16].tolist())
+        assert torch.equal(gone[i, 0], gone[i, 1])
 
 
 # end to end --------------------------------------------------------------------------------------
@@ -278,3 +297,5 @@ def test_default_digits_run_and_bad_flags(tmp_path, cli):
     assert code == 2 and "gradcam" in err and "Traceback" not in err
     code, _, err = cli("classify", "--out", tmp_path / "y", "--epochs", "0")
     assert code == 2 and "--epochs" in err
+    code, _, err = cli("classify", "--out", tmp_path / "z", "--set", "explain.deletion_fill=grey")
+    assert code == 2 and "deletion_fill" in err and not (tmp_path / "z").exists()

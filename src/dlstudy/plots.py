@@ -118,11 +118,17 @@ def curve_grid(histories: dict[str, Sequence[dict]], quantities: dict[str, str],
     return fig
 
 
-def lines(x: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str = ""):
-    """A few named series against one x axis (e.g. scores against the number of clusters)."""
+def lines(x: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str = "",
+          dashed: dict[str, str] | None = None):
+    """A few named series against one x axis (e.g. scores against the number of clusters). A series named
+    as a key of `dashed` is drawn dashed, in the colour of the series that key maps to (drawn before it)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
+    colours: dict[str, str] = {}
     for name, values in series.items():
-        ax.plot(x, values, marker=".", label=name.replace("_", " "))
+        pair = (dashed or {}).get(name)
+        (line,) = ax.plot(x, values, marker=".", linestyle="--" if pair else "-", color=colours.get(pair),
+                          label=name.replace("_", " "))
+        colours[name] = line.get_color()
     ax.set_xlabel(xlabel)
     ax.set_xticks(list(x))
     ax.grid(alpha=0.3)

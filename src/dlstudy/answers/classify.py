@@ -106,13 +106,28 @@ def integrated_gradients(delta: np.ndarray, steps: int) -> str:
                                                               ": large, so more steps (explain.samples) would help."))
 
 
-def deletion(rows: list[dict]) -> str:
-    """Mean accuracy over the removed fractions per method (the area under its deletion curve)."""
-    area = {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k != "removed"}
+def deletion_areas(curves: dict[str, list[dict]]) -> list[dict]:
+    """Per method, the mean accuracy over its deletion curve (the area under it) with the most salient
+    pixels removed first and with the least salient first, and the gap between the two (larger: the map
+    ranks better what the prediction needs). Random order is one curve, so its gap is 0."""
+    def area(order: str, key: str) -> float:
+        return float(np.mean([r[key] for r in curves[order]]))
+
+    return [{"method": k, "most salient first": area("most", k), "least salient first": area("least", k),
+             "gap": area("least", k) - area("most", k)} for k in curves["most"][0] if k != "removed"]
+
+
+def deletion(curves: dict[str, list[dict]], fill: str) -> str:
+    rows = {r["method"]: r for r in deletion_areas(curves)}
+    chance = rows.pop("random")["most salient first"]
     parts = []
-    for method in (k for k in area if k != "random"):
-        faster = area[method] < area["random"] - NOISE * 2
-        parts.append(f"{method.replace('_', ' ')} {area[method]:.3f} ({'falls faster than' if faster else 'no faster than'} "
+    for method, r in rows.items():
+        faster = r["most salient first"] < chance - NOISE * 2
+        above = r["least salient first"] > chance + NOISE * 2
+        parts.append(f"{method.replace('_', ' ')} {r['most salient first']:.3f} most salient first "
+                     f"({'falls faster than' if faster else 'no faster than'} random) and "
+                     f"{r['least salient first']:.3f} least salient first ({'stays above' if above else 'not above'} "
                      "random)")
-    return (f"Mean accuracy over the deletion curve (lower: the removed pixels mattered more): {'; '.join(parts)}; "
-            f"random order {area['random']:.3f}.")
+    filled = "take the value of a blurred copy of the image" if fill == "blur" else "are set to black"
+    return (f"Mean accuracy over the deletion curves, where removed pixels {filled} (random order {chance:.3f}): "
+            f"{'; '.join(parts)}. A map that ranks what the prediction needs does both.")

@@ -27,11 +27,12 @@ DEFAULTS = {
     "augment": {"shift": 0.1, "rotate": 10.0, "scale": [0.9, 1.1], "flip": True, "erase": 0.25},
     # layer: the conv layer to visualise (-1: the last); its first `filters` filters, or those in filter_indices;
     # example: the test image whose feature maps are shown
-    # deletion_images: how many scored images the deletion curve removes pixels from; randomise: the
+    # deletion_images: how many scored images the deletion curves remove pixels from; deletion_fill: what a
+    # removed pixel becomes (blur: a blurred copy of the image; black: the darkest pixel); randomise: the
     # methods the model-randomisation sanity check re-runs on a model with re-initialised top layers
     "explain": {"per_class": 2, "methods": list(SALIENCY_METHODS), "samples": 25, "layer": -1, "filters": 16,
                 "filter_indices": [], "steps": 120, "example": 0, "mistakes": 12, "deletion_images": 300,
-                "randomise": ["gradient", "grad_cam"]},
+                "deletion_fill": "blur", "randomise": ["gradient", "grad_cam"]},
 }
 
 QUICK = {

@@ -14,7 +14,7 @@ import torch
 from dlstudy import plots
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.classification import TTA_VIEWS, class_report, confusion, predict_proba, predictions_csv
-from dlstudy.analysis.explanations import SALIENCY_METHODS, explain_filters, explain_predictions
+from dlstudy.analysis.explanations import DELETION_FILLS, SALIENCY_METHODS, explain_filters, explain_predictions
 from dlstudy.answers import classify as answers
 from dlstudy.data.expressions import EMOTIONS, load_expressions, load_new_faces, prepare_splits
 from dlstudy.data.images import load_labels, to_unit_tensor
@@ -58,6 +58,8 @@ def check_config(cfg: dict) -> None:
         raise InputError(f"loss.class_weights must be none or balanced, not '{cfg['loss']['class_weights']}'")
     if not 0 <= cfg["loss"]["label_smoothing"] < 1:
         raise InputError(f"loss.label_smoothing must lie in [0, 1), got {cfg['loss']['label_smoothing']}")
+    if e["deletion_fill"] not in DELETION_FILLS:
+        raise InputError(f"explain.deletion_fill must be one of {', '.join(DELETION_FILLS)}, not '{e['deletion_fill']}'")
     unknown = [m for m in e["methods"] + e["randomise"] if m not in SALIENCY_METHODS]
     if unknown:
         raise InputError(f"explain.methods / explain.randomise: unknown {unknown}; choose from {', '.join(SALIENCY_METHODS)}")
@@ -154,13 +156,19 @@ def saliency_maps(report: Report, r: ClassifyResults, cfg: dict) -> None:
                  caption="Model-randomisation check: the maps of a copy whose last conv block and classifier are "
                          "re-initialised, against the trained model's (Spearman, mean over the images)")
     report.paragraph(answers.randomisation(x["randomisation"]))
-    report.figure(plots.lines([d["removed"] for d in x["deletion"]], {k: [d[k] for d in x["deletion"]]
-                                                                      for k in x["deletion"][0] if k != "removed"},
-                              xlabel="share of pixels removed (most salient first; random for comparison)"),
-                  "deletion", f"Accuracy on {x['deletion_images']} scored {r.noun} as their most salient pixels are "
-                  "set to black: the faster a curve falls below the random one, the more the map shows what the "
-                  "model uses.")
-    report.paragraph(answers.deletion(x["deletion"]))
+    curves, fill = x["deletion"], cfg["explain"]["deletion_fill"]
+    series = {k: [d[k] for d in curves["most"]] for k in curves["most"][0] if k != "removed"}
+    least = {f"{k}, least first": k for k in curves["least"][0] if k not in ("removed", "random")}
+    series.update({name: [d[k] for d in curves["least"]] for name, k in least.items()})
+    report.figure(plots.lines([d["removed"] for d in curves["most"]], series, dashed=least,
+                              xlabel="share of pixels removed (solid: most salient first; dashed: least salient first)"),
+                  "deletion", f"Accuracy on {x['deletion_images']} scored {r.noun} as pixels are removed in the order of "
+                  "each map, against random order; a removed pixel takes "
+                  f"{'the value of a blurred copy of the image' if fill == 'blur' else 'the black of the darkest pixel'}. "
+                  "A faithful map makes the solid curve fall below random and keeps the dashed one above it.")
+    report.table(answers.deletion_areas(curves), caption="Mean accuracy over each deletion curve (the area under it), "
+                 "and the gap between least and most salient first")
+    report.paragraph(answers.deletion(curves, fill))
     by_class = {r.names[c]: dict(zip(x["regions"], x["shares"][y[chosen] == c].mean(0).tolist()))
                 for c in sorted(set(y[chosen].tolist()))}
     report.table([{"class": c, **v} for c, v in by_class.items()],
