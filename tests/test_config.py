@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 
 from dlstudy.config import first_difference, merge, parse_set, resolve
@@ -44,3 +46,15 @@ def test_merge_and_first_difference():
     a = merge(DEFAULTS, parse_set("train.epochs=6"))
     assert first_difference(DEFAULTS, a) == "train.epochs"
     assert first_difference(a, a) is None
+
+
+def test_every_shipped_study_config_resolves_and_passes_its_checks():
+    from dlstudy.api import check, resolve_config
+    from dlstudy.studies import STUDIES
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    shipped = [(p, p.stem.split("-")[0]) for p in sorted(root.glob("*.yaml")) if p.stem.split("-")[0] in STUDIES]
+    assert {study for _, study in shipped} >= {"classify", "cluster", "derive"}
+    for path, study in shipped:  # GPU configs are checked on the CPU: this machine may have no CUDA
+        sets = ["device=cpu"] if "device" in STUDIES[study].DEFAULTS else []
+        check(study, resolve_config(study, config=path, sets=sets))

@@ -27,7 +27,8 @@ DEFAULTS = {
         "temperature": 0.5,
         "augment": {"crop_scale": [0.2, 1.0], "crop_size": 20, "flip": True, "jitter": 0.4, "hue": 0.1, "grayscale": 0.2},
         "train": {"epochs": 30, "batch_size": 128, "lr": 2e-3, "optimizer": "adam", "weight_decay": 1e-5,
-                  "schedule": "cosine", "patience": None, "channels_last": True},
+                  "schedule": "cosine", "patience": None, "channels_last": True,
+                  "amp": False},  # amp: bf16 autocast where the hardware has it (configs/cluster-contrastive-gpu.yaml)
     },
     "grid": {
         "encoders": ["pool", "dense:128", "simclr"],  # the HW9 reports' two autoencoders, and SimCLR
