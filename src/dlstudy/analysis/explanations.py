@@ -108,7 +108,7 @@ def deletion_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, maps: dic
     random), against a random order. A removed pixel takes the value of a Gaussian blur of its image
     (fill "blur", sigma a twelfth of the side: it keeps the face's coarse shape, so the curve measures the
     loss of the detail there) or of the inputs' minimum ("black": scattered black pixels are far from any
-    training image, so any order, random too, lowers accuracy fast; Rong et al. 2022)."""
+    training image, so any order, random too, lowers accuracy fast: the shift Hooker et al. 2019 warn of)."""
     model.eval()
     g = torch.Generator().manual_seed(seed)
     orders = {m: v.flatten(1).argsort(dim=1, descending=not least_first) for m, v in maps.items()}
