@@ -5,6 +5,8 @@ import numpy as np
 
 NOISE = 0.01
 # how the training sentence names each test-time averaging (the views of analysis.classification.TTA_VIEWS)
+# what a removed pixel of the deletion curves takes (explain.deletion_fill), for the caption and the sentence
+FILL_SAID = {"blur": "the value of a blurred copy of the image", "black": "the black of the darkest pixel"}
 TTA_SAID = {"flip": "when each image is averaged with its mirror image", "ten_crop": "over ten crops and their mirrors"}
 
 
@@ -128,6 +130,5 @@ def deletion(curves: dict[str, list[dict]], fill: str) -> str:
                      f"({'falls faster than' if faster else 'no faster than'} random) and "
                      f"{r['least salient first']:.3f} least salient first ({'stays above' if above else 'not above'} "
                      "random)")
-    filled = "take the value of a blurred copy of the image" if fill == "blur" else "are set to black"
-    return (f"Mean accuracy over the deletion curves, where removed pixels {filled} (random order {chance:.3f}): "
+    return (f"Mean accuracy over the deletion curves, where removed pixels take {FILL_SAID[fill]} (random order {chance:.3f}): "
             f"{'; '.join(parts)}. A map that ranks what the prediction needs does both.")

@@ -164,7 +164,7 @@ def saliency_maps(report: Report, r: ClassifyResults, cfg: dict) -> None:
                               xlabel="share of pixels removed (solid: most salient first; dashed: least salient first)"),
                   "deletion", f"Accuracy on {x['deletion_images']} scored {r.noun} as pixels are removed in the order of "
                   "each map, against random order; a removed pixel takes "
-                  f"{'the value of a blurred copy of the image' if fill == 'blur' else 'the black of the darkest pixel'}. "
+                  f"{answers.FILL_SAID[fill]}. "
                   "A faithful map makes the solid curve fall below random and keeps the dashed one above it.")
     report.table(answers.deletion_areas(curves), caption="Mean accuracy over each deletion curve (the area under it), "
                  "and the gap between least and most salient first")
