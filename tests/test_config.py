@@ -58,3 +58,16 @@ def test_every_shipped_study_config_resolves_and_passes_its_checks():
     for path, study in shipped:  # GPU configs are checked on the CPU: this machine may have no CUDA
         sets = ["device=cpu"] if "device" in STUDIES[study].DEFAULTS else []
         check(study, resolve_config(study, config=path, sets=sets))
+
+
+def test_every_shipped_sweep_space_loads_and_each_corner_passes_its_study_checks():
+    from dlstudy.api import check, resolve_config
+    from dlstudy.sweep.space import load_space
+
+    root = Path(__file__).resolve().parent.parent / "configs"
+    spaces = sorted(root.glob("sweep-*.yaml"))
+    assert {p.stem.split("-")[1] for p in spaces} >= {"cluster", "trend"}
+    for path in spaces:  # sweep-<study>-<what>.yaml, as the README's examples name them
+        study = path.stem.split("-")[1]
+        space = load_space(path, resolve_config(study), check=lambda c, study=study: check(study, c))
+        assert space.combinations() and len(space.combinations()[0]) == len(space.grid) >= 1, path

@@ -109,6 +109,11 @@ def test_short_real_run_shows_the_kl_weight(data_root, tmp_path, cli):
     assert by_beta[100.0]["active_units"] < by_beta[0.0]["active_units"]
     html = (out / "report.html").read_text()
     assert format_value(m["test_neg_elbo"]) in html  # the report's numbers are the run's
+    # the answers' numbers are kept in metrics.json, and the report's sentences use them
+    assert 0 < m["reconstruction_pixel_mse"] < m["test_pixel_variance"] and set(m["prior_sample_spread"]) == {"0", "1", "100"}
+    assert m["prior_sample_spread"]["100"] < m["prior_sample_spread"]["1"]  # beta 100: samples collapse towards one face
+    mid = m["interpolation_mid_neg_elbo"]
+    assert f"{mid['latent']:.1f} nats" in html and f"{m['reconstruction_pixel_mse']:.4f}" in html
     for fig in ("curves", "reconstructions", "prior_samples", "posterior_samples", "interpolation", "beta_reconstructions"):
         assert (out / "figures" / f"{fig}.png").exists()
     code, printed, err = cli("predict", out, "--data", data_root / "faces" / "faces", "--out", tmp_path / "p.csv")

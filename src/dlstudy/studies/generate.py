@@ -113,9 +113,9 @@ def reconstructions(report: Report, r: GenerateResults, cfg: dict) -> None:
     report.figure(plots.image_rows([to_uint8(originals), to_uint8(recon)], row_titles=["original", "reconstruction"]),
                   "reconstructions", "Test images over their reconstructions (the decoder's mean at the posterior "
                   "mean): what the codes keep, and the fine detail they lose.")
-    everything = reconstruct(r.main, r.x_test.to(r.device))
-    report.answer(answers.reconstructions(nats=r.metrics["test_reconstruction"], mse=pixel_mse(everything, r.x_test),
-                                          variance=float(r.x_test.var(dim=0).mean())))
+    m = r.metrics
+    report.answer(answers.reconstructions(nats=m["test_reconstruction"], mse=m["reconstruction_pixel_mse"],
+                                          variance=m["test_pixel_variance"]))
 
 
 @section("Images decoded from samples of the prior", question=16)
@@ -128,13 +128,13 @@ def samples(report: Report, r: GenerateResults, cfg: dict) -> None:
     report.figure(plots.image_rows([np.concatenate([to_uint8(r.x_test[r.shown[:1]]), post])],
                                    captions=[["test image"] + ["z ~ q(z|x)"] * len(post)]), "posterior_samples",
                   "Samples around one test image's posterior: how much the code of one image is allowed to vary.")
-    report.answer(answers.prior_samples(samples_spread=pixel_spread(drawn), test_spread=pixel_spread(r.x_test)))
+    spread = r.metrics["prior_sample_spread"]
+    report.answer(answers.prior_samples(samples_spread=spread[f"{r.main_beta:g}"], test_spread=r.metrics["test_pixel_spread"]))
 
 
 @section("Interpolation between two real images", question=17)
 def interpolation(report: Report, r: GenerateResults, cfg: dict) -> None:
-    i, j = (int(r.shown[int(k) % len(r.shown)]) for k in cfg["figures"]["pair"])  # two of the examples: two classes
-    x1, x2 = r.x_test[i : i + 1].to(r.device), r.x_test[j : j + 1].to(r.device)
+    x1, x2 = pair(r.x_test, r.shown, cfg, r.device)
     latent, blend = interpolate(r.main, x1, x2)
     a = [f"a={v:.1f}" for v in np.linspace(0, 1, 11)]
     ends = [to_uint8(x1), to_uint8(x2)]
@@ -143,9 +143,8 @@ def interpolation(report: Report, r: GenerateResults, cfg: dict) -> None:
                                    row_titles=["latent", "pixels"], captions=[["x1"] + a + ["x2"]]), "interpolation",
                   "Decoded points on the line between two test images' posterior means (top) against the pixel blend "
                   "(1 - a) x1 + a x2 (bottom): the top row should stay one plausible image, the bottom is a double exposure.")
-    mid = score(r.main, torch.cat([latent[5:6], blend[5:6]]), r.device, likelihood=cfg["loss"]["likelihood"],
-                sigma=cfg["loss"]["sigma"], samples=10, seed=cfg["seed"])["neg_elbo"]
-    report.answer(answers.interpolation(latent_mid=float(mid[0]), blend_mid=float(mid[1])))
+    mid = r.metrics["interpolation_mid_neg_elbo"]
+    report.answer(answers.interpolation(latent_mid=mid["latent"], blend_mid=mid["pixels"]))
 
 
 @section("KL weight 0, 1 and 100: what changes and why", question=18)
@@ -161,11 +160,11 @@ def kl_weight(report: Report, r: GenerateResults, cfg: dict) -> None:
                                    row_titles=["original"] + [f"beta {b:g}" for b in betas]), "beta_reconstructions",
                   f"Reconstructions of the same test images by the {r.main_kind} VAE at each beta: sharper at small "
                   "beta, blurrier as beta grows.")
-    drawn = {b: prior_samples(r.models[(r.main_kind, b)], 10, cfg["seed"], r.device) for b in betas}
+    drawn = {b: prior_samples(r.models[(r.main_kind, b)], 10, cfg["seed"], r.device) for b in betas}  # the first 10 of each
     report.figure(plots.image_rows([to_uint8(drawn[b]) for b in betas], row_titles=[f"beta {b:g}" for b in betas]),
                   "beta_prior_samples", f"Prior samples from the {r.main_kind} VAE at each beta (the same z for every "
                   "row).")
-    report.answer(answers.kl_weight(r.rows, r.main_kind, {b: pixel_spread(x) for b, x in drawn.items()}))
+    report.answer(answers.kl_weight(r.rows, r.main_kind, {float(b): v for b, v in r.metrics["prior_sample_spread"].items()}))
 
 
 SECTIONS = [architecture, learning_curves, reconstructions, samples, interpolation, kl_weight]
@@ -239,6 +238,7 @@ def fit(run, cfg: dict) -> GenerateResults:
         "example_classes": None if labels is None else [data.class_names[c] if data.class_names else int(c)
                                                         for c in labels[shown]],
     }
+    metrics.update(answer_numbers(models, main_kind, main_beta, x[te], shown, cfg, device))
     kinds = {k: next(m for (kk, _), m in models.items() if kk == k) for k in cfg["grid"]["models"]}
     return GenerateResults(
         metrics=metrics, rows=rows, models=models, histories=histories, x_test=x[te], shown=shown, device=device,
@@ -256,6 +256,29 @@ def scores(model: VAE, x_train: torch.Tensor, x_test: torch.Tensor, cfg: dict, d
     return {"train_neg_elbo": float(train["neg_elbo"].mean()), "test_neg_elbo": float(test["neg_elbo"].mean()),
             "test_reconstruction": float(test["reconstruction"].mean()), "test_kl": float(test["kl"].mean()),
             "active_units": active_units(test["mu"])}
+
+
+def pair(x_test: torch.Tensor, shown: np.ndarray, cfg: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The interpolation's two test images: two of the examples, so two classes where there are labels."""
+    i, j = (int(shown[int(k) % len(shown)]) for k in cfg["figures"]["pair"])
+    return x_test[i : i + 1].to(device), x_test[j : j + 1].to(device)
+
+
+def answer_numbers(models: dict, kind: str, beta: float, x_test: torch.Tensor, shown: np.ndarray, cfg: dict,
+                   device) -> dict:
+    """The numbers questions 15-18 are answered with, kept in metrics.json: reconstruction error against
+    the test images' own variance, how much prior samples vary (per beta of the main model kind, the
+    samples the report shows), and the model's bound halfway along the latent path and the pixel blend."""
+    main, seed = models[(kind, beta)], cfg["seed"]
+    recon = reconstruct(main, x_test.to(device)).cpu()
+    latent, blend = interpolate(main, *pair(x_test, shown, cfg, device))
+    mid = score(main, torch.cat([latent[5:6], blend[5:6]]), device, likelihood=cfg["loss"]["likelihood"],
+                sigma=cfg["loss"]["sigma"], samples=10, seed=seed)["neg_elbo"]  # a = 0.5
+    return {"reconstruction_pixel_mse": pixel_mse(recon, x_test), "test_pixel_variance": float(x_test.var(dim=0).mean()),
+            "test_pixel_spread": pixel_spread(x_test),
+            "prior_sample_spread": {f"{b:g}": pixel_spread(prior_samples(m, cfg["figures"]["samples"], seed, device).cpu())
+                                    for (k, b), m in sorted(models.items()) if k == kind},
+            "interpolation_mid_neg_elbo": {"latent": float(mid[0]), "pixels": float(mid[1])}}
 
 
 # predict -----------------------------------------------------------------------------------------
