@@ -98,6 +98,10 @@ def test_folder_errors(tmp_path):
     (tmp_path / "x.txt").write_text("hi")
     with pytest.raises(InputError, match="expected an image folder"):
         load_images(tmp_path / "x.txt")
+    # a lone subfolder is no class (a one-class 'accuracy' would be 1.0): its images, at any depth, are unlabelled
+    write_folder(tmp_path / "archive" / "images")
+    lone = load_images(tmp_path / "archive")
+    assert lone.labels is None and lone.class_names is None and len(lone) == 6
 
 
 def test_default_is_offline_mnist():

@@ -110,10 +110,10 @@ def load_fer_folder(root: Path, *, size: int | None, skip_bad: bool) -> Splits:
     for split, folder in split_dirs.items():
         part = load_image_folder(folder, size=target, skip_bad=skip_bad)
         if part.labels is None:
-            raise InputError(f"{folder}: expected one subfolder per emotion (angry, happy, ...), found only files")
-        if len(part.class_names) < 2:  # e.g. --data at the folder above the class folders: one 'class' of everything
-            raise InputError(f"{folder}: one class folder ({part.class_names[0]}/) found; a classifier needs two or more: "
-                             "point --data at the folder whose subfolders are the classes, or at train/ and test/'s parent")
+            subs = [d.name for d in folder.iterdir() if d.is_dir()]
+            raise InputError(f"{folder}: expected one subfolder per emotion (angry, happy, ...), found "
+                             f"{f'one subfolder ({subs[0]}/)' if subs else 'only files'}; point --data at the folder "
+                             "whose subfolders are the classes, or at the one holding train/ and test/")
         order, names = emotion_order(part.class_names, folder)
         if class_names is not None and names != class_names:
             raise InputError(f"{folder}: class folders differ from those in {split_dirs['train']}; use the same class names")

@@ -203,11 +203,15 @@ def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None
 
 
 def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_bad: bool = False) -> ImageSet:
-    """A flat folder (no labels) or one subfolder per class. Images of other sizes are resized to
-    `size`, or to the most common size, with a message."""
+    """A flat folder (no labels) or one subfolder per class. A lone subfolder (an archive's images/, say)
+    is not a class: a single label names nothing to learn or score, so its images, at any depth, are read
+    unlabelled. Images of other sizes are resized to `size`, or to the most common size, with a message."""
     root = Path(root)
     classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if classes:
+    if len(classes) == 1:
+        log.info("%s: one subfolder (%s/), read as unlabelled images", root, classes[0])
+        files = [(p, -1) for p in sorted((root / classes.pop()).rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    elif classes:
         files = []
         for label, name in enumerate(classes):
             found = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
