@@ -238,7 +238,7 @@ def fit(run, cfg: dict) -> GenerateResults:
         "example_classes": None if labels is None else [data.class_names[c] if data.class_names else int(c)
                                                         for c in labels[shown]],
     }
-    metrics.update(answer_numbers(models, main_kind, main_beta, x[te], shown, cfg, device))
+    metrics.update(answer_numbers(models, kind=main_kind, beta=main_beta, x_test=x[te], shown=shown, cfg=cfg, device=device))
     kinds = {k: next(m for (kk, _), m in models.items() if kk == k) for k in cfg["grid"]["models"]}
     return GenerateResults(
         metrics=metrics, rows=rows, models=models, histories=histories, x_test=x[te], shown=shown, device=device,
@@ -264,7 +264,7 @@ def pair(x_test: torch.Tensor, shown: np.ndarray, cfg: dict, device) -> tuple[to
     return x_test[i : i + 1].to(device), x_test[j : j + 1].to(device)
 
 
-def answer_numbers(models: dict, kind: str, beta: float, x_test: torch.Tensor, shown: np.ndarray, cfg: dict,
+def answer_numbers(models: dict, *, kind: str, beta: float, x_test: torch.Tensor, shown: np.ndarray, cfg: dict,
                    device) -> dict:
     """The numbers questions 15-18 are answered with, kept in metrics.json: reconstruction error against
     the test images' own variance, how much prior samples vary (per beta of the main model kind, the
