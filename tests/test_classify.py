@@ -91,6 +91,18 @@ def test_bad_folders_are_named(data_root, tmp_path):
         load_expressions(data_root / "fer2013")
 
 
+def test_new_faces_in_a_flat_folder_beside_a_hidden_one(fer, tmp_path):
+    from PIL import Image
+
+    from dlstudy.data.expressions import load_new_faces
+
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # Jupyter leaves one in every folder it opens
+    for i in range(3):
+        Image.fromarray(fer.data.images[i, ..., 0]).save(tmp_path / f"{i}.png")
+    faces, usage = load_new_faces(str(tmp_path), skip_bad=False)
+    assert np.array_equal(faces.images, fer.data.images[:3]) and faces.labels is None and set(usage) == {"new"}
+
+
 # model, augmentation, sharpness, explanations ------------------------------------------------------
 @pytest.mark.parametrize("size", [48, 28])
 def test_cnn_output_shape_and_summary(size):

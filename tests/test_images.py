@@ -74,6 +74,18 @@ def test_image_folder_with_classes(tmp_path):
     assert data.labels.tolist() == [0, 0, 0, 1, 1, 1] and data.class_names == ["cat", "dog"]
 
 
+def test_hidden_files_and_folders_are_not_images(tmp_path):
+    # Jupyter's .ipynb_checkpoints/ and macOS's ._ files sit inside class folders; they are neither images nor classes
+    root = write_folder(tmp_path / "imgs")
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "cat" / ".ipynb_checkpoints").mkdir()
+    Image.new("RGB", (10, 12)).save(root / "cat" / ".ipynb_checkpoints" / "0-checkpoint.png")
+    (root / "cat" / "._0.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    data = load_images(root)
+    assert len(data) == 6 and data.class_names == ["cat", "dog"]
+    assert not any(".ipynb" in name or "/._" in name for name in data.names)
+
+
 def test_mixed_sizes_are_resized(tmp_path):
     root = write_folder(tmp_path / "imgs", classes=("a",), n=3)
     Image.new("RGB", (20, 20)).save(root / "a" / "big.png")

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from dlstudy.data.images import (ImageSet, check_images, load_image_folder, load_images, mnist_digits, read_numpy,
-                                 subsample, to_unit_tensor)
+                                 subfolders, subsample, to_unit_tensor)
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
 
@@ -101,7 +101,7 @@ def load_fer_folder(root: Path, *, size: int | None, skip_bad: bool) -> Splits:
     """Kaggle's layout: train/<emotion>/*.jpg and test/<emotion>/*.jpg. Files named PrivateTest_* in
     test/ are the private split, the rest of test/ the public one. A folder of class folders alone
     is all Training."""
-    parts = {p.name.lower(): p for p in root.iterdir() if p.is_dir()}
+    parts = {p.name.lower(): p for p in subfolders(root)}
     split_dirs = {s: parts[s] for s in ("train", "test") if s in parts}
     if not split_dirs:
         split_dirs = {"train": root}
@@ -110,7 +110,7 @@ def load_fer_folder(root: Path, *, size: int | None, skip_bad: bool) -> Splits:
     for split, folder in split_dirs.items():
         part = load_image_folder(folder, size=target, skip_bad=skip_bad)
         if part.labels is None:
-            subs = [d.name for d in folder.iterdir() if d.is_dir()]
+            subs = [d.name for d in subfolders(folder)]
             raise InputError(f"{folder}: expected one subfolder per emotion (angry, happy, ...), found "
                              f"{f'one subfolder ({subs[0]}/)' if subs else 'only files'}; point --data at the folder "
                              "whose subfolders are the classes, or at the one holding train/ and test/")
@@ -244,7 +244,7 @@ def load_new_faces(path: str, skip_bad: bool) -> tuple[ImageSet, np.ndarray]:
                 raise InputError(f"{p}: line {bad[0] + 2} has {len(rows[bad[0]])} pixels; expected {side * side}")
             data = ImageSet(check_images(np.stack(rows).reshape(-1, side, side), str(p)), None, None, str(p))
             return data, np.full(len(data), "new")
-    if (p.is_dir() and not any(d.is_dir() for d in p.iterdir())) or p.suffix.lower() == ".npy":
+    if (p.is_dir() and not subfolders(p)) or p.suffix.lower() == ".npy":
         data = load_images(p, skip_bad=skip_bad)
         return data, np.full(len(data), "new")
     splits = load_expressions(p, skip_bad=skip_bad)

@@ -202,24 +202,38 @@ def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None
     return arr if arr.ndim == 3 else arr[..., None]
 
 
+def subfolders(folder: Path) -> list[Path]:
+    """folder's subfolders, sorted, without hidden ones (.ipynb_checkpoints/, .git/): neither classes nor splits."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _visible_files(folder: Path, *, deep: bool) -> list[Path]:
+    """The files in folder (and its subfolders when deep), sorted, leaving out hidden ones and everything
+    under a hidden folder (.ipynb_checkpoints/, .git/)."""
+    paths = folder.rglob("*") if deep else folder.iterdir()
+    return sorted(p for p in paths if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+
+
 def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_bad: bool = False) -> ImageSet:
     """A flat folder (no labels) or one subfolder per class. A lone subfolder (an archive's images/, say)
     is not a class: a single label names nothing to learn or score, so its images, at any depth, are read
     unlabelled. Images of other sizes are resized to `size`, or to the most common size, with a message."""
     root = Path(root)
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
+    classes = [d.name for d in subfolders(root)]
     if len(classes) == 1:
-        log.info("%s: one subfolder (%s/), read as unlabelled images", root, classes[0])
-        files = [(p, -1) for p in sorted((root / classes.pop()).rglob("*")) if p.is_file() and not p.name.startswith(".")]
+        (lone,) = classes
+        classes = []  # so the set below gets neither labels nor class names
+        log.info("%s: one subfolder (%s/), read as unlabelled images", root, lone)
+        files = [(p, -1) for p in _visible_files(root / lone, deep=True)]
     elif classes:
         files = []
         for label, name in enumerate(classes):
-            found = sorted(p for p in (root / name).rglob("*") if p.is_file() and not p.name.startswith("."))
+            found = _visible_files(root / name, deep=True)
             if not found:
                 raise InputError(f"class folder {root / name} is empty; remove it or add images")
             files += [(p, label) for p in found]
     else:
-        files = [(p, -1) for p in sorted(root.iterdir()) if p.is_file() and not p.name.startswith(".")]
+        files = [(p, -1) for p in _visible_files(root, deep=False)]
     if not files:
         raise InputError(f"image folder {root} holds no images")
 
