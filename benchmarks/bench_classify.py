@@ -1,6 +1,6 @@
 """Benchmark the classify study on the real FER2013 copy (Training to learn, PublicTest to score).
 
-Each case runs `dlstudy classify` in its own process (benchmarks/bench_cluster.run_case) and records
+Each case runs `dlstudy classify` in its own process (benchmarks/common.run_case) and records
 wall time and peak memory; accuracy is shown beside the majority-class baseline of the same run.
 
     python benchmarks/bench_classify.py [--data ../shared/data] [--cases quick default] [--device cpu] [--keep DIR]
@@ -15,20 +15,15 @@ Prints a table and writes benchmarks/results/classify.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from bench_cluster import run_case  # noqa: E402
+import torch
+from common import DATA, HERE, run_case, write_results
 
-import torch  # noqa: E402
-
-from dlstudy.analysis.classification import TTA_VIEWS  # noqa: E402
-from dlstudy.train import bf16_native  # noqa: E402
+from dlstudy.analysis.classification import TTA_VIEWS
+from dlstudy.train import bf16_native
 
 
 def tta_columns(r: dict) -> dict:
@@ -50,7 +45,7 @@ CASES = {"quick": ["--quick"], "default": [], "epochs20": ["--epochs", "20"],
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("DLSTUDY_DATA", str(HERE.parent.parent / "shared" / "data")))
+    parser.add_argument("--data", default=DATA)
     parser.add_argument("--cases", nargs="+", default=["quick", "default"], choices=list(CASES))
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--json", default=str(HERE / "results" / "classify.json"))
@@ -72,14 +67,8 @@ def main() -> None:
                 "public_blur_sigma": r["blur_sigma"].get("public"),
             })
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
-    from dlstudy.report import text_table
-
-    print(text_table(rows))
-    Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
     bf16 = bf16_native(torch.device("cpu"))  # AVX512-BF16: a CPU epoch is 1.8x faster in bf16 than in float32
-    Path(opts.json).write_text(json.dumps({"cpu_count": os.cpu_count(), "device": opts.device, "cpu_bf16": bf16,
-                                           "rows": rows}, indent=2))
-    print(f"wrote {opts.json}")
+    write_results(rows, opts.json, device=opts.device, cpu_bf16=bf16)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,11 @@ benchmarks/results/cluster.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from common import DATA, HERE, run_case, write_results
 CIFAR2 = ["--set", "data.groups=[[0,1,8,9],[2,3,4,5,6,7]]", "--set", "data.group_names=[vehicles,animals]"]
 CONTRASTIVE = ["--config", str(HERE.parent / "configs" / "cluster-contrastive.yaml")]
 DIGITS = ["--set", "contrastive.augment.flip=false"]  # a mirrored 2 is not a 2
@@ -40,22 +36,9 @@ def cases(data_root: Path) -> dict[str, list[str]]:
             "cifar2-simclr": [*CONTRASTIVE, "--data", cifar, *CIFAR2]}
 
 
-def run_case(study: str, args: list[str], out: Path) -> dict:
-    """Run one study in its own process; its metrics plus wall seconds and peak RSS of that process."""
-    cmd = [sys.executable, "-m", "dlstudy", "-q", study, "--out", str(out), *args]
-    start = time.time()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.time() - start
-    if status != 0:
-        raise SystemExit(f"benchmark case failed (exit status {status}): {' '.join(cmd)}")
-    metrics = json.loads((out / "metrics.json").read_text())
-    return {"seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024), **metrics}
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("DLSTUDY_DATA", str(HERE.parent.parent / "shared" / "data")))
+    parser.add_argument("--data", default=DATA)
     parser.add_argument("--cases", nargs="+", default=["mnist", "cifar10", "cifar2"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=str(HERE / "results" / "cluster.json"))
@@ -81,12 +64,7 @@ def main() -> None:
                                    if r.get("label_free_pick_accuracy") is not None else None),
             })
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
-    from dlstudy.report import text_table
-
-    print(text_table(rows))
-    Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.json).write_text(json.dumps({"cpu_count": os.cpu_count(), "quick": opts.quick, "rows": rows}, indent=2))
-    print(f"wrote {opts.json}")
+    write_results(rows, opts.json, quick=opts.quick)
 
 
 if __name__ == "__main__":

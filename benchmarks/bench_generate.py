@@ -1,6 +1,6 @@
 """Benchmark the generate study's default grid (MLP and conv VAE x beta 0, 1, 100) on the real faces.
 
-The study runs in its own process (benchmarks/bench_cluster.run_case) for wall time and peak memory;
+The study runs in its own process (benchmarks/common.run_case) for wall time and peak memory;
 the table has one row per variant, with the conv VAE's test negative ELBO as a ratio of the MLP
 VAE's at the same beta (both measured in the same run).
 
@@ -13,20 +13,15 @@ Prints a table and writes benchmarks/results/generate.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import sys
 import tempfile
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from bench_cluster import run_case  # noqa: E402
+from common import DATA, HERE, run_case, write_results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("DLSTUDY_DATA", str(HERE.parent.parent / "shared" / "data")))
+    parser.add_argument("--data", default=DATA)
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--json", default=str(HERE / "results" / "generate.json"))
@@ -39,16 +34,9 @@ def main() -> None:
                                   "test_reconstruction", "test_kl", "active_units", "seconds")},
              "ratio_vs_mlp": round(v["test_neg_elbo"] / mlp[v["beta"]], 3) if v["beta"] in mlp else None}
             for v in r["grid"]]
-    from dlstudy.report import text_table
-
-    print(text_table(rows))
     print(f"whole study: {r['seconds']} s ({r['seconds'] / 60:.1f} min), peak {r['peak_mb']} MB, "
           f"{r['n_train']} train / {r['n_test']} test images at {r['image_size']}x{r['image_size']}")
-    Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.json).write_text(json.dumps({"cpu_count": os.cpu_count(), "device": opts.device, "quick": opts.quick,
-                                           "seconds": r["seconds"], "peak_mb": r["peak_mb"], "rows": rows}, indent=2))
-    print(f"wrote {opts.json}")
-
+    write_results(rows, opts.json, device=opts.device, quick=opts.quick, seconds=r["seconds"], peak_mb=r["peak_mb"])
 
 if __name__ == "__main__":
     main()

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from common import DATA, HERE, write_results
+
 GRID = {"grid": {"model.hidden_size": [8, 16, 32, 64], "train.lr": [0.01, 0.003]}}
 PLAIN = """
 import itertools, json, sys
@@ -77,7 +77,7 @@ def run_case(case: str, data: str, tmp: Path, epochs: int, postgres: str | None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("DLSTUDY_DATA", str(HERE.parent.parent / "shared" / "data")))
+    parser.add_argument("--data", default=DATA)
     parser.add_argument("--cases", nargs="+", default=["plain", "local-1", "local-2", "ray", "postgres"])
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--backend", choices=["ray"], help="only the local cases and this engine")
@@ -108,12 +108,7 @@ def main() -> None:
             r["machinery_overhead"] = round(((r["wall_s"] - r["trial_sum_s"]) - fixed) / r["trial_sum_s"], 3)
         r["wall_vs_plain"] = round(r["wall_s"] / by["plain"]["wall_s"], 3) if "plain" in by else None
         r["wall_vs_local_1"] = round(r["wall_s"] / by["local-1"]["wall_s"], 3) if "local-1" in by else None
-    from dlstudy.report import text_table
-
-    print(text_table(rows))
-    Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.json).write_text(json.dumps({"cpu_count": os.cpu_count(), "epochs": opts.epochs, "rows": rows}, indent=2))
-    print(f"wrote {opts.json}")
+    write_results(rows, opts.json, epochs=opts.epochs)
 
 
 if __name__ == "__main__":

@@ -10,19 +10,16 @@ Prints a table and writes benchmarks/results/trend.json.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cluster import HERE, run_case  # noqa: E402  (one runner for every study's benchmark)
+from common import DATA, HERE, run_case, write_results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=os.environ.get("DLSTUDY_DATA", str(HERE.parent.parent / "shared" / "data")))
+    parser.add_argument("--data", default=DATA)
     parser.add_argument("--cases", nargs="+", default=["course", "jhu"])
     parser.add_argument("--json", default=str(HERE / "results" / "trend.json"))
     opts = parser.parse_args()
@@ -42,12 +39,7 @@ def main() -> None:
                 "random_split_accuracy": r["random_split_test_accuracy"],
             })
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
-    from dlstudy.report import text_table
-
-    print(text_table(rows))
-    Path(opts.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(opts.json).write_text(json.dumps({"cpu_count": os.cpu_count(), "rows": rows}, indent=2))
-    print(f"wrote {opts.json}")
+    write_results(rows, opts.json)
 
 
 if __name__ == "__main__":
