@@ -37,7 +37,7 @@ def tta_columns(r: dict) -> dict:
 
 
 # epochs20: the default net on half the epochs, about the hour (63 min) on 2 cores without AVX512-BF16 (float32);
-# float32: configs/classify-float32.yaml, a net with one conv less on the full-size map, made for those cores
+# float32: configs/classify-float32.yaml, a net with one conv less on the full-size map and 23 epochs, for those cores
 CASES = {"quick": ["--quick"], "default": [], "epochs20": ["--epochs", "20"],
          "float32": ["--config", str(HERE.parent / "configs" / "classify-float32.yaml")],
          "gpu": ["--config", str(HERE.parent / "configs" / "classify-gpu.yaml")]}
