@@ -38,5 +38,6 @@ def main() -> None:
           f"{r['n_train']} train / {r['n_test']} test images at {r['image_size']}x{r['image_size']}")
     write_results(rows, opts.json, device=opts.device, quick=opts.quick, seconds=r["seconds"], peak_mb=r["peak_mb"])
 
+
 if __name__ == "__main__":
     main()
