@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 
 from common import DATA, HERE, run_case, write_results
+
 CIFAR2 = ["--set", "data.groups=[[0,1,8,9],[2,3,4,5,6,7]]", "--set", "data.group_names=[vehicles,animals]"]
 CONTRASTIVE = ["--config", str(HERE.parent / "configs" / "cluster-contrastive.yaml")]
 DIGITS = ["--set", "contrastive.augment.flip=false"]  # a mirrored 2 is not a 2
