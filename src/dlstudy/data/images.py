@@ -245,7 +245,8 @@ def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_b
     else:
         files = [(p, -1) for p in _visible_files(root, deep=False)]
     if not files:
-        raise InputError(f"image folder {root} holds no images")
+        raise InputError(f"image folder {root} holds no images (hidden files and folders are skipped); add image files, "
+                         "or one subfolder of images per class")
 
     from PIL import Image
 
