@@ -34,9 +34,10 @@ def main() -> None:
                                   "test_reconstruction", "test_kl", "active_units", "seconds")},
              "ratio_vs_mlp": round(v["test_neg_elbo"] / mlp[v["beta"]], 3) if v["beta"] in mlp else None}
             for v in r["grid"]]
-    print(f"whole study: {r['seconds']} s ({r['seconds'] / 60:.1f} min), peak {r['peak_mb']} MB, "
-          f"{r['n_train']} train / {r['n_test']} test images at {r['image_size']}x{r['image_size']}")
-    write_results(rows, opts.json, device=opts.device, quick=opts.quick, seconds=r["seconds"], peak_mb=r["peak_mb"])
+    summary = (f"whole study: {r['seconds']} s ({r['seconds'] / 60:.1f} min), peak {r['peak_mb']} MB, "
+               f"{r['n_train']} train / {r['n_test']} test images at {r['image_size']}x{r['image_size']}")
+    write_results(rows, opts.json, summary=summary, device=opts.device, quick=opts.quick, seconds=r["seconds"],
+                  peak_mb=r["peak_mb"])
 
 
 if __name__ == "__main__":

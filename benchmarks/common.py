@@ -26,11 +26,14 @@ def run_case(study: str, args: list[str], out: Path) -> dict:
     return {"seconds": round(seconds, 1), "peak_mb": round(usage.ru_maxrss / 1024), **metrics}
 
 
-def write_results(rows: list[dict], path: str | Path, **meta) -> None:
-    """Print rows as a text table and write them to the JSON file at path, after the CPU count and meta."""
+def write_results(rows: list[dict], path: str | Path, *, summary: str = "", **meta) -> None:
+    """Print rows as a text table (and a summary line under it) and write them to the JSON file at path,
+    after the CPU count and meta."""
     from dlstudy.report import text_table
 
     print(text_table(rows))
+    if summary:
+        print(summary)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"cpu_count": os.cpu_count(), **meta, "rows": rows}, indent=2))

@@ -239,7 +239,7 @@ def test_the_randomisation_check_fails_when_the_maps_do_not_change():
 
 
 def test_deletion_curve_falls_faster_for_the_pixels_that_matter():
-    from dlstudy.analysis.explanations import deletion_curve
+    from dlstudy.analysis.explanations import deletion_curves
 
     class LeftHalf(torch.nn.Module):  # a model that reads only the left half of the image
         def forward(self, x):
@@ -251,13 +251,14 @@ def test_deletion_curve_falls_faster_for_the_pixels_that_matter():
     y = torch.zeros(20, dtype=torch.long)
     left = torch.zeros(20, 48, 48)
     left[..., :24] = 1 + torch.rand(20, 48, 24)
-    rows = deletion_curve(LeftHalf(), x, y, {"left": left}, fractions=(0.0, 0.5), fill="black")
-    assert rows[0]["left"] == rows[0]["random"] == 1.0 and rows[1]["left"] == 0.0 and rows[1]["random"] == 1.0
+    curves = deletion_curves(LeftHalf(), x, y, {"left": left}, fractions=(0.0, 0.5), fill="black")
+    most = curves["most"]
+    assert most[0]["left"] == most[0]["random"] == 1.0 and most[1]["left"] == 0.0 and most[1]["random"] == 1.0
     # least salient first removes the right half, which the model never reads
-    rows = deletion_curve(LeftHalf(), x, y, {"left": left}, fractions=(0.0, 0.5), fill="black", least_first=True)
-    assert rows[1]["left"] == 1.0
+    assert curves["least"][1]["left"] == 1.0
+    assert [r["random"] for r in curves["least"]] == [r["random"] for r in most]  # one random order, shown twice
     with pytest.raises(ValueError, match="deletion fill"):
-        deletion_curve(LeftHalf(), x, y, {"left": left}, fill="grey")
+        deletion_curves(LeftHalf(), x, y, {"left": left}, fill="grey")
 
 
 def test_removed_pixels_take_the_fill_and_the_rest_stay():

@@ -148,3 +148,18 @@ def test_version_and_help(cli, capsys):
     assert code == 0 and "runs/all/<timestamp>" in out and "--full" in out
     code, out, _ = cli("predict", "--help")
     assert code == 0 and "a finished run folder" in out and "any format the study reads" in out
+
+
+def test_the_python_api_keeps_the_info_lines_in_log_txt(tmp_path):
+    """log.txt is the run's record whoever starts it: a Python caller that configured no logging gets the
+    same INFO lines as the CLI, and the 'dlstudy' logger's level is left as it was."""
+    import logging
+
+    from dlstudy.api import run_study
+
+    logger = logging.getLogger("dlstudy")
+    before = logger.level
+    folder, _ = run_study("derive", out=tmp_path / "derive")
+    text = (folder / "log.txt").read_text()
+    assert "derive: run folder" in text and "derive: finished in" in text, text
+    assert logger.level == before

@@ -31,10 +31,10 @@ def noisy_mse():
     return loss
 
 
-def make(run=None, epochs=6, loss=mse, **kw):
+def make(run=None, epochs=6, loss=mse, optimizer="sgd", **kw):
     torch.manual_seed(0)
     model = nn.Linear(5, 1)
-    return Trainer(model, loss, epochs=epochs, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine", run=run,
+    return Trainer(model, loss, epochs=epochs, batch_size=32, lr=0.05, optimizer=optimizer, schedule="cosine", run=run,
                    name="lin", **kw)
 
 
@@ -43,6 +43,12 @@ def test_loss_decreases_and_history_has_metrics():
     losses = [h["loss"] for h in t.history_]
     assert len(losses) == 6 and losses[-1] < 0.05 * losses[0]
     assert {"epoch", "lr", "loss", "abs_err"} <= set(t.history_[0])
+
+
+def test_nesterov_momentum_learns_and_differs_from_plain_momentum():
+    plain, nesterov = (make(optimizer=name).fit(regression_data()) for name in ("sgd", "nesterov"))
+    assert nesterov.history_[-1]["loss"] < 0.05 * nesterov.history_[0]["loss"]
+    assert nesterov.history_[0]["loss"] != pytest.approx(plain.history_[0]["loss"], rel=1e-3)  # the flag reached SGD
 
 
 @pytest.mark.parametrize("loss", [lambda: mse, noisy_mse], ids=["plain", "own-generator"])
@@ -122,3 +128,5 @@ def test_the_studies_that_autocast_run_end_to_end_in_bf16(monkeypatch, tmp_path,
     assert asked, "no Trainer of the study had amp on"
     assert (folder / "report.html").exists()
     assert metrics[score] > floor, metrics[score]  # one short epoch in bf16 learns something
+    if study == "classify":  # the run's log names what it computed in
+        assert "bf16 autocast" in (folder / "log.txt").read_text()

@@ -76,6 +76,8 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
+    level = log.level  # log.txt keeps the INFO lines (each epoch) for Python callers too, not only the CLI's
+    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
         log.info("%s: run folder %s", name, run.root, extra={"file_only": True})
         seed_everything(cfg["seed"])
@@ -102,6 +104,7 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
         raise
     finally:
         log.removeHandler(handler)
+        log.setLevel(level)
         handler.close()
         run.close()
         if discard:  # a run folder exists only for a run that started; the same --out works after the fix

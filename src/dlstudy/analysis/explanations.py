@@ -100,27 +100,29 @@ def remove_pixels(x: torch.Tensor, order: torch.Tensor, fraction: float, fill: t
 
 
 @torch.no_grad()
-def deletion_curve(model: nn.Module, x: torch.Tensor, y: torch.Tensor, maps: dict[str, torch.Tensor], *,
-                   fractions=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5), least_first: bool = False, fill: str = "blur",
-                   seed: int = 0) -> list[dict]:
-    """Accuracy as pixels are removed in the order of each method's maps, most salient first (a faithful
-    map makes accuracy fall faster than random order) or least salient first (it keeps accuracy above
-    random), against a random order. A removed pixel takes the value of a Gaussian blur of its image
-    (fill "blur", sigma a twelfth of the side: it keeps the face's coarse shape, so the curve measures the
-    loss of the detail there) or of the inputs' minimum ("black": scattered black pixels are far from any
-    training image, so any order, random too, lowers accuracy fast: the shift Hooker et al. 2019 warn of)."""
+def deletion_curves(model: nn.Module, x: torch.Tensor, y: torch.Tensor, maps: dict[str, torch.Tensor], *,
+                    fractions=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5), fill: str = "blur", seed: int = 0) -> dict[str, list[dict]]:
+    """Accuracy as pixels are removed in the order of each method's maps: {"most": rows, "least": rows}, most
+    salient first (a faithful map makes accuracy fall faster than random order) and least salient first (it
+    keeps accuracy above random), each row with the one random order's accuracy beside the methods'. A
+    removed pixel takes the value of a Gaussian blur of its image (fill "blur", sigma a twelfth of the side:
+    it keeps the face's coarse shape, so the curve measures the loss of the detail there) or of the inputs'
+    minimum ("black": scattered black pixels are far from any training image, so any order, random too,
+    lowers accuracy fast: the shift Hooker et al. 2019 warn of)."""
+    if fill not in DELETION_FILLS:
+        raise ValueError(f"unknown deletion fill '{fill}' (one of {', '.join(DELETION_FILLS)})")
     model.eval()
     g = torch.Generator().manual_seed(seed)
-    orders = {m: v.flatten(1).argsort(dim=1, descending=not least_first) for m, v in maps.items()}
-    orders["random"] = torch.stack([torch.randperm(x[0, 0].numel(), generator=g) for _ in range(len(x))])
-    if fill == "blur":
-        filled = gaussian_blur(x, x.shape[-1] / 12)
-    elif fill == "black":
-        filled = torch.full_like(x, float(x.min()))
-    else:
-        raise ValueError(f"unknown deletion fill '{fill}' (one of {', '.join(DELETION_FILLS)})")
-    return [{"removed": f, **{name: float((model(remove_pixels(x, order, f, filled)).argmax(1) == y).float().mean())
-                              for name, order in orders.items()}} for f in fractions]
+    filled = gaussian_blur(x, x.shape[-1] / 12) if fill == "blur" else torch.full_like(x, float(x.min()))
+    ranked = {m: v.flatten(1).argsort(dim=1, descending=True) for m, v in maps.items()}  # most salient first
+    shuffled = torch.stack([torch.randperm(x[0, 0].numel(), generator=g) for _ in range(len(x))])
+
+    def accuracy(order: torch.Tensor, f: float) -> float:
+        return float((model(remove_pixels(x, order, f, filled)).argmax(1) == y).float().mean())
+
+    random = [accuracy(shuffled, f) for f in fractions]
+    return {first: [{"removed": f, **{m: accuracy(o if first == "most" else o.flip(1), f) for m, o in ranked.items()},
+                     "random": r} for f, r in zip(fractions, random)] for first in ("most", "least")}
 
 
 class _Capture:
@@ -243,8 +245,7 @@ def explain_predictions(model: nn.Module, x: torch.Tensor, y: np.ndarray, e: dic
     pick = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
     xd, yd = x[pick].to(device), torch.as_tensor(y[pick], device=device)
     maps_d = {m: saliency(model, xd, yd, m) for m in ("gradient", "grad_cam")}
-    deletion = {order: deletion_curve(model, xd, yd, maps_d, least_first=order == "least", fill=e["deletion_fill"],
-                                      seed=seed) for order in ("most", "least")}
+    deletion = deletion_curves(model, xd, yd, maps_d, fill=e["deletion_fill"], seed=seed)
     return {"chosen": chosen, "maps": maps, "ig_delta": delta.cpu().numpy(), "regions": [*regions, "rest"],
             "shares": shares, "randomisation": check, "deletion": deletion, "deletion_images": n}
 

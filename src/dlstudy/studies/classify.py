@@ -25,7 +25,7 @@ from dlstudy.models.cnn import ExpressionCNN, expression_loss
 from dlstudy.report import Report
 from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.studies.protocol import Results, section
-from dlstudy.train import bf16_native, resolve_device, train_variant
+from dlstudy.train import precision, resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
@@ -248,10 +248,9 @@ def fit(run, cfg: dict) -> ClassifyResults:
     model = model.to(memory_format=torch.channels_last)
     layers = layer_table(model, t["train"][0][:2])
     n_params = sum(p.numel() for p in model.parameters())
-    precision = "bf16 autocast" if cfg["train"]["amp"] and bf16_native(device) else "float32"  # about 2x apart on a CPU
     log.info("classify: %d training, %d validation images %s from %s; %d parameters; device %s, %s",
              len(t["train"][1]), len(t["val"][1]), tuple(t["train"][0].shape[1:]), splits.data.source, n_params, device,
-             precision)
+             precision(device, cfg["train"]["amp"]))
     counts = np.bincount(t["train"][1].numpy(), minlength=prep["n_classes"])
     weights = None
     if cfg["loss"]["class_weights"] == "balanced":  # n / (k * n_c), as sklearn's 'balanced'
