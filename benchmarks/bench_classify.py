@@ -7,9 +7,10 @@ wall time and peak memory; accuracy is shown beside the majority-class baseline 
 
 Targets (issue 19, on the sharp FER2013 copy): the default CPU config at least 0.68 public accuracy
 within 60 minutes on 2 cores, --quick at least 0.58 within 6 minutes; the gains of flip and ten-crop
-test-time averaging are reported separately (the headline is without them). `--cases epochs20` runs the
-default net for 20 epochs, about the hour on 2 cores that train in float32 (no AVX512-BF16; the
-JSON records which); `--cases float32` runs configs/classify-float32.yaml, made for such cores.
+test-time averaging are reported separately (the headline is without them). The default is made for
+2 cores with AMX; `--cases avx512` runs configs/classify-avx512-bf16.yaml, for cores with AVX512-BF16
+but no AMX, and `--cases float32` configs/classify-float32.yaml, for cores that train in float32 (AVX2
+only). The JSON records which kind of CPU ran it.
 Prints a table and writes benchmarks/results/classify.json.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ import torch
 from common import DATA, HERE, run_case, write_results
 
 from dlstudy.analysis.classification import TTA_VIEWS
-from dlstudy.train import bf16_native
+from dlstudy.train import amx, bf16_native
 
 
 def tta_columns(r: dict) -> dict:
@@ -36,9 +37,10 @@ def tta_columns(r: dict) -> dict:
     return cols
 
 
-# epochs20: the default net on half the epochs, about the hour (63 min) on 2 cores without AVX512-BF16 (float32);
-# float32: configs/classify-float32.yaml, a net with one conv less on the full-size map and 23 epochs, for those cores
-CASES = {"quick": ["--quick"], "default": [], "epochs20": ["--epochs", "20"],
+# avx512: the narrower net (widths 32-64-128-256) for cores with AVX512-BF16 but no AMX; float32: that net with
+# one conv less on the full-size map and 23 epochs, for cores without AVX512-BF16
+CASES = {"quick": ["--quick"], "default": [],
+         "avx512": ["--config", str(HERE.parent / "configs" / "classify-avx512-bf16.yaml")],
          "float32": ["--config", str(HERE.parent / "configs" / "classify-float32.yaml")],
          "gpu": ["--config", str(HERE.parent / "configs" / "classify-gpu.yaml")]}
 
@@ -67,8 +69,8 @@ def main() -> None:
                 "public_blur_sigma": r["blur_sigma"].get("public"),
             })
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
-    bf16 = bf16_native(torch.device("cpu"))  # AVX512-BF16: a CPU epoch is 1.8x faster in bf16 than in float32
-    write_results(rows, opts.json, device=opts.device, cpu_bf16=bf16)
+    cpu = torch.device("cpu")  # which of the three kinds of CPU: the same config's time differs up to 4x among them
+    write_results(rows, opts.json, device=opts.device, cpu_bf16=bf16_native(cpu), cpu_amx=amx(cpu))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from dlstudy.runs import Run
-from dlstudy.train import Trainer, bf16_native
+from dlstudy.train import Trainer, bf16_native, precision
 
 
 def regression_data(n=256):
@@ -43,6 +43,20 @@ def test_loss_decreases_and_history_has_metrics():
     losses = [h["loss"] for h in t.history_]
     assert len(losses) == 6 and losses[-1] < 0.05 * losses[0]
     assert {"epoch", "lr", "loss", "abs_err"} <= set(t.history_[0])
+
+
+def test_the_log_names_the_precision_and_amx(monkeypatch):
+    """The same config's time differs up to 4x between CPUs with AMX, with AVX512-BF16 alone and without
+    either, so the log says which path a run took."""
+    import dlstudy.train
+
+    cpu = torch.device("cpu")
+    for native, tiles, said in [(True, True, "bf16 autocast (AMX)"), (True, False, "bf16 autocast"),
+                                (False, True, "float32"), (False, False, "float32")]:
+        monkeypatch.setattr(dlstudy.train, "bf16_native", lambda device, native=native: native)
+        monkeypatch.setattr(dlstudy.train, "amx", lambda device, tiles=tiles: tiles)
+        assert precision(cpu, True) == said
+        assert precision(cpu, False) == "float32"  # amp off: float32 whatever the CPU has
 
 
 def test_nesterov_momentum_learns_and_differs_from_plain_momentum():

@@ -87,9 +87,17 @@ def bf16_native(device: torch.device) -> bool:
     return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
 
 
+def amx(device: torch.device) -> bool:
+    """Whether this is a CPU with AMX tiles (Intel Xeon since Sapphire Rapids): bf16 convolutions there run
+    about 3x as fast as with AVX512-BF16 alone, so the same config's time differs that much between CPUs."""
+    return device.type == "cpu" and getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)()
+
+
 def precision(device: torch.device, amp: bool) -> str:
     """What a Trainer with this amp setting computes in on this device, for the log (about 2x apart on a CPU)."""
-    return "bf16 autocast" if amp and bf16_native(device) else "float32"
+    if not (amp and bf16_native(device)):
+        return "float32"
+    return "bf16 autocast (AMX)" if amx(device) else "bf16 autocast"
 
 
 class Trainer:
