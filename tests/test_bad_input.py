@@ -4,6 +4,7 @@ cases and what each leaves on disk."""
 import json
 import shutil
 import time
+import warnings
 import zipfile
 
 import numpy as np
@@ -125,7 +126,10 @@ def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, argv, words, tmp_
     files = make_files(tmp_path, data_root)
     out = tmp_path / "run"
     started = time.time()
-    code, printed, err = cli(*fill(argv, files, tmp_path, out))
+    with warnings.catch_warnings(record=True) as warned:  # in a terminal each would be a line more
+        warnings.simplefilter("always")
+        code, printed, err = cli(*fill(argv, files, tmp_path, out))
+    assert not [w for w in warned if issubclass(w.category, UserWarning)], (case, [str(w.message) for w in warned])
     assert code == 2, (case, err)
     assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err, (case, err)
     assert len(err) < 400, case  # a bad value is quoted by a short prefix, never expanded

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,7 +72,9 @@ def check_config(cfg: dict) -> None:
     if bad:
         raise InputError(f"explain.filter_indices {bad}: this layer's filters are 0..{(width or 1) - 1}")
     try:  # the model's own asserts (one entry per block, a size the pooling can halve) as input errors
-        build_model(cfg, channels=d["channels"], size=d["image_size"] or 48, n_classes=7)
+        with warnings.catch_warnings():  # a throwaway model: torch's warnings about it (a zero width) are noise
+            warnings.simplefilter("ignore")
+            build_model(cfg, channels=d["channels"], size=d["image_size"] or 48, n_classes=7)
     except (AssertionError, ValueError, RuntimeError) as exc:
         raise InputError(f"model.channels / model.convs / model.hidden do not make a network: {str(exc)[:120]}") from None
 
