@@ -5,6 +5,11 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
+# Ray's switch for a machine-local cluster: every Ray node and driver of the tests (and the sweeps they
+# start, which inherit it) binds the loopback address, not this machine's network address. Ray reads it
+# once, at import, so it is set here, before any test imports Ray.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:

@@ -34,6 +34,30 @@ def read_sweep(folder):
     return pd.read_csv(folder / "trials.csv"), json.loads((folder / "summary.json").read_text())
 
 
+def launch(command, log):
+    """A sweep in its own process group, its output to a file: a pipe nobody reads while the test polls
+    would stall it once full (Ray's log lines fill one quickly)."""
+    with open(log, "wb") as handle:
+        proc = subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+    proc.log = log
+    return proc
+
+
+def tail(proc) -> str:
+    return proc.log.read_text(errors="replace")[-3000:]
+
+
+def wait_for(predicate, proc, what="a condition"):
+    """Poll until `predicate` holds, for as long as `proc` runs: progress, not a clock, ends the wait, so
+    a loaded machine only makes it longer. The suite's own time limit catches a real hang."""
+    while proc.poll() is None:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"the sweep ended (exit {proc.returncode}) before {what}: {tail(proc)}")
+
+
 # the sweep folder --------------------------------------------------------------------------------
 def test_workers_opening_one_new_folder_at_once_never_find_it_foreign(tmp_path):
     """Workers started together (two machines on one PostgreSQL study) each open the sweep folder."""
@@ -131,7 +155,8 @@ def test_a_bad_space_exits_2_and_creates_nothing(tmp_path, cli, data_root):
 def test_a_grid_on_two_workers_gives_one_complete_run_per_combination(tmp_path, cli, data_root):
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 16], "train.lr": [0.01, 0.003]}})
     out = tmp_path / "sw"
-    code, printed, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out, "--pruner", "none",
+    # no --pruner: a grid keeps every cell (the default median pruner used to stop the lower learning rate)
+    code, printed, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out,
                              "--data", covid(data_root), *TREND)
     assert code == 0, err
     trials, summary = read_sweep(out)
@@ -155,15 +180,21 @@ def test_a_grid_on_two_workers_gives_one_complete_run_per_combination(tmp_path, 
     for row in trials.itertuples():
         assert f'href="{row.run_dir}/report.html"' in html
     assert "Parameter importances" in html and "parallel_coordinates" in html
+    pivot = html[html.index('<table class="grid-pivot">'):]
+    pivot = pivot[:pivot.index("</table>")]
+    assert pivot.count("<td") == 4 and pivot.count('class="best"') == 1  # 2 x 2 cells, the best one marked
+    best = summary["best_params"]
+    assert f"{summary['best_value']:.4f}" in pivot.split('class="best"')[1].split("</td>")[0]
+    assert set(best) == {"model.hidden_size", "train.lr"}
     assert (out / "logs" / "worker-0.txt").exists() and (out / "logs" / "worker-1.txt").exists()
     assert f"report: {out / 'report.html'}" in printed
     # the same command again continues the finished study: nothing runs twice
-    code, _, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out, "--pruner", "none",
+    code, _, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out,
                        "--data", covid(data_root), *TREND)
     assert code == 0, err
     assert len(read_sweep(out)[0]) == 4
     # another setting in the same folder is refused
-    code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--pruner", "none", "--data", covid(data_root),
+    code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root),
                        *TREND, "--set", "train.epochs=5")
     assert code == 2 and "other settings" in err
 
@@ -209,20 +240,62 @@ def test_study_seeds_flag_repeats_the_run(tmp_path, cli, data_root):
 
 @pytest.mark.slow
 def test_the_median_pruner_stops_trials_that_do_not_learn(tmp_path, cli, data_root):
-    # two learning rates that learn, then two that barely move the weights: their validation loss
-    # stays above the median of the finished trials at the same epoch
-    space = space_file(tmp_path, {"grid": {"train.lr": [0.01, 0.005, 1.0e-7, 1.0e-8]}})
+    # five learning rates that learn, then two that barely move the weights: once five trials have
+    # finished, the last two's validation loss lies above the median at the same model and epoch
+    space = space_file(tmp_path, {"grid": {"train.lr": [0.01, 0.005, 0.02, 0.008, 0.003, 1.0e-7, 1.0e-8]}})
     out = tmp_path / "sw"
     code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root), *TREND,
-                       "--set", "train.epochs=6")
+                       "--set", "train.epochs=8", "--pruner", "median")
     assert code == 0, err
     trials, summary = read_sweep(out)
     pruned = trials[trials["state"] == "pruned"]
-    assert summary["n_pruned"] >= 1 and set(pruned["train.lr"]) <= {1e-7, 1e-8}
+    assert summary["n_pruned"] >= 1 and set(pruned["train.lr"]) <= {1e-7, 1e-8} and len(trials) == 7
     for row in pruned.itertuples():
         status = json.loads((out / row.run_dir / "status.json").read_text())
         assert status["state"] == "pruned" and "median pruner" in status["reason"]
-        assert len(pd.read_csv(out / "trials.csv")) == 4
+        epoch = int(status["reason"].split(" epoch ")[1].split()[0])
+        assert epoch >= 2  # never before a quarter of the model's 8 epochs
+    assert "are missing from the means and the grid" in (out / "report.html").read_text()
+
+
+def test_the_pruner_compares_the_same_model_at_the_same_epoch():
+    import optuna
+
+    from dlstudy.sweep.pruning import MIN_FINISHED, ModelMedianPruner, step, warmup
+
+    assert [warmup(e) for e in (1, 3, 4, 8, 40)] == [1, 1, 1, 2, 10]
+    assert step("time-gru-L3", 5) - step("time-gru-L3", 1) == 4 and step("a", 1) != step("b", 1)
+    study = optuna.create_study(direction="maximize", pruner=ModelMedianPruner())
+    finished = {step("rnn", 3): 0.6, step("gru", 3): 0.9}  # every finished trial: rnn weak, gru strong
+    for _ in range(MIN_FINISHED - 1):
+        study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values=finished))
+
+    def judged(values: dict) -> bool:
+        trial = optuna.trial.create_trial(state=optuna.trial.TrialState.RUNNING, intermediate_values=values)
+        return study.pruner.prune(study, trial)
+
+    weak_rnn = {step("rnn", 3): 0.5}
+    assert not judged(weak_rnn)  # four finished trials: too few to judge
+    study.add_trial(optuna.trial.create_trial(value=0.9, intermediate_values=finished))
+    assert judged(weak_rnn)  # below the finished trials' rnn at epoch 3
+    # 0.7 beats every finished rnn (0.6) but not their gru (0.9): judged against the rnn only, kept
+    assert not judged({step("gru", 3): 0.95, step("rnn", 3): 0.7})
+    assert judged({step("rnn", 3): 0.95, step("gru", 3): 0.7})  # the trial's own rnn does not rescue its gru
+    assert not judged({step("lstm", 3): 0.1})  # no finished trial trained an lstm: nothing to compare with
+
+
+def test_grid_cells_say_whether_they_differ_from_the_best_beyond_the_seeds():
+    from dlstudy.sweep.results import paired_note
+
+    best = {"config": 0, "values": [0.80, 0.82, 0.81], "seeds": [0, 1, 2]}
+    within = {"config": 1, "values": [0.81, 0.80, 0.81], "seeds": [0, 1, 2]}  # differences +0.01, -0.02, 0
+    # listed in another seed order, matched by seed: differences -0.10, -0.09, -0.11 for seeds 0, 1, 2
+    beyond = {"config": 2, "values": [0.70, 0.70, 0.73], "seeds": [2, 0, 1]}
+    assert paired_note(within, best).startswith("no difference from the best beyond the seed spread (paired t")
+    assert paired_note(beyond, best).startswith("differs from the best (paired t, 3 seeds, p 0.0")
+    assert paired_note({"config": 3, "values": [0.5], "seeds": [0]}, best) == ""  # one seed: nothing to test
+    shifted = {"config": 4, "values": [0.79, 0.81, 0.80], "seeds": [0, 1, 2]}  # -0.01 on every seed: no spread
+    assert paired_note(shifted, best) == "differs from the best on every seed by -0.0100"
 
 
 @pytest.mark.slow
@@ -231,19 +304,14 @@ def test_a_killed_sweep_continues_and_every_trial_completes_once(tmp_path, data_
     out = tmp_path / "sw"
     command = [sys.executable, "-m", "dlstudy.cli", "sweep", "trend", "--space", str(space), "--out", str(out),
                "--data", covid(data_root), *TREND, "--set", "train.epochs=40", "--pruner", "none"]
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    deadline = time.time() + 120
-    checkpoint = None
-    while time.time() < deadline and checkpoint is None:  # kill it inside the second trial, after an epoch
-        found = sorted((out / "trials").glob("c001-s0/checkpoints/*.pt")) if (out / "trials").exists() else []
-        checkpoint = found[0] if found else None
-        time.sleep(0.05)
-    assert checkpoint is not None, proc.communicate()
+    proc = launch(command, tmp_path / "first.log")
+    # kill it inside the second trial, after an epoch: however long the first trial takes on a busy machine
+    wait_for(lambda: list((out / "trials").glob("c001-s0/checkpoints/*.pt")), proc, what="trial 1's first checkpoint")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert json.loads((out / "trials" / "c001-s0" / "status.json").read_text())["state"] == "running"
 
-    again = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    again = subprocess.run(command, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr
     trials, summary = read_sweep(out)
     final = trials[trials["state"] != "failed"]
@@ -253,3 +321,30 @@ def test_a_killed_sweep_continues_and_every_trial_completes_once(tmp_path, data_
     assert summary["n_retried"] == 1
     log = (out / "trials" / "c001-s0" / "log.txt").read_text()
     assert "resuming after epoch" in log  # the retry continued its run folder from the checkpoint
+
+
+def test_the_pivot_shows_the_two_most_important_keys_and_marks_missing_cells():
+    from dlstudy.report import Report
+    from dlstudy.sweep.results import grid_pivot, per_config
+    from dlstudy.sweep.space import Param, Space
+
+    space = Space(grid=(Param("a", values=(1, 2)), Param("b", values=("x", "y")), Param("c", values=(0.1, 0.2))))
+    rows, config = [], 0
+    for a in (1, 2):
+        for b in ("x", "y"):
+            for c in (0.1, 0.2):
+                value = 0.5 + 0.2 * (b == "y") + 0.1 * (c == 0.2) + 0.01 * (a == 2)
+                state = "pruned" if (a, b, c) == (2, "x", 0.1) else "complete"
+                rows.append({"config": config, "seed": 0, "state": state, "value": value if state == "complete" else None,
+                             "a": a, "b": b, "c": c})
+                config += 1
+    ended = pd.DataFrame(rows)
+    summary = {"metric": "m", "direction": "maximize", "configurations": per_config(ended, space, "maximize", 1)}
+    report = Report("t")
+    grid_pivot(report, summary, ended, space, {"b": 0.7, "c": 0.25, "a": 0.05})
+    html = "".join(report.blocks)
+    assert "The grid: b against c" in html and "a = 2" in html  # a held at the best configuration's value
+    pivot = html[html.index('<table class="grid-pivot">'):]
+    assert pivot.count("<td") == 4 and pivot.count('class="best"') == 1
+    assert "&#9733; 0.8100" in pivot  # the best: a 2, b y, c 0.2
+    assert "pruned<br><small>missing: no value was measured" in pivot  # (a 2, b x, c 0.1)

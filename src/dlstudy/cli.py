@@ -91,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_sweep_parser(sub, studies: list[str]) -> None:
+    from dlstudy.sweep.backends import BACKENDS
+    from dlstudy.sweep.pruning import PRUNERS
+
     p = sub.add_parser("sweep", help="a grid or sampled sweep, with seeds, on Optuna",
                        description="Run a study over a search space (grid: every combination; params: sampled by "
                                    "Optuna's TPE) and/or several seeds. Each trial is an ordinary run folder. Rerun "
@@ -101,8 +104,8 @@ def add_sweep_parser(sub, studies: list[str]) -> None:
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per configuration (default 1)")
     p.add_argument("--workers", type=int, metavar="W",
                    help="trials at once (default 1 here; with --backend ray, as many as the cluster's CPUs allow)")
-    p.add_argument("--backend", choices=["local", "ray"], default="local",
-                   help="local: worker processes on this machine; ray: Ray tasks on a cluster (pip install 'dlstudy[ray]')")
+    p.add_argument("--backend", choices=list(BACKENDS), default="local",
+                   help="; ".join(f"{name}: {b.help}" for name, b in BACKENDS.items()))
     p.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: start Ray on this machine)")
     p.add_argument("--trial-cpus", type=int, metavar="N", help="CPU threads each trial asks for (default: cores / workers)")
     p.add_argument("--trial-gpus", type=float, default=0, metavar="N", help="GPUs each Ray trial asks for (default 0)")
@@ -112,8 +115,9 @@ def add_sweep_parser(sub, studies: list[str]) -> None:
     p.add_argument("--out", metavar="DIR", help="the sweep folder (default runs/sweep/<name>)")
     p.add_argument("--metric", metavar="KEY", help="a number in the runs' metrics.json (default: the study's honest score)")
     p.add_argument("--direction", choices=["maximize", "minimize"])
-    p.add_argument("--pruner", choices=["median", "hyperband", "none"],
-                   help="stop bad trials early on their per-epoch values (default: median with one seed, none with seeds)")
+    p.add_argument("--pruner", choices=list(PRUNERS),
+                   help="; ".join(f"{name}: {text}" for name, (_, text) in PRUNERS.items())
+                   + " (default: median for a sampled params: space with one seed, else none: a grid keeps every cell)")
     p.add_argument("--data", metavar="PATH")
     p.add_argument("--config", metavar="FILE.yaml")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")

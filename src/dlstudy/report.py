@@ -31,6 +31,7 @@ h1{font-size:1.6em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}h3{font-size
 table{border-collapse:collapse;margin:.6em 0;font-size:13px;display:block;overflow-x:auto;max-width:100%}
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 td.t,th.t{text-align:left}tr.best td{background:#eef8ee}caption{text-align:left;color:#555;font-size:13px}
+td.best{font-weight:bold;outline:2px solid #1b7837}
 figure{margin:1em 0}figure img{max-width:100%}figcaption{color:#555;font-size:13px}
 pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px;white-space:pre-wrap;overflow-wrap:anywhere}.note{color:#555}
 .card{display:flex;flex-wrap:wrap;gap:.6em;margin:1em 0}
@@ -126,6 +127,9 @@ class Report:
             table = (f"<details><summary>{escape(caption or 'table')} ({len(rows)} rows)</summary>"
                      f"{table}</details>")
         self.blocks.append(table)
+
+    def grid(self, cells: dict[tuple[str, str], GridCell], *, rows: str, columns: str, caption: str) -> None:
+        self.blocks.append(grid_html(cells, rows=rows, columns=columns, caption=caption))
 
     def figure(self, fig, name: str, caption: str = "") -> None:
         """Save a matplotlib figure as figures/<name>.png and embed it."""
@@ -229,6 +233,35 @@ def html_table(rows: Sequence[dict], *, caption: str | None = None, highlight: i
         out.append(f"<tr{cls}>" + "".join(cell("td", row.get(c)) for c in columns) + "</tr>")
     out.append("</table>")
     return "".join(out)
+
+
+class GridCell(NamedTuple):
+    """One cell of a two-key grid: its value, an optional second line, a shade from 0 (worst) to 1 (best)."""
+
+    text: str
+    note: str = ""
+    shade: float | None = None
+    best: bool = False
+
+
+def grid_html(cells: dict[tuple[str, str], GridCell], *, rows: str, columns: str, caption: str) -> str:
+    """A pivot: one row per value of `rows`, one column per value of `columns` (labels as given), each cell
+    shaded by its value and the best one marked; `class="grid-pivot"`."""
+    row_labels = list(dict.fromkeys(r for r, _ in cells))
+    col_labels = list(dict.fromkeys(c for _, c in cells))
+    out = [f'<table class="grid-pivot"><caption>{escape(caption)}</caption>',
+           f'<tr><th class="t">{escape(rows)} \\ {escape(columns)}</th>'
+           + "".join(f"<th>{escape(c)}</th>" for c in col_labels) + "</tr>"]
+    for r in row_labels:
+        out.append(f'<tr><th class="t">{escape(r)}</th>')
+        for c in col_labels:
+            cell = cells.get((r, c), GridCell("–"))
+            style = "" if cell.shade is None else f' style="background:hsl(140,45%,{96 - 30 * cell.shade:.0f}%)"'
+            mark = ' class="best"' if cell.best else ""
+            note = f"<br><small>{escape(cell.note)}</small>" if cell.note else ""
+            out.append(f"<td{mark}{style}>{'&#9733; ' if cell.best else ''}{escape(cell.text)}{note}</td>")
+        out.append("</tr>")
+    return "".join(out) + "</table>"
 
 
 def pivot(rows: Sequence[dict], index: str, column: str, value: str, *, column_name: str = "{}") -> list[dict]:

@@ -27,13 +27,13 @@ LossFn = Callable[[nn.Module, tuple], tuple[torch.Tensor, dict]]
 
 # Callbacks fn(trainer_name, row) for every epoch of every Trainer that writes into a run folder.
 # A sweep registers one to report per-epoch values to its pruner, without any study knowing.
-_epoch_listeners: list[Callable[[str, dict], None]] = []
+_epoch_listeners: list[Callable[[str, dict, int], None]] = []
 
 
 @contextlib.contextmanager
-def epoch_listener(fn: Callable[[str, dict], None]):
-    """Within the block, fn(name, history_row) runs after each epoch's checkpoint is saved, and for the
-    epochs a resumed Trainer replays from its checkpoint. An exception from fn stops the training."""
+def epoch_listener(fn: Callable[[str, dict, int], None]):
+    """Within the block, fn(name, history_row, planned_epochs) runs after each epoch's checkpoint is saved,
+    and for the epochs a resumed Trainer replays from its checkpoint. An exception from fn stops the training."""
     _epoch_listeners.append(fn)
     try:
         yield fn
@@ -315,7 +315,7 @@ class Trainer:
     def _notify(self, row: dict) -> None:
         if self.run is not None:  # inner fits without a run folder (SCAN heads) are not the study's epochs
             for fn in list(_epoch_listeners):
-                fn(self.name, row)
+                fn(self.name, row, self.epochs)
 
 
 def train_variant(run, cfg: dict, model: nn.Module, loss_fn: LossFn, name: str, *, train, val=None,

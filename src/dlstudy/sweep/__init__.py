@@ -3,15 +3,16 @@ Read engine.py for how trials run exactly once, results.py for what a sweep fold
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import pandas as pd
 
 from dlstudy.config import load_yaml
 from dlstudy.errors import InputError
-from dlstudy.sweep.engine import (PRUNERS, FolderLock, Job, SweepSpec, check_storage, fill_queue, load_study,
-                                  open_folder, open_storage, ray_slots, recover_lost, run_workers, study_module)
+from dlstudy.sweep.backends import Backend, LocalBackend, make_backend
+from dlstudy.sweep.engine import (FolderLock, Job, SweepSpec, check_storage, fill_queue, load_study, open_folder,
+                                  open_storage, recover_lost, study_module)
+from dlstudy.sweep.pruning import PRUNERS
 from dlstudy.sweep.results import summarize, trials_frame, write
 from dlstudy.sweep.space import load_space
 
@@ -39,26 +40,34 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
     if ray_address and (out is None or not Path(out).is_absolute()):  # checked before any connection
         raise InputError(f"--out {out or '(none)'}: with a remote --ray-address, give an absolute path on storage "
                          "every node shares")
-    workers, threads = placement(backend, workers, ray_address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus,
-                                 storage=storage)
-    name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
-    folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
-    if resume and not (folder / "status.json").exists():
-        raise InputError(f"--resume: no sweep to continue in {folder}; run it without --resume, with the same flags")
-    run = open_folder(folder, spec)
-    storage_obj = open_storage(storage, folder, workers)
-    optuna_study = load_study(spec, storage_obj, name, create=True)
-    lock = FolderLock(folder).acquire()
-    try:
-        recover_lost(optuna_study)
-        fill_queue(optuna_study, spec, parsed)
+    runner = make_backend(backend, address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus)
+    try:  # connect first: an unreachable Ray or database is one line, with nothing created
+        workers, threads = placement(runner, workers, trial_cpus=trial_cpus, trial_gpus=trial_gpus, storage=storage)
+        name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
+        folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
+        if resume and not (folder / "status.json").exists():
+            raise InputError(f"--resume: no sweep to continue in {folder}; run it without --resume, with the same flags")
+        run = open_folder(folder, spec)
+        optuna_study = load_study(spec, open_storage(storage, folder, workers), name, create=True)
+        lock = FolderLock(folder).acquire()
+        try:
+            recover_lost(optuna_study)
+            fill_queue(optuna_study, spec, parsed)
+        finally:
+            lock.release()
+        log.info("sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s", study, spec.trials,
+                 spec.seeds, workers, folder)
+        runner.start(Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads,
+                         workers=workers))
+        runner.wait()
     finally:
-        lock.release()
-    log.info("sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s", study, spec.trials, spec.seeds,
-             workers, folder)
-    run_workers(Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads, workers=workers,
-                    backend=backend), ray_address=ray_address,
-                trial_gpus=trial_gpus)
+        runner.stop()
+    return finish(run, optuna_study, parsed, spec)
+
+
+def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.DataFrame]:
+    """Write the sweep's tables and report; mark it complete when every trial ended (complete or pruned)."""
+    folder = run.root
     frame = trials_frame(optuna_study, parsed)
     frame.attrs["folder"] = str(folder)
     summary = summarize(frame, parsed, spec)
@@ -80,24 +89,15 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
     return (load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None), frame
 
 
-def placement(backend: str, workers: int | None, *, ray_address: str | None, trial_cpus: int | None,
-              trial_gpus: float, storage: str | None) -> tuple[int, int]:
-    """(workers, CPU threads per trial), checked before anything is created."""
-    if backend not in ("local", "ray"):
-        raise InputError(f"--backend must be local or ray, not '{backend}'")
+def placement(runner: Backend, workers: int | None, *, trial_cpus: int | None, trial_gpus: float,
+              storage: str | None) -> tuple[int, int]:
+    """(workers, CPU threads per trial), checked (and the backend and storage reached) before anything is created."""
     if (trial_cpus is not None and trial_cpus < 1) or trial_gpus < 0:
         raise InputError("--trial-cpus must be at least 1 and --trial-gpus at least 0")
-    if backend == "local":
-        if ray_address or trial_gpus:
-            raise InputError("--ray-address and --trial-gpus need --backend ray")
-        workers = workers or 1
-        threads = trial_cpus or max(1, (os.cpu_count() or 1) // workers)
-    else:
-        threads = trial_cpus or 1
-        workers = workers or ray_slots(ray_address, threads)
-    if workers < 1:
+    if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
-    check_storage(storage, workers if backend == "local" else max(workers, 2))
+    workers, threads = runner.connect(workers)
+    check_storage(storage, workers if isinstance(runner, LocalBackend) else max(workers, 2))
     return workers, threads
 
 
@@ -117,8 +117,9 @@ def make_spec(study, module, space, cfg, *, trials, seeds, metric, direction, pr
         raise InputError(f"--metric {metric}: say whether to --direction maximize or minimize it")
     if direction not in ("maximize", "minimize"):
         raise InputError(f"--direction must be maximize or minimize, not '{direction}'")
-    # seeds of one configuration must not prune each other: with seeds the default is no pruner
-    pruner = pruner or ("median" if seeds == 1 else "none")
+    # a grid is written to see every cell, and seeds of one configuration must not prune each other:
+    # pruning is the default only for a sampled space with one seed
+    pruner = pruner or ("median" if space.params and seeds == 1 else "none")
     if pruner not in PRUNERS:
         raise InputError(f"--pruner must be one of {', '.join(PRUNERS)}, not '{pruner}'")
     if data is not None and not Path(data).exists():

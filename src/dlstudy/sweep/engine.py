@@ -10,8 +10,8 @@ the retry resumes the same run folder from its last epoch checkpoint. A worker i
 gone (same host) or its heartbeat is stale: Optuna's own on RDB storages (SQLite, PostgreSQL), a
 `heartbeat` trial attribute on the journal file, which has none.
 
-Workers are processes of this machine (`--workers`), or Ray tasks (`--backend ray`) that run the same
-loop: Ray only places them, so params, seeds and pruning have one code path, Optuna's.
+Workers are placed by a backend (backends.py: processes of this machine, or Ray tasks) and all run
+`work`, the same loop: params, seeds and pruning have one code path, Optuna's.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import socket
+import sys
 import time
 import warnings
 from dataclasses import asdict, dataclass, field
@@ -31,13 +32,13 @@ from pathlib import Path
 from dlstudy.config import dump_yaml
 from dlstudy.errors import InputError, Pruned
 from dlstudy.runs import STATUS, Run, is_complete, read_status
+from dlstudy.sweep.pruning import make_pruner, step, warmup
 from dlstudy.sweep.space import Space
 
 log = logging.getLogger("dlstudy")
 
 MAX_RETRIES = 3  # a pair whose worker died this often stays failed
 HEARTBEAT_S, GRACE_S = 20, 120  # a running trial unheard of for GRACE_S seconds has lost its worker
-PRUNERS = ("median", "hyperband", "none")
 
 
 @dataclass
@@ -75,11 +76,26 @@ def check_storage(url: str | None, workers: int) -> None:
         return
     if url.startswith(("postgresql:", "postgres:")):
         try:
-            import psycopg  # noqa: F401
+            import psycopg
         except ImportError:
-            raise InputError(f"--storage {url}: PostgreSQL needs a driver: pip install 'dlstudy[postgres]'") from None
+            raise InputError(f"--storage {redacted(url)}: PostgreSQL needs a driver: pip install 'dlstudy[postgres]'") from None
+        try:  # connect once now, so an unreachable server is one line before anything is created
+            psycopg.connect(url, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            reason = " ".join(str(exc).split())[:200]
+            raise InputError(f"--storage {redacted(url)}: cannot connect to PostgreSQL ({reason}); check that the "
+                             "server runs at that host and port and accepts this user and database") from None
         return
-    raise InputError(f"--storage {url}: use journal:PATH, sqlite:///FILE or postgresql://user@host/db")
+    raise InputError(f"--storage {redacted(url)}: use journal:PATH, sqlite:///FILE or postgresql://user@host/db")
+
+
+def redacted(url: str) -> str:
+    """A storage URL for messages, its password (user:PASSWORD@host) hidden."""
+    scheme, sep, rest = url.partition("://")
+    credentials, at, host = rest.rpartition("@")
+    if not (sep and at and ":" in credentials):
+        return url
+    return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
 def open_storage(url: str | None, folder: Path, workers: int):
@@ -93,10 +109,18 @@ def open_storage(url: str | None, folder: Path, workers: int):
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-    if url.startswith("sqlite:"):
-        return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S)
-    return optuna.storages.RDBStorage("postgresql+psycopg:" + url.split(":", 1)[1], heartbeat_interval=HEARTBEAT_S,
-                                      grace_period=GRACE_S, engine_kwargs={"pool_pre_ping": True})
+    import sqlalchemy.exc
+
+    options = {"heartbeat_interval": HEARTBEAT_S, "grace_period": GRACE_S}
+    if not url.startswith("sqlite:"):
+        url, options["engine_kwargs"] = "postgresql+psycopg:" + url.split(":", 1)[1], {"pool_pre_ping": True}
+    try:
+        with warnings.catch_warnings():  # Optuna 5 flags the heartbeat as experimental: noise on a terminal
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, **options)
+    except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
+        reason = " ".join(str(exc).split())[:200]
+        raise InputError(f"--storage {redacted(url)}: the database refused Optuna's tables ({reason})") from None
 
 
 class FolderLock:
@@ -117,16 +141,6 @@ class FolderLock:
             fcntl.flock(self.file, fcntl.LOCK_UN)
             self.file.close()
             self.file = None
-
-
-def make_pruner(name: str):
-    import optuna
-
-    if name == "median":  # compares each epoch with the median of finished trials at the same epoch
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    if name == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=1)
-    return optuna.pruners.NopPruner()
 
 
 def load_study(spec: SweepSpec, storage, name: str, *, create: bool):
@@ -200,7 +214,12 @@ def process_start(pid: int) -> str | None:
 
 
 def worker_id() -> dict:
-    return {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
+    """Host, pid and the pid's start time; under Ray also the node, since several nodes can share a host."""
+    me = {"host": socket.gethostname(), "pid": os.getpid(), "start": process_start(os.getpid())}
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        me["node"] = ray.get_runtime_context().get_node_id()
+    return me
 
 
 def recover_lost(study) -> int:
@@ -314,17 +333,15 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
     finally:
         lock.release()
     watched = study_module(spec.study).PRUNE_ON
-    step = [0]
 
-    def report(name: str, row: dict) -> None:  # per-epoch values, signed to the study's direction
+    def report(name: str, row: dict, epochs: int) -> None:  # per-epoch values, signed to the study's direction
         if watched[0] not in row:
             return
         value = row[watched[0]] if watched[1] == spec.direction else -row[watched[0]]
-        trial.report(value, step[0])
-        step[0] += 1
-        if trial.should_prune():
-            raise Pruned(f"pruned by the {spec.pruner} pruner after {name} epoch {row['epoch']} "
-                         f"({watched[0]} {row[watched[0]]:.4g}; step {step[0]} of the trial)")
+        trial.report(value, step(name, row["epoch"]))  # each model its own steps: compared like with like
+        if row["epoch"] >= warmup(epochs) and trial.should_prune():
+            raise Pruned(f"pruned by the {spec.pruner} pruner after {name} epoch {row['epoch']} of {epochs} "
+                         f"({watched[0]} {row[watched[0]]:.4g}, worse than the median of the finished trials there)")
 
     started = time.time()
     label = f"trial {trial.number} (config {c}, seed {spec.base_seed + s})"
@@ -376,104 +393,6 @@ def study_module(name: str):
     if getattr(module, "OBJECTIVE", None) is None:
         raise InputError(f"the {name} study trains nothing to sweep; choose one of the training studies")
     return module
-
-
-def _worker_main(job: Job, index: int) -> None:
-    """A worker process: dies with the sweep process, logs to its own file, prints one line a trial."""
-    with contextlib.suppress(Exception):  # Linux: SIGKILL this process when its parent dies
-        import ctypes
-        import signal
-
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
-    if os.getppid() == 1:
-        return
-    with worker_log(Path(job.folder) / "logs" / f"worker-{index}.txt"):
-        work(job)
-
-
-@contextlib.contextmanager
-def worker_log(path: Path):
-    """A worker's own log file (its host named: Ray workers may run anywhere) instead of the terminal."""
-    path.parent.mkdir(exist_ok=True)
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(f"%(asctime)s {socket.gethostname()} %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    log.propagate = False
-    try:
-        yield
-    finally:
-        log.removeHandler(handler)
-        handler.close()
-
-
-def run_workers(job: Job, *, ray_address: str | None = None, trial_gpus: float = 0) -> None:
-    if job.backend == "ray":
-        run_on_ray(job, ray_address, trial_gpus)
-    elif job.workers == 1:
-        work(job)
-    else:
-        run_processes(job)
-
-
-def run_processes(job: Job) -> None:
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools
-    procs = [ctx.Process(target=_worker_main, args=(job, i), daemon=False) for i in range(job.workers)]
-    for p in procs:
-        p.start()
-    try:
-        for p in procs:
-            p.join()
-    finally:
-        for p in procs:
-            if p.is_alive():
-                p.kill()
-    bad = [p.exitcode for p in procs if p.exitcode]
-    if bad:
-        log.warning("sweep: %d worker process(es) ended with exit codes %s; see %s/logs", len(bad), bad, job.folder)
-
-
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--backend ray needs Ray: pip install 'dlstudy[ray]'") from None
-    return ray
-
-
-def _ray_worker(job: Job, index: int) -> None:
-    with worker_log(Path(job.folder) / "logs" / f"ray-worker-{index}.txt"):
-        work(job)
-
-
-def run_on_ray(job: Job, address: str | None, trial_gpus: float) -> None:
-    """job.workers Ray tasks, each asking for job.threads CPUs and trial_gpus GPUs, each running the
-    pop-and-run loop. Ray retries a task whose worker or node died; the retry first recovers the trial
-    that was lost with it."""
-    ray = import_ray()
-    started = not ray.is_initialized()
-    if started:
-        # log_to_driver: each worker's one line a trial reaches this terminal
-        ray.init(address=address, include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING,
-                 **({} if address else {"num_cpus": os.cpu_count()}))
-    try:
-        task = ray.remote(_ray_worker).options(num_cpus=job.threads, num_gpus=trial_gpus, max_retries=MAX_RETRIES)
-        ray.get([task.remote(job, i) for i in range(job.workers)])
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def ray_slots(address: str | None, trial_cpus: int) -> int:
-    """How many trials fit at once: the cluster's CPUs (this machine's without an address) per trial."""
-    if address is None:
-        return max(1, (os.cpu_count() or 1) // trial_cpus)
-    ray = import_ray()
-    if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
-    return max(1, int(ray.cluster_resources().get("CPU", 1)) // trial_cpus)
 
 
 def open_folder(folder: Path, spec: SweepSpec) -> Run:

@@ -58,7 +58,7 @@ def per_config(trials: pd.DataFrame, space: Space, direction: str, seeds: int) -
         out.append({"config": int(c), **params, "n": n, "mean": float(values.mean()), "sd": sd,
                     "ci95_low": None if half is None else float(values.mean()) - half,
                     "ci95_high": None if half is None else float(values.mean()) + half,
-                    "values": [float(v) for v in values]})
+                    "values": [float(v) for v in values], "seeds": [int(v) for v in group["seed"]]})
     sign = -1 if direction == "maximize" else 1
     return sorted(out, key=lambda r: (r["n"] < seeds, sign * r["mean"]))
 
@@ -100,18 +100,21 @@ def write(run: Run, study, space: Space, spec: SweepSpec, *, trials: pd.DataFram
         report.paragraph(f"Best configuration: {_describe(best, space) or 'the study defaults'}, {spec.metric} "
                          f"{best['mean']:.4f}{' mean over ' + str(best['n']) + ' seeds' if best['n'] > 1 else ''}{spread}.")
         report.heading("Configurations")
-        report.table([{k: v for k, v in r.items() if k != "values"} for r in configs], highlight=0,
+        report.table([{k: v for k, v in r.items() if k not in ("values", "seeds")} for r in configs], highlight=0,
                      caption=f"Mean {spec.metric} over each configuration's complete seeds, best first; the 95 % "
                              "interval is the t interval of the mean")
         if spec.seeds > 1:
             report.figure(seed_spread(configs, space, spec), "seed_spread",
                           "Mean +- sd over seeds per configuration, with each seed's value as a dot")
+    ranked = importances(study, space)
+    missing_cells(report, trials, space, spec)
+    grid_pivot(report, summary, final_rows(trials), space, ranked)
     report.heading("Trials")
     order = trials.sort_values("value", ascending=spec.direction == "minimize", na_position="last")
     report.table([{**{k: _plain(v) for k, v in row.items() if k != "run_dir"},
                    "report": Link("report", f"{row['run_dir']}/report.html") if row["run_dir"] else None}
                   for row in order.to_dict("records")], caption="Every trial, ordered by the metric")
-    optuna_figures(report, study, space)
+    optuna_figures(report, study, space, ranked)
     report.write(config=json.loads(json.dumps(spec.__dict__)))
 
 
@@ -133,13 +136,13 @@ def seed_spread(configs: list[dict], space: Space, spec: SweepSpec):
     return fig
 
 
-def optuna_figures(report: Report, study, space: Space) -> None:
-    """Parameter importances and Optuna's own plots, where the finished trials can support them."""
+def optuna_figures(report: Report, study, space: Space, ranked: dict) -> None:
+    """Parameter importances (`ranked`) and Optuna's own plots, where the finished trials can support them."""
     import optuna
     from optuna.visualization import matplotlib as ovm
 
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    varied = [k for k in space.keys if len({json.dumps(t.params.get(k)) for t in complete}) > 1]
+    varied = varied_keys(study, space)
     if len(complete) < 2:
         return
     with warnings.catch_warnings():
@@ -154,11 +157,9 @@ def optuna_figures(report: Report, study, space: Space) -> None:
         if len({t.value for t in complete}) == 1:
             report.paragraph(f"Every complete trial scored {complete[0].value:.4f}: no parameter made a difference "
                              "here, so there are no importances to estimate.", note=True)
-        elif len(varied) > 1 and len(complete) >= 4:
-            importances = optuna.importance.get_param_importances(
-                study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=varied)
+        elif ranked:
             report.heading("Parameter importances")
-            report.table([{"parameter": k, "importance": v} for k, v in importances.items()],
+            report.table([{"parameter": k, "importance": v} for k, v in ranked.items()],
                          caption="fANOVA importance: the share of the metric's variance each parameter explains "
                                  "(a random forest fitted to the complete trials)")
             report.heading("Parallel coordinates")
@@ -167,3 +168,108 @@ def optuna_figures(report: Report, study, space: Space) -> None:
         axes = ovm.plot_slice(study, params=varied)
         report.heading("Metric against each parameter")
         report.figure(np.ravel(axes)[0].figure, "slice", "The metric of every complete trial against each swept value")
+
+
+def varied_keys(study, space: Space) -> list[str]:
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    return [k for k in space.keys if len({json.dumps(t.params.get(k)) for t in complete}) > 1]
+
+
+def importances(study, space: Space) -> dict:
+    """fANOVA importance of each varied key, most important first; {} where the trials cannot support it."""
+    import optuna
+
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    varied = varied_keys(study, space)
+    if len(varied) < 2 or len(complete) < 4 or len({t.value for t in complete}) == 1:
+        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return optuna.importance.get_param_importances(
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=varied)
+
+
+def missing_cells(report: Report, trials: pd.DataFrame, space: Space, spec: SweepSpec) -> None:
+    """Say which cells a pruner stopped: they have no value, which is not the same as a bad one."""
+    pruned = final_rows(trials)
+    pruned = pruned[pruned["state"] == "pruned"]
+    if pruned.empty:
+        return
+    cells = "; ".join(sorted({_describe(r, space) or "the defaults" for r in pruned.to_dict("records")}))
+    report.paragraph(f"{len(pruned)} trial(s) were stopped by the {spec.pruner} pruner and are missing from the "
+                     f"means and the grid: {cells}. A pruned cell was worse than the median at an early epoch, which "
+                     "is not a measurement of its final value; rerun with --pruner none to measure every cell.")
+
+
+def grid_pivot(report: Report, summary: dict, ended: pd.DataFrame, space: Space, ranked: dict) -> None:
+    """Two listed keys as a grid (rows x columns), each cell mean +- sd over seeds, shaded, the best marked.
+    With more keys: the two most important (fANOVA), the others held at the best configuration's values."""
+    keys = [p.key for p in (*space.grid, *space.params) if p.values]
+    configs = summary["configurations"]
+    if len(keys) < 2 or not configs:
+        return
+    rows_key, cols_key = sorted(keys, key=lambda k: -ranked.get(k, -1))[:2] if ranked else keys[:2]
+    best = configs[0]
+    held = {k: best[k] for k in keys if k not in (rows_key, cols_key)}
+    by_config = {r["config"]: r for r in configs}
+    states = ended.groupby("config")["state"].agg(lambda s: ", ".join(sorted(set(s)))).to_dict()
+    cells, seen = {}, set()
+    for row in ended.sort_values("config").to_dict("records"):
+        if any(json.dumps(_plain(row[k])) != json.dumps(v) for k, v in held.items()) or row["config"] in seen:
+            continue
+        seen.add(row["config"])
+        where = (_label(row[rows_key]), _label(row[cols_key]))
+        cells[where] = _cell(by_config.get(row["config"]), best, states.get(row["config"], "not run"))
+    means = [r["mean"] for r in configs if r["config"] in seen]
+    low, high = min(means), max(means)
+    for where, cell in cells.items():  # shade 1 = the best end of the range, whichever the direction
+        conf = cell[1]
+        if conf is not None and high > low:
+            shade = (conf["mean"] - low) / (high - low)
+            cells[where] = cell[0]._replace(shade=shade if summary["direction"] == "maximize" else 1 - shade)
+        else:
+            cells[where] = cell[0]
+    fixed = ", ".join(f"{k} = {v}" for k, v in held.items())
+    fixed = f"; the other keys held at the best configuration's values ({fixed})" if held else ""
+    report.heading(f"The grid: {rows_key} against {cols_key}")
+    report.grid(cells, rows=rows_key, columns=cols_key,
+                caption=f"Mean {summary['metric']} over seeds (± sd), darker is better, the best marked{fixed}. "
+                        "With seeds, each cell says whether it differs from the best by a paired t-test over the "
+                        "seeds both ran (p < 0.05), or not beyond the seed spread.")
+
+
+def _label(value) -> str:
+    value = _plain(value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _cell(conf: dict | None, best: dict, state: str):
+    """(GridCell, the configuration's statistics or None) for one cell."""
+    from dlstudy.report import GridCell
+
+    if conf is None:
+        return GridCell(state, note="missing: no value was measured"), None
+    text = f"{conf['mean']:.4f}" + (f" ± {conf['sd']:.4f}" if conf["sd"] is not None else "")
+    if conf["config"] == best["config"]:
+        return GridCell(text, note=f"best, {conf['n']} seeds" if conf["n"] > 1 else "", best=True), conf
+    return GridCell(text, note=paired_note(conf, best)), conf
+
+
+def paired_note(conf: dict, best: dict) -> str:
+    """Whether a configuration differs from the best beyond the seed spread: a paired t-test over shared seeds."""
+    from scipy import stats
+
+    shared = sorted(set(conf["seeds"]) & set(best["seeds"]))
+    if len(shared) < 2:
+        return ""
+    a = np.array([conf["values"][conf["seeds"].index(s)] for s in shared])
+    b = np.array([best["values"][best["seeds"].index(s)] for s in shared])
+    diff = a - b
+    if np.allclose(diff, diff[0]):  # no spread in the differences: the t statistic is undefined
+        return "same as the best on every seed" if diff[0] == 0 else f"differs from the best on every seed by {diff[0]:+.4f}"
+    p = float(stats.ttest_rel(a, b).pvalue)
+    if p < 0.05:
+        return f"differs from the best (paired t, {len(shared)} seeds, p {p:.3f})"
+    return f"no difference from the best beyond the seed spread (paired t, p {p:.3f})"
