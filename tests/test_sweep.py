@@ -348,3 +348,96 @@ def test_the_pivot_shows_the_two_most_important_keys_and_marks_missing_cells():
     assert pivot.count("<td") == 4 and pivot.count('class="best"') == 1
     assert "&#9733; 0.8100" in pivot  # the best: a 2, b y, c 0.2
     assert "pruned<br><small>missing: no value was measured" in pivot  # (a 2, b x, c 0.1)
+
+
+# failing cleanly -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("args, words", [
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--workers", "64"], "this machine has"),
+    (["--trials", "1000000", "--space", "{params}"], "must lie in 1..10,000"),
+    (["--seed", "4294967295", "--seeds", "2"], "largest seed"),
+    (["--seed", "4294967296"], "config key 'seed' must lie in"),  # 2**32 would alias seed 0
+    (["--storage", "journal:"], "name the journal file"),
+    (["--storage", "sqlite:///"], "name the database file"),
+    (["--storage", "journal:{foreign}"], "line 1 is not an Optuna journal entry"),
+])
+def test_bad_sweep_flags_are_one_line_and_create_nothing(tmp_path, cli, args, words):
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("my own notes, not a journal\n")
+    params = space_file(tmp_path, {"params": {"train.lr": {"low": 0.001, "high": 0.1, "log": True}}})
+    args = [a.replace("{params}", str(params)).replace("{foreign}", str(foreign)) for a in args]
+    code, _, err = cli("sweep", "trend", *args, "--out", tmp_path / "sw")
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "sw").exists() and foreign.read_text() == "my own notes, not a journal\n"
+
+
+@pytest.mark.slow
+def test_a_torn_journal_is_repaired_and_a_damaged_one_refused(tmp_path, cli, data_root):
+    space = space_file(tmp_path, {"grid": {"model.hidden_size": [8]}})
+    out = tmp_path / "sw"
+    command = ["sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root), *TREND]
+    code, _, err = cli(*command)
+    assert code == 0, err
+    journal = out / "optuna.journal"
+    whole = journal.read_bytes()
+    with open(journal, "ab") as f:  # what a kill in the middle of an append leaves
+        f.write(b'{"op_code": 5, "worker_id": "x", "trial_id": 0, "us')
+    code, _, err = cli(*command)
+    assert code == 0, err
+    assert journal.read_bytes().startswith(whole) and journal.read_bytes().endswith(b"\n")
+    assert len(read_sweep(out)[0]) == 1  # nothing ran twice
+    lines = whole.splitlines(keepends=True)
+    journal.write_bytes(b"".join([*lines[:2], b"garbage\n", *lines[2:]]))
+    status = (out / "status.json").read_text()
+    code, _, err = cli(*command)
+    assert code == 2 and "optuna.journal: line 3 is not an Optuna journal entry" in err and len(err.splitlines()) == 1
+    assert (out / "status.json").read_text() == status  # the finished sweep still says complete
+
+
+@pytest.fixture
+def mount_tmpfs(tmp_path):
+    """mount(name, options) -> a fresh tmpfs folder; root only (CI runs as root)."""
+    if os.geteuid() != 0:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root, which these file-system tests need")
+        pytest.skip("mounting a tmpfs needs root")
+    mounted = []
+
+    def mount(name, options):
+        folder = tmp_path / name
+        folder.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)], check=True)
+        mounted.append(folder)
+        return folder
+
+    yield mount
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)])
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_sweep_and_a_rerun_retries_its_trial(mount_tmpfs, data_root):
+    disk = mount_tmpfs("disk", "size=1m")
+    space = space_file(disk.parent, {"grid": {"model.hidden_size": [8, 12]}})
+    out = disk / "sw"
+    command = [sys.executable, "-m", "dlstudy.cli", "sweep", "trend", "--space", str(space), "--out", str(out),
+               "--data", covid(data_root), *TREND]
+    full = subprocess.run(command, capture_output=True, text=True)
+    assert full.returncode == 1 and "Traceback" not in full.stderr and len(full.stderr.strip().splitlines()) == 1
+    assert "no space left on device writing" in full.stderr
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] == "failed" and "no space left" in status["reason"]  # not complete, not running
+    subprocess.run(["mount", "-o", "remount,size=64m", str(disk)], check=True)  # the user frees space
+    again = subprocess.run(command, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr
+    trials, summary = read_sweep(out)
+    assert summary["n_complete"] == 2 and summary["n_failed"] == 0
+    assert json.loads((out / "status.json").read_text())["state"] == "complete"
+    failed = trials[trials["state"] == "failed"]
+    assert len(failed) == 1 and failed["run_dir"].iloc[0] in set(trials.loc[trials["state"] == "complete", "run_dir"])
+
+
+def test_a_read_only_out_is_one_line(mount_tmpfs, cli):
+    read_only = mount_tmpfs("ro", "ro,size=1m")
+    code, _, err = cli("sweep", "trend", "--out", read_only / "sw")
+    assert code == 2 and "cannot write the sweep folder" in err and len(err.strip().splitlines()) == 1, err

@@ -24,7 +24,7 @@ MAX_NODES = 10_000  # values in one YAML document once aliases are expanded; con
 # None as a value is left to the study (it means "not set"). A study's RANGES add or override by full key.
 INF = float("inf")
 RANGES = {
-    "seed": (0, 2**63 - 1, True, True),
+    "seed": (0, 2**32 - 1, True, True),  # what every generator takes (numpy's, Optuna's samplers)
     "epochs": (1, 100_000, True, True), "warmup_epochs": (0, 100_000, True, True),
     "self_label_epochs": (0, 100_000, True, True), "patience": (1, 100_000, True, True),
     "batch_size": (1, 10**7, True, True), "max_steps_per_epoch": (1, 10**7, True, True),

@@ -2,21 +2,25 @@
 Read engine.py for how trials run exactly once, results.py for what a sweep folder holds."""
 from __future__ import annotations
 
+import errno
 import logging
 from pathlib import Path
 
 import pandas as pd
 
-from dlstudy.config import load_yaml
-from dlstudy.errors import InputError
-from dlstudy.sweep.backends import Backend, LocalBackend, make_backend
-from dlstudy.sweep.engine import (FolderLock, Job, SweepSpec, check_storage, fill_queue, load_study, open_folder,
-                                  open_storage, recover_lost, study_module)
+from dlstudy.config import RANGES, load_yaml
+from dlstudy.errors import DiskError, InputError
+from dlstudy.sweep.backends import Backend, make_backend
+from dlstudy.sweep.engine import (FolderLock, Job, SweepSpec, check_journal, check_storage, fill_queue, journal_path,
+                                  load_study, open_folder, open_storage, recover_lost, study_module)
 from dlstudy.sweep.pruning import PRUNERS
 from dlstudy.sweep.results import summarize, trials_frame, write
-from dlstudy.sweep.space import load_space
+from dlstudy.sweep.space import MAX_GRID, load_space
 
 log = logging.getLogger("dlstudy")
+
+MAX_TRIALS = MAX_GRID  # configurations, and seeds of each: more is a typo, not a plan
+MAX_SEED = RANGES["seed"][1]
 
 
 def sweep(study: str, *, space: str | Path | None = None, trials: int | None = None, seeds: int = 1,
@@ -47,12 +51,13 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
         folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
         if resume and not (folder / "status.json").exists():
             raise InputError(f"--resume: no sweep to continue in {folder}; run it without --resume, with the same flags")
+        check_journal(journal_path(storage, folder))
         run = open_folder(folder, spec)
-        optuna_study = load_study(spec, open_storage(storage, folder, workers), name, create=True)
+        optuna_study = load_study(spec, open_storage(storage, folder), name, create=True)
         lock = FolderLock(folder).acquire()
         try:
             recover_lost(optuna_study)
-            fill_queue(optuna_study, spec, parsed)
+            fill_queue(optuna_study, spec, parsed, retry_failed=True)
         finally:
             lock.release()
         log.info("sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s", study, spec.trials,
@@ -82,8 +87,15 @@ def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.
     if unfinished or (summary["n_complete"] == 0 and len(errors)):
         reason = errors.iloc[-1] if len(errors) else f"{unfinished} trial(s) did not run"
         run.fail(reason)
-        raise InputError(f"sweep {folder}: stopped with {unfinished} trial(s) not run: {reason}")
-    run.complete(summary)
+        message = f"sweep {folder}: stopped with {unfinished} trial(s) not run: {reason}"
+        if any(t.user_attrs.get("disk_error") for t in optuna_study.get_trials(deepcopy=False)):
+            raise DiskError(errno.ENOSPC, message)  # exit 1, like a full disk in a single run
+        raise InputError(message)
+    if summary["n_failed"]:  # complete means every trial complete or pruned; a rerun retries the failed ones
+        run.fail(f"{summary['n_failed']} trial(s) failed, the last: {errors.iloc[-1] if len(errors) else 'its worker died'}; "
+                 "rerun the same command to retry them")
+    else:
+        run.complete(summary)
     best = summary["best_config"]
     best_dir = frame.loc[(frame["config"] == best) & (frame["state"] == "complete"), "run_dir"]
     return (load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None), frame
@@ -97,7 +109,7 @@ def placement(runner: Backend, workers: int | None, *, trial_cpus: int | None, t
     if workers is not None and workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     workers, threads = runner.connect(workers)
-    check_storage(storage, workers if isinstance(runner, LocalBackend) else max(workers, 2))
+    check_storage(storage, runner.writers(workers))
     return workers, threads
 
 
@@ -106,8 +118,11 @@ def make_spec(study, module, space, cfg, *, trials, seeds, metric, direction, pr
     combos = len(space.combinations())
     if trials is None:
         trials = combos if not space.params else max(combos, 20)
-    if trials < 1 or seeds < 1:
-        raise InputError(f"--trials and --seeds must be at least 1, got {trials} and {seeds}")
+    if not (1 <= trials <= MAX_TRIALS and 1 <= seeds <= MAX_TRIALS):
+        raise InputError(f"--trials and --seeds must lie in 1..{MAX_TRIALS:,}, got {trials} and {seeds}")
+    if cfg["seed"] + seeds - 1 > MAX_SEED:
+        raise InputError(f"--seed {cfg['seed']} with --seeds {seeds} passes {MAX_SEED}, the largest seed every generator "
+                         "takes; choose a smaller --seed")
     if not space.params and trials > combos:
         raise InputError(f"--trials {trials}: the grid has only {combos} combination(s); add keys under params: to sample more")
     if metric is None:

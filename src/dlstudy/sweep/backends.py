@@ -26,6 +26,9 @@ class Backend(Protocol):
     def connect(self, workers: int | None) -> tuple[int, int]:
         """Check the backend can run (InputError if not); return (workers, CPU threads per trial)."""
 
+    def writers(self, workers: int) -> int:
+        """Processes that write the study at once (SQLite takes one)."""
+
     def start(self, job: Job) -> None: ...
 
     def wait(self) -> None:
@@ -47,8 +50,15 @@ class LocalBackend:
     def connect(self, workers: int | None) -> tuple[int, int]:
         if self.address or self.trial_gpus:
             raise InputError("--ray-address and --trial-gpus need --backend ray")
+        cores = os.cpu_count() or 1
+        if (workers or 1) > cores:  # each worker is a process training a model: more than cores only thrash
+            raise InputError(f"--workers {workers}: this machine has {cores} cores; use at most {cores}, or --backend ray "
+                             "to spread trials over several machines")
         workers = workers or 1
-        return workers, self.trial_cpus or max(1, (os.cpu_count() or 1) // workers)
+        return workers, self.trial_cpus or max(1, cores // workers)
+
+    def writers(self, workers: int) -> int:
+        return workers  # one worker runs in this process; more run while this one waits
 
     def start(self, job: Job) -> None:
         import multiprocessing
@@ -101,7 +111,14 @@ class RayBackend:
                                  "`ray start --head` runs there and this machine has the same Ray version") from None
             self.started = True
         threads = self.trial_cpus or 1
-        return workers or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads), threads
+        slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
+        if workers is not None and workers > slots:
+            raise InputError(f"--workers {workers}: the Ray cluster's CPUs hold {slots} trial(s) at once at --trial-cpus "
+                             f"{threads}; use at most {slots}, or add nodes")
+        return workers or slots, threads
+
+    def writers(self, workers: int) -> int:
+        return workers + 1  # the tasks, and this driver, which queues the trials
 
     def start(self, job: Job) -> None:
         ray = import_ray()

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from dlstudy.config import dump_yaml
-from dlstudy.errors import InputError, Pruned
+from dlstudy.errors import DiskError, InputError, Pruned
 from dlstudy.runs import STATUS, Run, is_complete, read_status
 from dlstudy.sweep.pruning import make_pruner, step, warmup
 from dlstudy.sweep.space import Space
@@ -64,12 +64,19 @@ class SweepSpec:
 
 
 # storage -----------------------------------------------------------------------------------------
-def check_storage(url: str | None, workers: int) -> None:
-    """Refuse a storage that cannot work before anything is created."""
-    if url is None or url.startswith("journal:"):
+def check_storage(url: str | None, writers: int) -> None:
+    """Refuse a storage that cannot work before anything is created (`writers`: processes writing at once)."""
+    if url is None:
+        return
+    if url.startswith("journal:"):
+        if not url[len("journal:"):].strip():
+            raise InputError(f"--storage {url}: name the journal file, e.g. journal:/shared/sweeps/study.journal")
         return
     if url.startswith("sqlite:"):
-        if workers > 1:
+        if not url.startswith("sqlite:///") or not url[len("sqlite:///"):].strip():
+            raise InputError(f"--storage {url}: name the database file, e.g. sqlite:///sweep.db (or "
+                             "sqlite:////abs/path.db)")
+        if writers > 1:
             raise InputError(f"--storage {url}: SQLite is refused for more than one worker (one file lock serialises "
                              "every writer, and Optuna's FAQ warns against concurrent use); use the default journal "
                              "file or postgresql://")
@@ -98,13 +105,13 @@ def redacted(url: str) -> str:
     return f"{scheme}://{credentials.split(':', 1)[0]}:***@{host}"
 
 
-def open_storage(url: str | None, folder: Path, workers: int):
-    """The Optuna storage: by default a journal file in the sweep folder, safe for several processes."""
+def open_storage(url: str | None, folder: Path):
+    """The Optuna storage (its URL passed check_storage): by default a journal file in the sweep folder,
+    safe for several processes."""
     import optuna
 
-    check_storage(url, workers)
-    if url is None or url.startswith("journal:"):
-        path = folder / "optuna.journal" if url is None else Path(url[len("journal:"):]).expanduser()
+    path = journal_path(url, folder)
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         from optuna.storages.journal import JournalFileBackend
 
@@ -121,6 +128,47 @@ def open_storage(url: str | None, folder: Path, workers: int):
     except (sqlalchemy.exc.SQLAlchemyError, ValueError) as exc:
         reason = " ".join(str(exc).split())[:200]
         raise InputError(f"--storage {redacted(url)}: the database refused Optuna's tables ({reason})") from None
+
+
+def journal_path(url: str | None, folder: Path) -> Path | None:
+    """The journal file of a journal storage (by default in the sweep folder); None for a database."""
+    if url is None:
+        return folder / "optuna.journal"
+    return Path(url[len("journal:"):]).expanduser() if url.startswith("journal:") else None
+
+
+def check_journal(path: Path | None) -> None:
+    """Before a sweep opens its folder: a journal's last line cut short (a kill during an append) is
+    dropped, under Optuna's own journal lock so that no append is in flight; any other line that is not an
+    Optuna log entry means the file is damaged or no journal at all, and is refused, naming the file."""
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    if path is None or not path.exists():
+        return
+    if not path.is_file():
+        raise InputError(f"--storage {path}: the journal is not a file; choose another --out or --storage")
+    lock = JournalFileSymlinkLock(str(path))
+    try:
+        lock.acquire()
+    except OSError as exc:  # Optuna's lock is a symbolic link beside the file: a read-only folder refuses it
+        raise InputError(f"--storage {path}: cannot lock the journal ({exc.strerror}); give a writable --out") from None
+    try:
+        data = path.read_bytes()
+        cut = data.rfind(b"\n") + 1  # past the last whole line
+        for number, line in enumerate(data[:cut].splitlines(), start=1):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                entry = None
+            if not isinstance(entry, dict) or "op_code" not in entry:
+                raise InputError(f"{path}: line {number} is not an Optuna journal entry, so the file is damaged or no "
+                                 "journal; move it aside to start afresh, or choose another --out or --storage")
+        if cut < len(data):
+            log.warning("sweep: %s ended in a line cut short (a writer was killed); it is dropped", path)
+            with open(path, "r+b") as f:
+                f.truncate(cut)
+    finally:
+        lock.release()
 
 
 class FolderLock:
@@ -168,9 +216,10 @@ def pair(trial) -> tuple[int, int]:
     return trial.user_attrs["config"], trial.user_attrs["seed_index"]
 
 
-def fill_queue(study, spec: SweepSpec, space: Space) -> int:
+def fill_queue(study, spec: SweepSpec, space: Space, *, retry_failed: bool = False) -> int:
     """Enqueue every (configuration, seed) pair that has no trial that is waiting, running, finished,
-    or failed for a reason of its own; returns how many were enqueued. Call under FolderLock."""
+    or (unless `retry_failed`: a rerun of the sweep) failed for a reason of its own; returns how many
+    were enqueued. A retry resumes the pair's run folder. Call under FolderLock."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
@@ -181,6 +230,8 @@ def fill_queue(study, spec: SweepSpec, space: Space) -> int:
         key = pair(t)
         if t.state == TrialState.FAIL and "error" not in t.user_attrs:
             lost[key] = lost.get(key, 0) + 1  # its worker died: retry, up to MAX_RETRIES
+        elif t.state == TrialState.FAIL and retry_failed:
+            lost.setdefault(key, 0)  # a full disk, a fixed bug: the user reran the sweep to try again
         else:
             taken.add(key)
         if t.params and (key[1] == 0 or key[0] not in params_of):
@@ -198,7 +249,7 @@ def fill_queue(study, spec: SweepSpec, space: Space) -> int:
                                           ((space.param(k), v) for k, v in combos[c % len(combos)].items())}
             attrs = {"config": c, "seed_index": s, "seed": spec.base_seed + s}
             if key in lost:
-                attrs["retry"] = lost[key]
+                attrs["retry"] = lost[key] or 1
             study.enqueue_trial(params, user_attrs=attrs, skip_if_exists=False)
             taken.add(key)
             added += 1
@@ -279,7 +330,6 @@ class Job:
     name: str
     threads: int
     workers: int
-    backend: str = "local"
 
 
 def work(job: Job) -> None:
@@ -293,7 +343,7 @@ def work(job: Job) -> None:
     spec = SweepSpec(**job.spec)
     folder = Path(job.folder)
     space = load_space(folder / "space.yaml" if spec.space else None, resolve_config(spec.study))
-    study = load_study(spec, open_storage(job.storage, folder, job.workers), job.name, create=False)
+    study = load_study(spec, open_storage(job.storage, folder), job.name, create=False)
     from optuna.trial import TrialState
 
     while True:
@@ -308,8 +358,8 @@ def work(job: Job) -> None:
                            catch=(Exception,))
         finally:
             lock.release()
-        if any(t.user_attrs.get("input_error") for t in study.get_trials(deepcopy=False)[-max(job.workers, 2):]):
-            return  # bad data or a bad metric: every further trial would fail the same way
+        if any(t.user_attrs.get("stops_sweep") for t in study.get_trials(deepcopy=False)[-max(job.workers, 2):]):
+            return  # bad data, a bad metric, a full disk: every further trial would fail the same way
 
 
 def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock) -> float:
@@ -362,10 +412,12 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
         print(f"sweep: {label} pruned: {exc}", flush=True)
         raise optuna.TrialPruned(str(exc)) from None
     except Exception as exc:
-        trial.set_user_attr("error", str(exc)[:500])
-        trial.set_user_attr("input_error", isinstance(exc, InputError))
-        print(f"sweep: {label} failed: {str(exc)[:300]}", flush=True)
-        if not isinstance(exc, InputError):
+        said = exc.strerror if isinstance(exc, DiskError) else str(exc)
+        trial.set_user_attr("error", said[:500])
+        trial.set_user_attr("stops_sweep", isinstance(exc, (InputError, DiskError)))
+        trial.set_user_attr("disk_error", isinstance(exc, DiskError))
+        print(f"sweep: {label} failed: {said[:300]}", flush=True)
+        if not isinstance(exc, (InputError, DiskError)):  # the two say all in one line; anything else is a bug
             log.exception("sweep: %s failed", label)
         raise
     print(f"sweep: {label} complete: {spec.metric} {value:.4f} in {time.time() - started:.0f} s", flush=True)
@@ -410,8 +462,13 @@ def open_folder(folder: Path, spec: SweepSpec) -> Run:
         raise InputError(f"{folder} holds a sweep with other settings (see its config.yaml); rerun with the same "
                          "flags, or choose another --out")
     run = Run(folder)
-    run.root.mkdir(parents=True, exist_ok=True)
-    run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study)  # first: see above
+    try:
+        run.root.mkdir(parents=True, exist_ok=True)
+        (folder / ".queue.lock").touch()
+    except OSError as exc:  # a read-only mount, a file in the way, no permission
+        raise InputError(f"--out {folder}: cannot write the sweep folder ({exc.strerror}); choose another --out") from None
+    # first: see above; a reason left by an earlier stop no longer holds
+    run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study, reason=None)
     run.write_text("config.yaml", dump_yaml(asdict(spec)))
     if spec.space:
         run.write_text("space.yaml", dump_yaml(spec.space))
