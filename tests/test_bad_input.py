@@ -63,6 +63,14 @@ def make_files(root, data_root):
         with z.open("y.npy", "w") as member:
             np.lib.format.write_array(member, np.array(["a", None, 1, 2], dtype=object), allow_pickle=True)
     f["fer_objects"] = root / "fer_objects.npz"
+    header, *rows = csv
+    day = header.split(",").index("1/25/20")  # the same day again under an ISO header: one day twice
+    f["twin_dates_csv"] = root / "twin_dates.csv"
+    f["twin_dates_csv"].write_text("\n".join([header + ",2020-01-25", *(r + "," + r.split(",")[day] for r in rows)]) + "\n")
+    f["long_twice_csv"] = root / "long_twice.csv"
+    f["long_twice_csv"].write_text("country,date,cases\nA,2020-01-22,1\nA,2020-01-22,2\nA,2020-01-23,3\n")
+    np.save(root / "labels_one.npy", np.zeros(20, np.int64))
+    f["labels_one"] = root / "labels_one.npy"
     return f
 
 
@@ -94,6 +102,7 @@ CONFIG_CASES = [
     ("config-missing", ["trend", "--config", "{root}/nope.yaml"], "nope.yaml"),
     ("bad-flag", ["trend", "--threshold", "high"], "--threshold"),
     ("bad-device", ["trend", "--device", "tpu"], "--device"),
+    ("seed-2-to-the-32", ["trend", "--seed", "4294967296"], "seed"),  # would alias seed 0
 ]
 
 DATA_CASES = [
@@ -112,6 +121,9 @@ DATA_CASES = [
     ("covid-empty", ["trend", "--data", "{empty_csv}", *TREND_TINY], "empty.csv"),
     ("out-under-a-file", ["trend", "--out", "{text_npy}/sub"], "cannot create the folder"),
     ("out-in-proc", ["trend", "--out", "/proc/dlstudy-test"], "cannot create the folder"),
+    ("labels-one-class", ["cluster", "--data", "{root}/good.npy", "--labels", "{labels_one}"], "one class"),
+    ("covid-same-day-twice", ["trend", "--data", "{twin_dates_csv}", *TREND_TINY], "are the same day"),
+    ("covid-long-day-twice", ["trend", "--data", "{long_twice_csv}", *TREND_TINY], "two rows for 2020-01-22"),
 ]
 
 

@@ -31,20 +31,20 @@ def trend_command(data_root, out, *extra):
             *TREND_TINY, *extra]
 
 
-def wait_for(predicate, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def wait_for(predicate, proc):
+    """Poll until `predicate` holds, for as long as `proc` runs: a loaded machine makes it slower, not red."""
+    while proc.poll() is None:
         if predicate():
             return True
         time.sleep(0.05)
-    raise AssertionError("timed out")
+    raise AssertionError(f"the run ended (exit {proc.returncode}) first: {proc.stderr.read()[-2000:]}")
 
 
 def test_a_second_writer_is_refused_and_a_dead_writers_run_resumes(tmp_path, data_root):
     out = tmp_path / "run"
     first = subprocess.Popen(trend_command(data_root, out, "--set", "train.epochs=30"), stderr=subprocess.PIPE,
                              start_new_session=True)
-    wait_for(lambda: list(out.glob("checkpoints/*.pt")))
+    wait_for(lambda: list(out.glob("checkpoints/*.pt")), first)
     second = subprocess.run(trend_command(data_root, out, "--set", "train.epochs=30", "--resume"),
                             capture_output=True, text=True, timeout=120)
     assert second.returncode == 2 and f"being written by process {first.pid}" in second.stderr
@@ -168,3 +168,27 @@ def test_any_generated_config_runs_a_tiny_model_or_exits_2(epochs, hidden, lr, b
         assert json.loads((out / "status.json").read_text())["state"] == "complete"
     else:
         assert not out.exists()
+
+
+def test_resume_refuses_data_that_changed_since_the_run_started(tmp_path, cli, data_root):
+    data = tmp_path / "covid.csv"
+    data.write_bytes((data_root / "covid" / "covid_19.csv").read_bytes())
+    out = tmp_path / "run"
+    code, _, err = cli("-q", "trend", "--data", data, "--out", out, *TREND_TINY)
+    assert code == 0, err
+    status = json.loads((out / "status.json").read_text())
+    assert status["inputs"]["data.path"]["bytes"] == data.stat().st_size  # the fingerprint of what it read
+    (out / "status.json").write_text(json.dumps({**status, "state": "running"}))  # as a kill -9 leaves it
+    data.write_text("\n".join(data.read_text().splitlines()[:120]) + "\n")  # the user cuts the CSV
+    code, _, err = cli("-q", "trend", "--data", data, "--out", out, *TREND_TINY, "--resume")
+    assert code == 2 and "changed since this run started" in err and str(data) in err, err
+    assert json.loads((out / "status.json").read_text())["state"] == "running"  # nothing was resumed
+
+
+def test_a_users_index_html_is_never_replaced_by_run_all(tmp_path, cli):
+    (tmp_path / "u").mkdir()
+    (tmp_path / "u" / "index.html").write_text("mine")
+    code, _, err = cli("run", "all", "--out", tmp_path / "u", "--set", "data.path=/nonexistent")
+    assert code == 2 and "is no dlstudy index" in err and len(err.strip().splitlines()) == 1, err
+    assert (tmp_path / "u" / "index.html").read_text() == "mine" and sorted(p.name for p in (tmp_path / "u").iterdir()) == [
+        "index.html"]

@@ -119,3 +119,33 @@ def test_folder_errors(tmp_path):
 def test_default_is_offline_mnist():
     data = load_images(None)
     assert data.images.shape == (5000, 28, 28, 1) and np.bincount(data.labels).tolist() == [500] * 10
+
+
+def test_16_bit_32_bit_and_float_images_are_scaled_not_clipped(tmp_path):
+    from dlstudy.data.images import read_image
+
+    ramp = np.array([[0, 257 * 10, 257 * 100, 65535]], dtype=np.uint16)  # 0, 10, 100, 255 in 8-bit terms
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    assert Image.open(tmp_path / "deep.png").mode.startswith("I")  # a 16-bit PNG, as scanners and microscopes write
+    assert read_image(tmp_path / "deep.png", "L")[..., 0].tolist() == [[0, 10, 100, 255]]
+    Image.fromarray(np.array([[0.0, 0.5, 1.0]], dtype=np.float32), mode="F").save(tmp_path / "float.tiff")
+    assert read_image(tmp_path / "float.tiff", "L")[..., 0].tolist() == [[0, 128, 255]]
+    Image.fromarray(np.array([[0, 100, 255]], dtype=np.int32), mode="I").save(tmp_path / "small.tiff")
+    assert read_image(tmp_path / "small.tiff", "L")[..., 0].tolist() == [[0, 100, 255]]  # already 8-bit values
+
+
+def test_a_link_back_into_the_folder_is_neither_a_class_nor_read_twice(tmp_path):
+    root = write_folder(tmp_path / "F", classes=("a", "b", "c"), n=2)
+    (root / "zz_loop").symlink_to(".")
+    (root / "up").symlink_to("..")
+    outside = write_folder(tmp_path / "elsewhere", classes=("d",), n=2)
+    (root / "d").symlink_to(outside / "d")  # a class folder linked in from outside the tree stays a class
+    data = load_images(root)
+    assert len(data) == 8 and data.class_names == ["a", "b", "c", "d"]
+
+
+def test_labels_of_one_class_are_refused(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((6, 8, 8), np.uint8))
+    np.save(tmp_path / "y.npy", np.array([3, 3, 3, -1, 3, 3]))
+    with pytest.raises(InputError, match="one class"):
+        load_images(tmp_path / "x.npy", labels=tmp_path / "y.npy")

@@ -441,3 +441,19 @@ def test_a_read_only_out_is_one_line(mount_tmpfs, cli):
     read_only = mount_tmpfs("ro", "ro,size=1m")
     code, _, err = cli("sweep", "trend", "--out", read_only / "sw")
     assert code == 2 and "cannot write the sweep folder" in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_a_trial_folder_is_resumed_only_by_its_sweep(tmp_path, cli, data_root):
+    space = space_file(tmp_path, {"grid": {"model.hidden_size": [8]}})
+    out = tmp_path / "sw"
+    code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root), *TREND)
+    assert code == 0, err
+    trial = out / "trials" / "c000-s0"
+    status = json.loads((trial / "status.json").read_text())
+    assert status["sweep"] == str(out)
+    (trial / "status.json").write_text(json.dumps({**status, "state": "pruned"}))  # as the pruner leaves one
+    code, _, err = cli("trend", "--resume", "--out", trial, "--data", covid(data_root), *TREND,
+                       "--set", "model.hidden_size=8")
+    assert code == 2 and "is a trial of the sweep in" in err and len(err.strip().splitlines()) == 1, err
+    assert json.loads((trial / "status.json").read_text())["state"] == "pruned"  # the sweep's record stands

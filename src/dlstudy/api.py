@@ -8,12 +8,14 @@ from pathlib import Path
 
 from dlstudy.config import check_ranges, merge, resolve
 from dlstudy.errors import DiskError, InputError, Pruned
-from dlstudy.runs import Run, is_complete, load_finished_run, read_status
+from dlstudy.runs import Run, fingerprint, is_complete, load_finished_run, read_status
 from dlstudy.studies import STUDIES
 from dlstudy.studies.protocol import execute
 from dlstudy.train import seed_everything
 
 log = logging.getLogger("dlstudy")
+
+DATA_KEYS = ("path", "labels", "val_path", "val_labels")  # the data.* keys that name files a run reads
 
 
 def study_module(name: str):
@@ -36,6 +38,15 @@ def check(name: str, cfg: dict) -> None:
     check_ranges(cfg, getattr(module, "RANGES", None))
 
 
+def inputs(cfg: dict) -> dict:
+    """The fingerprints of the files a run reads (its data and labels), by config key."""
+    given = {f"data.{k}": v for k, v in (cfg.get("data") or {}).items() if k in DATA_KEYS and v}
+    try:
+        return {key: fingerprint(path) for key, path in given.items()}
+    except OSError as exc:
+        raise InputError(f"{exc.filename}: cannot be read ({exc.strerror})") from None
+
+
 def default_out(name: str, *, resume: bool, base: Path = Path("runs")) -> Path:
     folder = base / name
     if resume:  # the newest unfinished run of this study
@@ -54,8 +65,8 @@ def default_out(name: str, *, resume: bool, base: Path = Path("runs")) -> Path:
 def run_study(name: str, *, data: str | Path | None = None, out: str | Path | None = None,
               config: str | Path | None = None, sets=(), flags: dict | None = None, seed: int | None = None,
               device: str | None = None, quick: bool = False, resume: bool = False,
-              tensorboard: bool = False) -> tuple[Path, dict]:
-    """Run one study end to end; returns (run folder, metrics)."""
+              tensorboard: bool = False, sweep: str | None = None) -> tuple[Path, dict]:
+    """Run one study end to end; returns (run folder, metrics). `sweep`: the sweep folder that owns the run."""
     module = study_module(name)
     top: dict = dict(flags or {})
     if data is not None:
@@ -72,7 +83,7 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     out = Path(out) if out is not None else default_out(name, resume=resume)
     created = not out.exists()
     discard = False  # a folder this call made for input that failed before any training is removed
-    run = Run.open(out, cfg, resume=resume, study=name)
+    run = Run.open(out, cfg, resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
     handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)

@@ -166,13 +166,16 @@ def run_seeds(args) -> int:
 
 def run_all(args) -> int:
     from dlstudy.api import check, resolve_config, run_study
-    from dlstudy.report import add_index_link, index_page
+    from dlstudy.report import add_index_link, index_page, is_index_page
     from dlstudy.runs import atomic_write_bytes, is_complete, read_status
     from dlstudy.studies import STUDIES
 
     started = time.time()
     root = Path(args.out) if args.out else Path("runs") / "all" / time.strftime("%Y%m%d-%H%M%S")
     quick = not args.full  # the tour: each study's --quick grid; --full: the full grids
+    index = root / "index.html"
+    if index.is_dir() or (index.exists() and not is_index_page(index)):
+        raise InputError(f"{index} exists and is no dlstudy index; choose another --out (nothing a user made is replaced)")
     for name in STUDIES:  # every study's config is checked before any study runs
         check(name, resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick))
     entries, failed, unexpected = [], 0, False

@@ -285,6 +285,17 @@ def text_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> st
     return "\n".join(lines)
 
 
+INDEX_MARK = "<meta name='generator' content='dlstudy run all'>"
+
+
+def is_index_page(path) -> bool:
+    """Whether `path` is a page `run all` wrote (marked, or an older one by its title), so that a rerun may
+    replace it; a user's own file is never replaced."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    return INDEX_MARK.encode() in head or b"<title>dlstudy: all studies</title>" in head
+
+
 def index_page(title: str, entries: Sequence[dict], *, started: str, seconds: float, command: str) -> str:
     """The page `run all` writes: when, how long and how, then one row per study with its data, its
     headline numbers against their baselines, its time and a link to its report."""
@@ -292,7 +303,7 @@ def index_page(title: str, entries: Sequence[dict], *, started: str, seconds: fl
              "headline numbers (against the baselines of the same run)": e["summary"], "seconds": e.get("seconds")}
             for e in entries]
     minutes = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+    return (f"<!doctype html><html><head><meta charset='utf-8'>{INDEX_MARK}<title>{escape(title)}</title>"
             f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
             f"<p class='note'>Started {escape(started)}, took {escape(minutes)}: <code>{escape(command)}</code>. "
             "Each study's report has its config, environment and figures; every number below comes from that run.</p>"

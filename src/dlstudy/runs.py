@@ -9,8 +9,10 @@ that fills the disk can still record that it failed.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
+import hashlib
 import io
 import json
 import logging
@@ -144,7 +146,10 @@ class Run:
             self._lock = None
 
     @classmethod
-    def open(cls, root: str | Path, config: dict, *, resume: bool, study: str) -> Run:
+    def open(cls, root: str | Path, config: dict, *, resume: bool, study: str, inputs: dict | None = None,
+             sweep: str | None = None) -> Run:
+        """`inputs`: the data's fingerprint (a resume on changed data is refused); `sweep`: the sweep folder
+        that owns this run, the only caller that may resume it."""
         root = Path(root)
         if root.exists() and not root.is_dir():
             raise InputError(f"--out {root} is a file; give a folder for the run")
@@ -161,6 +166,14 @@ class Run:
                 raise InputError(f"nothing to resume in {root}: it holds no unfinished run")
             if status.get("study") != study:
                 raise InputError(f"{root} is a '{status.get('study')}' run, not '{study}'")
+            if status.get("sweep") and not sweep:  # trial folders live in their sweep's: any sweep here is it
+                raise InputError(f"{root} is a trial of the sweep in {status['sweep']}; run that sweep's command "
+                                 "again to continue it (a trial's state is the sweep's to keep)")
+            changed = next((k for k in (inputs or {}) if k in status.get("inputs", {}) and
+                            status["inputs"][k] != inputs[k]), None)
+            if changed:
+                raise InputError(f"{root}: {inputs[changed].get('path')} changed since this run started; resume needs "
+                                 "the same data: restore it, or start a new run with another --out")
             saved = load_yaml(root / "config.yaml")
             diff = first_difference(saved, config)
             if diff:
@@ -181,7 +194,7 @@ class Run:
         try:
             run.write_bytes(".reserve", bytes(RESERVE_BYTES))
             run.write_text("config.yaml", dump_yaml(config))
-            run._write_status("running", study=study)
+            run._write_status("running", study=study, inputs=inputs or {}, **({"sweep": sweep} if sweep else {}))
         except OSError:
             run.close()
             raise
@@ -263,6 +276,25 @@ class Run:
 
     def elapsed(self) -> float:
         return time.time() - self.started
+
+
+def fingerprint(path: str | Path) -> dict:
+    """What a run read, so that --resume can tell it changed: a file's size and SHA-256; a folder's files
+    (hidden ones too) with their sizes and modification times, hashed."""
+    path = Path(path).resolve()
+    digest = hashlib.sha256()
+    if path.is_dir():
+        for top, dirs, files in os.walk(path):
+            dirs.sort()
+            for name in sorted(files):
+                with contextlib.suppress(OSError):  # a file gone mid-walk is a change the hash shows
+                    info = (Path(top) / name).stat()
+                    digest.update(f"{Path(top, name).relative_to(path)}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        return {"path": str(path), "folder": digest.hexdigest()}
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "bytes": path.stat().st_size, "sha256": digest.hexdigest()}
 
 
 def weights_file(name: str) -> str:

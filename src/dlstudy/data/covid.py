@@ -116,6 +116,11 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
         counts = _numeric(table[date_cols], path)
         source = path.name
     counts.columns = pd.DatetimeIndex([dates[c] for c in date_cols])
+    if counts.columns.duplicated().any():
+        day = counts.columns[counts.columns.duplicated()][0]
+        twins = [c for c in date_cols if dates[c] == day]
+        raise InputError(f"{path}: columns {' and '.join(repr(c) for c in twins[:2])} are the same day "
+                         f"({day:%Y-%m-%d}); keep one column a day")
     counts = counts.sort_index(axis=1)
     counts.index = counts.index.map(str)
     if counts.index.duplicated().any():
@@ -131,6 +136,10 @@ def _long(raw: pd.DataFrame, path: Path) -> CaseSeries:
     when = raw[date].map(parse_date)
     if when.isna().any():
         raise InputError(f"{path}: '{raw[date][when.isna()].iloc[0]}' in column '{date}' is not a date")
+    twice = raw.assign(**{date: when}).duplicated([entity, date])
+    if twice.any():
+        row = raw[twice].iloc[0]
+        raise InputError(f"{path}: '{row[entity]}' has two rows for {when[twice].iloc[0]:%Y-%m-%d}; keep one row a day")
     table = raw.assign(**{date: when}).pivot_table(index=entity, columns=date, values=value, aggfunc="first")
     counts = _numeric(table, path)
     return CaseSeries(counts, cumulative=_looks_cumulative(counts), source=f"{path.name} (long format)")

@@ -193,6 +193,7 @@ def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None
     try:
         with Image.open(path) as img:
             img.load()
+            img = to_8bit(img)
             if mode:
                 img = img.convert(mode)
             if size and img.size != (size[1], size[0]):
@@ -203,13 +204,45 @@ def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None
     return arr if arr.ndim == 3 else arr[..., None]
 
 
+def to_8bit(img):
+    """A 16-bit, 32-bit integer or float greyscale image scaled to 8 bits (Pillow's convert clips them at 255):
+    by its bit depth, or for 32-bit values by their range (floats in [0, 1] as fractions)."""
+    from PIL import Image
+
+    if img.mode not in ("I", "F") and not img.mode.startswith("I;16"):
+        return img
+    values = np.asarray(img, dtype=np.float64)
+    top = float(values.max()) if values.size else 0.0
+    if img.mode.startswith("I;16") or (img.mode == "I" and 255 < top <= 65535):
+        scale = 65535.0
+    elif img.mode == "F" and top <= 1.0:
+        scale = 1.0
+    else:
+        scale = max(top, 255.0)
+    return Image.fromarray(np.clip(np.round(values / scale * 255), 0, 255).astype(np.uint8), mode="L")
+
+
 def _hidden(name: str) -> bool:
     return name.startswith(".")  # .ipynb_checkpoints/, .git/, macOS's ._ files: neither images nor classes
 
 
 def subfolders(folder: Path) -> list[Path]:
-    """folder's subfolders, sorted, without hidden ones: neither classes nor splits."""
-    return sorted(d for d in folder.iterdir() if d.is_dir() and not _hidden(d.name))
+    """folder's subfolders, sorted, without hidden ones (neither classes nor splits) and without links back
+    into the tree (`ln -s . loop` would read every image twice)."""
+    found = []
+    for d in sorted(folder.iterdir()):
+        if not d.is_dir() or _hidden(d.name):
+            continue
+        if d.is_symlink() and _inside(d.resolve(), folder.resolve()):
+            log.info("%s: skipping %s, a link back into this folder's tree", folder, d.name)
+            continue
+        found.append(d)
+    return found
+
+
+def _inside(target: Path, top: Path) -> bool:
+    """Whether a link's target lies in top's tree or holds it."""
+    return target == top or top in target.parents or target in top.parents
 
 
 def _visible_files(folder: Path, *, deep: bool) -> list[Path]:
@@ -306,6 +339,9 @@ def load_images(path: str | Path | None, *, labels: str | Path | None = None,
     if data.labels is not None and len(data.labels) != len(data.images):
         where = labels or path
         raise InputError(f"{where}: {len(data.labels)} labels for {len(data.images)} images; they must match")
+    if data.labels is not None and len(np.unique(data.labels[data.labels >= 0])) == 1:
+        raise InputError(f"{labels or path}: every labelled image is of one class ({int(data.labels.max())}); scores "
+                         "need at least two classes: add another class's labels, or leave the labels out")
     return data
 
 

@@ -404,7 +404,7 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
                     _, metrics = run_study(spec.study, data=spec.data, out=run_dir, config=spec.config,
                                            sets=[*spec.sets, *(space.param(k).as_set(v) for k, v in values.items())],
                                            seed=spec.base_seed + s, device=spec.device, quick=spec.quick,
-                                           resume=read_status(run_dir) is not None)
+                                           resume=read_status(run_dir) is not None, sweep=str(folder))
             value = metric_value(metrics, spec.metric, run_dir)
         finally:
             trial.set_user_attr("seconds", round(time.time() - started, 1))
