@@ -3,12 +3,15 @@ naming the file or key, no traceback, and the on-disk state it promises. tests/R
 cases and what each leaves on disk."""
 import json
 import shutil
-import time
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
+
+from dlstudy.train import epoch_listener
 
 TREND_TINY = ["--set", "windows.lengths=[20]", "--set", "model.cells=[gru]", "--set", "correlation.subset=10",
               "--set", "train.epochs=2"]
@@ -71,6 +74,46 @@ def make_files(root, data_root):
     f["long_twice_csv"].write_text("country,date,cases\nA,2020-01-22,1\nA,2020-01-22,2\nA,2020-01-23,3\n")
     np.save(root / "labels_one.npy", np.zeros(20, np.int64))
     f["labels_one"] = root / "labels_one.npy"
+    f["labels_words"] = root / "labels_words.txt"
+    f["labels_words"].write_text("cat\ndog\n" * 10)
+    np.save(root / "labels_negative.npy", np.array([0, 1] * 9 + [-5, 1]))
+    f["labels_negative"] = root / "labels_negative.npy"
+    np.save(root / "five_channels.npy", np.zeros((20, 8, 8, 5), np.uint8))
+    f["five_channels"] = root / "five_channels.npy"
+    f["bad_yaml"] = root / "bad.yaml"
+    f["bad_yaml"].write_text("train: {epochs: [3\n")
+    f["typo_yaml"] = root / "typo.yaml"
+    f["typo_yaml"].write_text("train:\n  epoch: 3\n")
+    f["binary_csv"] = root / "binary.csv"
+    f["binary_csv"].write_bytes(bytes(range(256)) * 40)
+    f["no_dates_csv"] = root / "no_dates.csv"
+    f["no_dates_csv"].write_text("country,population\nA,10\nB,20\n")
+    f["twice_country_csv"] = root / "twice_country.csv"
+    f["twice_country_csv"].write_text("\n".join([header, *rows, rows[-1]]) + "\n")
+    three = root / "three"
+    rng = np.random.default_rng(0)
+    for c in "abc":  # one image a class
+        (three / c).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 255, (48, 48), dtype=np.uint8)).save(three / c / "0.png")
+    f["three"] = three
+    broken = root / "broken"
+    for c in "ab":
+        (broken / c).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(broken / c / f"{i}.png")
+    (broken / "b" / "3.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(50))  # a PNG header, then nothing
+    f["broken"] = broken
+    (root / "hollow" / "a").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(root / "hollow" / "a" / "0.png")
+    (root / "hollow" / "b").mkdir()  # a class folder with no images
+    f["hollow"] = root / "hollow"
+    f["space_params"] = root / "space.yaml"
+    f["space_params"].write_text("params:\n  train.lr: {low: 0.001, high: 0.1, log: true}\n")
+    f["foreign"] = root / "notes.txt"
+    f["foreign"].write_text("my own notes, not a journal\n")
+    (root / "u").mkdir()
+    (root / "u" / "index.html").write_text("mine")
+    f["user_index"] = root / "u"
     return f
 
 
@@ -103,6 +146,28 @@ CONFIG_CASES = [
     ("bad-flag", ["trend", "--threshold", "high"], "--threshold"),
     ("bad-device", ["trend", "--device", "tpu"], "--device"),
     ("seed-2-to-the-32", ["trend", "--seed", "4294967296"], "seed"),  # would alias seed 0
+    ("epochs-huge", ["trend", "--set", "train.epochs=1000001"], "train.epochs"),
+    ("lr-a-word", ["trend", "--set", "train.lr=fast"], "train.lr"),
+    ("batch-size-fraction", ["classify", "--set", "train.batch_size=1.5"], "train.batch_size"),
+    ("set-empty-key", ["trend", "--set", "=3"], "key=value"),
+    ("set-under-a-number", ["trend", "--set", "train.lr.decay=1"], "train.lr"),
+    ("config-bad-yaml", ["trend", "--config", "{bad_yaml}"], "bad.yaml"),
+    ("config-unknown-key", ["trend", "--config", "{typo_yaml}"], "train.epoch"),
+    ("threshold-above-1", ["trend", "--threshold", "2"], "threshold"),
+    ("window-0", ["trend", "--set", "windows.lengths=[0]"], "windows.lengths"),
+    ("cell-unknown", ["trend", "--set", "model.cells=[elman]"], "model.cells"),
+    ("optimizer-unknown", ["classify", "--set", "train.optimizer=rmsprop"], "train.optimizer"),
+    ("schedule-unknown", ["classify", "--set", "train.schedule=sawtooth"], "train.schedule"),
+    ("beta-negative", ["generate", "--beta", "-1"], "beta"),
+    ("likelihood-unknown", ["generate", "--set", "loss.likelihood=poisson"], "loss.likelihood"),
+    ("image-size-beyond-memory", ["generate", "--size", "4096"], "data.image_size 4096"),
+    ("encoder-unknown", ["cluster", "--set", "grid.encoders=[resnet9000]"], "resnet9000"),
+    ("reduction-unknown", ["cluster", "--set", "grid.reductions=[fourier:3]"], "fourier"),
+    ("clustering-unknown", ["cluster", "--set", "grid.clusterings=[dbscan9]"], "dbscan9"),
+    ("clusters-0", ["cluster", "--clusters", "0"], "--clusters"),
+    ("clusters-backwards", ["cluster", "--clusters", "9-3"], "--clusters"),
+    ("clusters-a-word", ["cluster", "--clusters", "many"], "--clusters"),
+    ("resume-nothing", ["trend", "--resume", "--out", "{root}/fresh"], "nothing to resume"),
 ]
 
 DATA_CASES = [
@@ -124,6 +189,37 @@ DATA_CASES = [
     ("labels-one-class", ["cluster", "--data", "{root}/good.npy", "--labels", "{labels_one}"], "one class"),
     ("covid-same-day-twice", ["trend", "--data", "{twin_dates_csv}", *TREND_TINY], "are the same day"),
     ("covid-long-day-twice", ["trend", "--data", "{long_twice_csv}", *TREND_TINY], "two rows for 2020-01-22"),
+    ("covid-binary", ["trend", "--data", "{binary_csv}", *TREND_TINY], "binary.csv"),
+    ("covid-no-dates", ["trend", "--data", "{no_dates_csv}", *TREND_TINY], "no date columns"),
+    ("covid-country-twice", ["trend", "--data", "{twice_country_csv}", *TREND_TINY], "appears twice"),
+    ("labels-words", ["cluster", "--data", "{root}/good.npy", "--labels", "{labels_words}"], "whole numbers"),
+    ("labels-negative", ["cluster", "--data", "{root}/good.npy", "--labels", "{labels_negative}"], "negative"),
+    ("npy-five-channels", ["cluster", "--data", "{five_channels}"], "five_channels.npy"),
+    ("data-name-too-long", ["cluster", "--data", "{root}/" + "x" * 300 + ".npy"], "File name too long"),
+    ("out-name-too-long", ["trend", "--out", "{root}/" + "y" * 300], "choose a shorter --out"),
+    ("cluster-one-image-a-class", ["cluster", "--quick", "--data", "{three}"], "2 images a cluster"),
+    ("cluster-auto-one-image-a-class", ["cluster", "--quick", "--data", "{three}", "--clusters", "auto"], "2 images a cluster"),
+    ("classify-one-image-a-class", ["classify", "--quick", "--data", "{three}"], "at least 2"),
+    ("folder-broken-image", ["cluster", "--data", "{broken}"], "3.png"),
+    ("folder-empty-class", ["cluster", "--data", "{hollow}"], "is empty"),
+    ("run-all-over-a-users-index", ["run", "all", "--out", "{user_index}"], "is no dlstudy index"),
+    ("compare-one-run", ["compare", "{user_index}"], "at least two"),
+]
+
+SWEEP_CASES = [
+    ("sweep-workers-0", ["sweep", "trend", "--workers", "0"], "--workers must be at least 1"),
+    ("sweep-workers-beyond-cores", ["sweep", "trend", "--workers", "64"], "this machine has"),
+    ("sweep-trials-a-million", ["sweep", "trend", "--trials", "1000000", "--space", "{space_params}"], "1..10,000"),
+    ("sweep-seeds-past-2-to-the-32", ["sweep", "trend", "--seed", "4294967295", "--seeds", "2"], "largest seed"),
+    ("sweep-journal-no-path", ["sweep", "trend", "--storage", "journal:"], "name the journal file"),
+    ("sweep-sqlite-no-path", ["sweep", "trend", "--storage", "sqlite:///"], "name the database file"),
+    ("sweep-users-file-as-journal", ["sweep", "trend", "--storage", "journal:{foreign}"], "not an Optuna journal entry"),
+    ("sweep-storage-unknown", ["sweep", "trend", "--storage", "mysql://h/db"], "postgresql://"),
+    ("sweep-metric-unknown", ["sweep", "trend", "--metric", "test_acuracy", "--direction", "maximize"], "test_acuracy"),
+    ("sweep-derive", ["sweep", "derive"], "derive"),
+    ("sweep-space-missing", ["sweep", "trend", "--space", "{root}/nope.yaml"], "nope.yaml"),
+    ("sweep-metric-without-direction", ["sweep", "trend", "--metric", "test_f1"], "--direction"),
+    ("seeds-0", ["trend", "--seeds", "0"], "--seeds"),
 ]
 
 
@@ -133,20 +229,29 @@ def fill(argv, files, root, out):
     return args if "--out" in args else [*args, "--out", str(out)]
 
 
-@pytest.mark.parametrize("case, argv, words", CONFIG_CASES + DATA_CASES, ids=[c[0] for c in CONFIG_CASES + DATA_CASES])
+TABLE = CONFIG_CASES + DATA_CASES + SWEEP_CASES
+
+
+def snapshot(root) -> dict:
+    return {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("case, argv, words", TABLE, ids=[c[0] for c in TABLE])
 def test_bad_input_is_one_line_exit_2_and_leaves_nothing(case, argv, words, tmp_path, cli, data_root):
     files = make_files(tmp_path, data_root)
+    before = snapshot(tmp_path)
     out = tmp_path / "run"
-    started = time.time()
-    with warnings.catch_warnings(record=True) as warned:  # in a terminal each would be a line more
-        warnings.simplefilter("always")
+    epochs = []  # refused before any work, even for an alias bomb: not one epoch trains
+    with warnings.catch_warnings(record=True) as warned, epoch_listener(lambda *row: epochs.append(row)):
+        warnings.simplefilter("always")  # in a terminal each warning would be a line more
         code, printed, err = cli(*fill(argv, files, tmp_path, out))
     assert not [w for w in warned if issubclass(w.category, UserWarning)], (case, [str(w.message) for w in warned])
     assert code == 2, (case, err)
     assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err, (case, err)
     assert len(err) < 400, case  # a bad value is quoted by a short prefix, never expanded
     assert not out.exists(), f"{case}: a run folder was left behind"
-    assert time.time() - started < 30, case  # refused before any work, even for an alias bomb
+    assert snapshot(tmp_path) == before, f"{case}: a file the user had was changed, or a file was added"
+    assert not epochs, f"{case}: training started before the input was refused"
 
 
 # predict: a finished run, then careless commands against it ---------------------------------------
@@ -227,3 +332,10 @@ def test_predict_replaces_a_file_only_with_force(tmp_path, cli, finished_trend, 
     code, _, err = cli("predict", finished_trend, "--data", data, "--out", target, "--force")
     assert code == 0, err
     assert target.read_text() != "old\n" and len(target.read_text().splitlines()) > 10
+
+
+def test_the_tests_readme_lists_every_case():
+    text = (Path(__file__).parent / "README.md").read_text()
+    missing = [c[0] for c in TABLE if f"| {c[0]} |" not in text] + [
+        c[0] for c in PREDICT_CASES if f"| predict-{c[0]} |" not in text]
+    assert not missing, f"tests/README.md does not list {missing}"

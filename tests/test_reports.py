@@ -117,3 +117,20 @@ def test_a_real_browser_renders_the_report(tour, tmp_path, study):
     assert seen["width"] <= 1280  # wide tables scroll inside their box; the page itself does not
     console = [line for line in done.stderr.splitlines() if ":CONSOLE" in line]
     assert not console, console
+
+
+def test_each_study_declares_exactly_the_numbers_its_metrics_hold(tour):
+    """A sweep checks --metric against METRICS before anything runs: the list must be the run's own."""
+    import json
+
+    from dlstudy.studies import STUDIES
+
+    folder = tour[0]
+    for name, module in STUDIES.items():
+        if module.OBJECTIVE is None:
+            continue
+        metrics = json.loads((folder / name / "metrics.json").read_text())
+        numbers = {k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        unset = {k for k, v in metrics.items() if v is None}  # e.g. a split the tour's data does not have
+        assert numbers <= set(module.METRICS) <= numbers | unset, (name, numbers ^ set(module.METRICS))
+        assert module.OBJECTIVE[0] in module.METRICS

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from dlstudy.config import check_ranges, merge, resolve
 from dlstudy.errors import DiskError, InputError, Pruned
-from dlstudy.runs import Run, fingerprint, is_complete, load_finished_run, read_status
+from dlstudy.runs import Run, fingerprint, is_complete, load_finished_run, output_file, read_json, read_status
 from dlstudy.studies import STUDIES
 from dlstudy.studies.protocol import execute
-from dlstudy.train import seed_everything
+from dlstudy.train import check_training, seed_everything
 
 log = logging.getLogger("dlstudy")
 
@@ -35,6 +35,7 @@ def check(name: str, cfg: dict) -> None:
     any folder is made."""
     module = study_module(name)
     module.check_config(cfg)
+    check_training(cfg)
     check_ranges(cfg, getattr(module, "RANGES", None))
 
 
@@ -81,7 +82,10 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     cfg = resolve_config(name, config=config, sets=sets, flags=top, quick=quick)
     check(name, cfg)  # before any folder is made
     out = Path(out) if out is not None else default_out(name, resume=resume)
-    created = not out.exists()
+    try:
+        created = not out.exists()
+    except OSError as exc:  # a name too long for the file system
+        raise InputError(f"--out {out}: {exc.strerror}; choose a shorter --out") from None
     discard = False  # a folder this call made for input that failed before any training is removed
     run = Run.open(out, cfg, resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
     handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")
@@ -133,7 +137,6 @@ def predict(run_dir: str | Path, *, data: str | Path, labels: str | Path | None 
     """Apply a finished run to new data; writes a CSV and returns a dict of what it measured. Writes
     only `out` (default RUN_DIR/predict/<data>.csv), never over a file unless force, never over the
     run's own files."""
-    import json
 
     root, cfg, status = load_finished_run(run_dir)
     name = status.get("study", "")
@@ -145,21 +148,10 @@ def predict(run_dir: str | Path, *, data: str | Path, labels: str | Path | None 
         check(name, cfg)
     except InputError as exc:
         raise InputError(f"{root / 'config.yaml'}: {exc}") from None
-    try:
-        metrics = json.loads((root / "metrics.json").read_text())
-    except (OSError, ValueError):
-        raise InputError(f"{root / 'metrics.json'} is missing or damaged; rerun the study") from None
+    metrics = read_json(root / "metrics.json")
     if not Path(data).exists():
         raise InputError(f"--data {data} does not exist")
     out = Path(out) if out else root / "predict" / f"{Path(data).stem or 'data'}.csv"
-    target = out.resolve()
-    if target.is_dir():
-        raise InputError(f"--out {out} is a folder; give a file name such as {out / 'predictions.csv'}")
-    if root.resolve() in target.parents and (root.resolve() / "predict") not in target.parents:
-        raise InputError(f"--out {out} lies inside the run folder's own files; write under {root / 'predict'} or elsewhere")
-    if target.exists() and not force:
-        raise InputError(f"--out {out} exists; choose another file or add --force to replace it")
-    if target.suffix.lower() != ".csv":
-        raise InputError(f"--out {out}: predictions are a CSV file; name it .csv")
+    target = output_file(out, suffix=".csv", force=force, allowed=root / "predict")
     return module.predict(root, cfg, metrics, data_path=str(data), labels=None if labels is None else str(labels),
                           out=target, device=device)

@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from dlstudy.errors import DiskError, InputError
+from dlstudy.errors import DiskError, InputError, one_line
 
 log = logging.getLogger("dlstudy")
 
@@ -167,7 +167,7 @@ def run_seeds(args) -> int:
 def run_all(args) -> int:
     from dlstudy.api import check, resolve_config, run_study
     from dlstudy.report import add_index_link, index_page, is_index_page
-    from dlstudy.runs import atomic_write_bytes, is_complete, read_status
+    from dlstudy.runs import atomic_write_bytes, is_complete, read_json, read_status
     from dlstudy.studies import STUDIES
 
     started = time.time()
@@ -187,7 +187,7 @@ def run_all(args) -> int:
         try:
             if args.resume and is_complete(out):
                 log.info("%s: finished earlier, kept", name)
-                metrics = json.loads((out / "metrics.json").read_text())
+                metrics = read_json(out / "metrics.json")
             else:
                 resume = args.resume and read_status(out) is not None
                 # each study's tables are in its report; on the terminal, one line a study (-v: the tables too)
@@ -198,13 +198,13 @@ def run_all(args) -> int:
                             "data": metrics.get("data"), "seconds": metrics.get("seconds")})
         except (InputError, DiskError) as exc:
             failed += 1
-            print(f"dlstudy: error: {name}: {exc.strerror if isinstance(exc, DiskError) else exc}", file=sys.stderr)
+            print(one_line(f"dlstudy: error: {name}: {exc.strerror if isinstance(exc, DiskError) else exc}"), file=sys.stderr)
             entries.append({"study": name, "href": f"{name}/", "state": "failed", "summary": str(exc)})
         except Exception as exc:  # one study's bug does not cost the others; its log.txt has the traceback
             failed, unexpected = failed + 1, True
             where = getattr(exc, "dlstudy_log", "the terminal above")
-            print(f"dlstudy: unexpected error: {name}: {type(exc).__name__}: {str(exc)[:200]}; the traceback is in "
-                  f"{where}; please report it", file=sys.stderr)
+            print(one_line(f"dlstudy: unexpected error: {name}: {type(exc).__name__}: {str(exc)[:200]}; the traceback "
+                           f"is in {where}; please report it"), file=sys.stderr)
             entries.append({"study": name, "href": f"{name}/", "state": "failed", "summary": f"{type(exc).__name__}: {exc}"})
     command = "dlstudy " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dlstudy") else "dlstudy run all"
     atomic_write_bytes(root / "index.html", index_page(
@@ -285,13 +285,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"report: {root / 'report.html'}", file=stream)
         return 1 if metrics.get("checks_failed") else 0
     except InputError as exc:
-        print(f"dlstudy: error: {exc}", file=sys.stderr)
+        print(one_line(f"dlstudy: error: {exc}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("dlstudy: interrupted; continue the run with --resume", file=sys.stderr)
         return 130
     except DiskError as exc:  # full disk, quota, permissions: the message names the file and the fix
-        print(f"dlstudy: error: {exc.strerror}", file=sys.stderr)
+        print(one_line(f"dlstudy: error: {exc.strerror}"), file=sys.stderr)
         return 1
     except Exception as exc:
         where = getattr(exc, "dlstudy_log", None)
@@ -299,8 +299,8 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print("dlstudy: unexpected error (above); please report it", file=sys.stderr)
         else:  # one line; the run folder's log holds the traceback
-            print(f"dlstudy: unexpected error: {type(exc).__name__}: {str(exc)[:200]}; the traceback is in {where}; "
-                  "please report it", file=sys.stderr)
+            print(one_line(f"dlstudy: unexpected error: {type(exc).__name__}: {str(exc)[:200]}; the traceback is in "
+                           f"{where}; please report it"), file=sys.stderr)
         return 1
 
 

@@ -10,9 +10,9 @@ import numpy as np
 
 from dlstudy import plots  # noqa: F401  (matplotlib set up for data text)
 from dlstudy.config import flatten, load_yaml
-from dlstudy.errors import InputError
+from dlstudy.errors import DiskError, InputError
 from dlstudy.report import Report
-from dlstudy.runs import atomic_write_bytes, read_status
+from dlstudy.runs import atomic_write_bytes, output_file, read_json, require_status
 
 
 def load_run(path: str | Path) -> dict:
@@ -22,11 +22,8 @@ def load_run(path: str | Path) -> dict:
     import torch
 
     root = Path(path)
-    status = read_status(root)
-    if status is None:
-        raise InputError(f"{root} is no dlstudy run folder (no status.json); give folders a study wrote")
-    metrics_file = root / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.exists() else {}
+    status = require_status(root)
+    metrics = read_json(root / "metrics.json") if (root / "metrics.json").exists() else {}
     histories = {}
     for ckpt in sorted((root / "checkpoints").glob("*.pt")):
         try:
@@ -88,11 +85,8 @@ def compare(run_dirs: list[str | Path], *, out: str | Path | None = None, force:
     studies = {r["status"].get("study") for r in runs}
     if len(studies) > 1:
         raise InputError(f"compare takes runs of one study; these are {', '.join(sorted(map(str, studies)))}")
-    out = Path(out) if out else Path("runs") / "compare" / f"{time.strftime('%Y%m%d-%H%M%S')}.html"
-    if out.exists() and not force:
-        raise InputError(f"{out} exists; choose another --out or add --force to replace it")
-    if out.suffix.lower() not in (".html", ".htm"):
-        raise InputError(f"--out {out}: the comparison is an HTML page; name it .html")
+    out = output_file(out or Path("runs") / "compare" / f"{time.strftime('%Y%m%d-%H%M%S')}.html", suffix=".html",
+                      force=force)
     flat = [flatten(r["config"]) for r in runs]
     keys = sorted(set().union(*flat))
     differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]
@@ -112,5 +106,10 @@ def compare(run_dirs: list[str | Path], *, out: str | Path | None = None, force:
         fig = curves(runs)
         if fig is not None:
             report.figure(fig, "curves", "Learning curves overlaid: one colour per run, one line per trained model")
-    atomic_write_bytes(out, report.render().encode("utf-8"))
-    return out.resolve()
+    try:
+        atomic_write_bytes(out, report.render().encode("utf-8"))
+    except DiskError:
+        raise
+    except OSError as exc:  # under /proc, a folder that cannot be made
+        raise InputError(f"--out {out}: cannot write it ({exc.strerror}); choose another --out") from None
+    return out

@@ -11,3 +11,16 @@ class Pruned(Exception):
 
 class DiskError(OSError):
     """The disk refused a write (full, quota, permissions); its strerror names the file and the fix."""
+
+
+MESSAGE_LIMIT = 390  # characters, the whole line: a message quotes names and values; it never grows with them
+
+
+def one_line(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """A message as one bounded line whatever the names in it hold: control characters (a newline in a
+    file name) escaped, and a long middle cut so that the start and the fix at the end stay."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    if len(text) <= limit:
+        return text
+    keep = (limit - 5) // 2
+    return f"{text[:keep]} ... {text[-keep:]}"

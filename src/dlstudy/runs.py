@@ -31,6 +31,7 @@ from dlstudy.errors import DiskError, InputError
 
 log = logging.getLogger("dlstudy")
 
+MAX_JSON_BYTES = 64 * 2**20  # metrics and summaries are kilobytes; a larger file is not one of ours
 STATUS = "status.json"
 RESERVE_BYTES = 256 * 1024
 DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
@@ -99,10 +100,73 @@ def to_jsonable(value: Any) -> Any:
 
 
 def read_status(path: Path) -> dict | None:
+    """A folder's status, or None where it has none (or a damaged one: see require_status)."""
     try:
-        return json.loads((Path(path) / STATUS).read_text())
+        status = json.loads((Path(path) / STATUS).read_text())
     except (OSError, ValueError):
         return None
+    return status if isinstance(status, dict) else None
+
+
+def require_status(root: Path) -> dict:
+    """The status of a folder a user named as a run: InputError if it is none, or its status is damaged."""
+    if not (root / STATUS).is_file():
+        raise InputError(f"{root} is no dlstudy run folder (no {STATUS}); give the folder a study wrote")
+    status = read_status(root)
+    if status is None:
+        raise InputError(f"{root / STATUS} is damaged (not a JSON mapping); the run cannot be used: rerun the study")
+    return status
+
+
+def read_json(path: Path) -> dict:
+    """A run's JSON file (metrics.json, summary.json) as a mapping, read with a bound; InputError naming the
+    file when it is missing, damaged or not a mapping."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
+        if len(data) > MAX_JSON_BYTES:
+            raise ValueError(f"over {MAX_JSON_BYTES // 2**20} MiB")
+        value = json.loads(data)
+    except FileNotFoundError:
+        raise InputError(f"{path} is missing; rerun the study") from None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path} is damaged ({' '.join(str(exc).split())[:80]}); rerun the study") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{path} is damaged (a JSON {type(value).__name__}, not a mapping); rerun the study")
+    return value
+
+
+def output_file(out: str | Path, *, suffix: str, force: bool, allowed: Path | None = None) -> Path:
+    """Where predict and compare may write a file: never a folder, never over a file unless force, never
+    among a run folder's own files (only below `allowed`) and never into a folder a live run holds."""
+    given, target = Path(out), Path(out).resolve()
+    if target.is_dir():
+        raise InputError(f"--out {given} is a folder; give a file name such as {given / ('out' + suffix)}")
+    for folder in target.parents:
+        if not (folder / STATUS).exists():
+            continue
+        if allowed is None or allowed.resolve() not in target.parents:
+            raise InputError(f"--out {given} lies inside the run folder {folder}; write "
+                             f"{'under ' + str(allowed) + ' or ' if allowed else ''}elsewhere")
+        if locked(folder):
+            raise InputError(f"--out {given}: the run in {folder} is being written; wait for it to finish")
+    if target.exists() and not force:
+        raise InputError(f"--out {given} exists; choose another file or add --force to replace it")
+    if target.suffix.lower() != suffix:
+        raise InputError(f"--out {given}: name the file {suffix}")
+    return target
+
+
+def locked(folder: Path) -> bool:
+    """Whether a live process holds the run folder's lock."""
+    try:
+        with open(folder / ".lock", "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:  # no lock file: no process ever wrote here, or a read-only copy
+        return False
+    return False
 
 
 def is_complete(path: Path) -> bool:
@@ -121,7 +185,11 @@ class Run:
     def lock(self) -> Run:
         """Take the folder's advisory lock, or refuse naming the process that holds it."""
         path = self.root / ".lock"
-        f = open(path, "a+")
+        try:
+            f = open(path, "a+")
+        except OSError as exc:  # a read-only mount (EROFS), no permission
+            raise InputError(f"{self.root}: cannot lock the run folder ({exc.strerror}); a run needs a folder it can "
+                             "write: copy it elsewhere and --resume there") from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -154,6 +222,8 @@ class Run:
         if root.exists() and not root.is_dir():
             raise InputError(f"--out {root} is a file; give a folder for the run")
         status = read_status(root) if root.exists() else None
+        if resume and (root / STATUS).exists():
+            status = require_status(root)  # a damaged status is named, not taken for 'no run here'
         has_files = root.exists() and any(root.iterdir())
         if status and status.get("state") == "complete":
             raise InputError(f"{root} holds a finished run; choose another --out")
@@ -321,9 +391,7 @@ def load_weights(model: torch.nn.Module, root: Path, name: str) -> torch.nn.Modu
 def load_finished_run(path: str | Path) -> tuple[Path, dict, dict]:
     """(root, config, status) of a finished run, for `predict`."""
     root = Path(path)
-    status = read_status(root)
-    if not status:
-        raise InputError(f"{root} is no dlstudy run folder (no {STATUS}); give the folder a study wrote")
+    status = require_status(root)
     if status.get("state") != "complete":
         raise InputError(f"{root} is an unfinished run; finish it with --resume before predicting")
     return root, load_yaml(root / "config.yaml"), status

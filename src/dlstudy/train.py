@@ -13,6 +13,7 @@ import json
 import logging
 import functools
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -39,6 +40,41 @@ def epoch_listener(fn: Callable[[str, dict, int], None]):
         yield fn
     finally:
         _epoch_listeners.remove(fn)
+
+
+# name -> builder from the Trainer's settings: the names a config's optimizer and schedule keys take
+OPTIMIZERS = {
+    "adam": lambda params, t: torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay),
+    "adamw": lambda params, t: torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay),
+    "sgd": lambda params, t: torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay),
+    "nesterov": lambda params, t: torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
+                                                  nesterov=True),
+}
+SCHEDULES = {
+    "cosine": lambda opt, t: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(t.epochs, 1)),
+    "step": lambda opt, t: torch.optim.lr_scheduler.StepLR(opt, step_size=t.step_size, gamma=t.gamma),
+    "none": lambda opt, t: None,
+}
+
+
+def check_training(cfg: dict, prefix: str = "") -> None:
+    """Every section of a config that names an optimizer or a schedule names one the Trainer has: checked
+    with the config, before any data is read or folder made."""
+    for key, value in cfg.items():
+        if isinstance(value, dict):
+            check_training(value, f"{prefix}{key}.")
+        elif key in ("optimizer", "schedule"):
+            known = OPTIMIZERS if key == "optimizer" else SCHEDULES
+            if value not in known:
+                raise InputError(f"{prefix}{key} must be one of {', '.join(known)}, not '{value}'")
+
+
+TRAINING_BYTES_PER_PARAMETER = 16  # float32 weights, their gradients and Adam's two moments
+
+
+def memory_bytes() -> int:
+    """This machine's memory, the bound a model's training state must fit in."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -152,24 +188,10 @@ class Trainer:
 
     # building blocks -------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
-        params = self.model.parameters()
-        if self.optimizer == "adam":
-            return torch.optim.Adam(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.optimizer == "adamw":
-            return torch.optim.AdamW(params, lr=self.lr, weight_decay=self.weight_decay)
-        if self.optimizer in ("sgd", "nesterov"):
-            return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
-                                   nesterov=self.optimizer == "nesterov")
-        raise InputError(f"train.optimizer must be adam, adamw, sgd or nesterov, not '{self.optimizer}'")
+        return OPTIMIZERS[self.optimizer](self.model.parameters(), self)
 
     def _make_schedule(self, opt: torch.optim.Optimizer):
-        if self.schedule == "cosine":
-            return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(self.epochs, 1))
-        if self.schedule == "step":
-            return torch.optim.lr_scheduler.StepLR(opt, step_size=self.step_size, gamma=self.gamma)
-        if self.schedule == "none":
-            return None
-        raise InputError(f"train.schedule must be none, cosine or step, not '{self.schedule}'")
+        return SCHEDULES[self.schedule](opt, self)
 
     def _autocast(self):
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp and bf16_native(self.device))

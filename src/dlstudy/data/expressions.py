@@ -93,7 +93,8 @@ def emotion_order(names: list[str], where: Path) -> tuple[list[int], list[str]]:
     fer = {n.lower(): i for i, n in enumerate(EMOTIONS)}
     if all(n.lower() in fer for n in names):
         return [fer[n.lower()] for n in names], EMOTIONS
-    log.info("%s: class folders %s are not the seven FER2013 emotions; using them as classes in sorted order", where, names)
+    log.info("%s: class folders %s are not the seven FER2013 emotions; using them as classes in sorted order", where, names,
+             extra={"detail": True})
     return list(range(len(names))), list(names)
 
 
@@ -196,6 +197,12 @@ def prepare_splits(cfg: dict, splits: Splits) -> dict:
     training = subsample(training, d["limit"], cfg["seed"])
     size = d["image_size"] or training.images.shape[1]
     n_classes = len(splits.data.class_names)
+    counts = np.bincount(training.labels, minlength=n_classes)
+    if counts.min() < 2:  # one image cannot be both trained on and validated; batch norm needs two
+        name = splits.data.class_names[int(counts.argmin())]
+        raise InputError(f"{splits.data.source}: class '{name}' has {counts.min()} training image(s); each class needs at "
+                         f"least 2 (training and validation){' (raise data.limit)' if d['limit'] else ''}: add images "
+                         "of it, or leave its folder out")
     tr_idx, val_idx = split_validation(training.labels, d["val_fraction"], cfg["seed"])
     x_all = to_unit_tensor(training.images, size, channels=d["channels"], source=training.source)
     sets = {"train": (x_all[tr_idx], training.labels[tr_idx]), "val": (x_all[val_idx], training.labels[val_idx])}

@@ -234,7 +234,7 @@ def subfolders(folder: Path) -> list[Path]:
         if not d.is_dir() or _hidden(d.name):
             continue
         if d.is_symlink() and _inside(d.resolve(), folder.resolve()):
-            log.info("%s: skipping %s, a link back into this folder's tree", folder, d.name)
+            log.info("%s: skipping %s, a link back into this folder's tree", folder, d.name, extra={"detail": True})
             continue
         found.append(d)
     return found
@@ -266,7 +266,7 @@ def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_b
     if len(classes) == 1:
         (lone,) = classes
         classes = []  # so the set below gets neither labels nor class names
-        log.info("%s: one subfolder (%s/), read as unlabelled images", root, lone)
+        log.info("%s: one subfolder (%s/), read as unlabelled images", root, lone, extra={"detail": True})
         files = [(p, -1) for p in _visible_files(root / lone, deep=True)]
     elif classes:
         files = []
@@ -407,8 +407,9 @@ def n_clusters_for(k: int | None, data: ImageSet) -> int:
     if k is None:
         known = data.labels[data.labels >= 0] if data.labels is not None else []
         k = len(np.unique(known)) if len(known) else 2
-    if k > len(data):
-        raise InputError(f"--clusters {k} is larger than the number of images ({len(data)}); choose a smaller K")
+    if 2 * k > len(data):  # a cluster of one image has no spread: silhouettes and k curves are undefined
+        raise InputError(f"{len(data)} images cannot make {k} clusters: clustering needs at least 2 images a cluster "
+                         f"({2 * k}); add images or choose a smaller --clusters")
     return int(k)
 
 

@@ -34,6 +34,11 @@ NAME, TITLE = "classify", "Facial expressions (FER2013) or any labelled images: 
 
 OBJECTIVE = ("public_accuracy", "maximize")  # a sweep's default: PublicTest, never seen in training or selection
 PRUNE_ON = ("val_loss", "minimize")  # the per-epoch value a sweep's pruner watches
+# the numbers metrics.json holds (None where a split is absent): what a sweep's --metric may name
+METRICS = ("public_accuracy", "private_accuracy", "val_accuracy", "train_accuracy", "macro_f1", "majority_class_accuracy",
+           *(f"{split}_accuracy_{views}_tta" for split in ("public", "private") for views in TTA_VIEWS),
+           "epochs", "parameters", "n_train", "n_val", "n_public", "n_private", "image_size", "channels",
+           "train_sharpness", "input_mean", "input_std", "seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -265,8 +270,8 @@ def fit(run, cfg: dict) -> ClassifyResults:
     acc = {k: float(np.mean(probs[k].argmax(1) == t[k][1].numpy())) for k in probs}
     averaged = {f"{k}_accuracy_{views}_tta": float(np.mean(predict_proba(model, t[k][0], device, tta=views).argmax(1)
                                                            == t[k][1].numpy()))
-                for k in ("public", "private") if k in t and cfg["augment"]["flip"]  # both include mirror images
-                for views in TTA_VIEWS}  # reported beside, never selected
+                if k in t and cfg["augment"]["flip"] else None  # both views include mirror images
+                for k in ("public", "private") for views in TTA_VIEWS}  # reported beside, never selected
     scored = "public" if "public" in t else "val"
     y_scored, pred_scored = t[scored][1].numpy(), probs[scored].argmax(1)
     per_class, macro_f1 = class_report(y_scored, pred_scored, names)

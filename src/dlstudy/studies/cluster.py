@@ -42,6 +42,12 @@ NAME, TITLE = "cluster", "Image clustering: encoder, dimension reduction, cluste
 
 OBJECTIVE = ("private_accuracy", "maximize")  # a sweep's default: the matching of clusters to labels on the held-out half
 PRUNE_ON = ("loss", "minimize")  # the per-epoch value a sweep's pruner watches
+# the numbers metrics.json holds (None where the data has no labels): what a sweep's --metric may name
+METRICS = ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse", "silhouette",
+           "neighbour_consistency", "size_entropy", "n_labelled", "raw_kmeans_accuracy", "raw_kmeans_private_accuracy",
+           "raw_kmeans_nmi", "raw_kmeans_ari", "label_free_pick_accuracy", "label_free_pick_private_accuracy",
+           "best_autoencoder_accuracy", "best_autoencoder_private_accuracy", "best_autoencoder_nmi",
+           "best_autoencoder_ari", "n_images", "n_clusters", "seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -247,6 +253,7 @@ def fit(run, cfg: dict) -> ClusterResults:
     data, n_main = load_data(cfg["data"], cfg["seed"])
     fixed, ks = parse_k(cfg["clustering"]["n_clusters"])
     k = n_clusters_for(fixed, data) if not ks else min(max(n_clusters_for(None, data), ks[0]), ks[-1])
+    ks = [c for c in ks if 2 * c <= len(data)]  # the k curve stops where clusters would hold one image
     shown = figure_indices(list(cfg["figures"]["indices"]), data)  # checked before any training
     x = to_unit_tensor(data.images) * 2 - 1  # the autoencoders' tanh range
     encoders = {spec: build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg["model"])

@@ -31,6 +31,7 @@ DEFAULTS = {
 QUICK = {"quick": True, "conv_shape": {"random_checks": 50}, "pca": {"random_projections": 50}}
 OBJECTIVE = None  # nothing is trained, so there is nothing to sweep
 PRUNE_ON = None
+METRICS = ()  # nothing to sweep on
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

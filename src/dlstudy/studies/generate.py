@@ -24,7 +24,7 @@ from dlstudy.models.vae import VAE, ELBOLoss, build_vae
 from dlstudy.report import Report
 from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.studies.protocol import Results, section
-from dlstudy.train import resolve_device, train_variant
+from dlstudy.train import TRAINING_BYTES_PER_PARAMETER, memory_bytes, resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
@@ -32,6 +32,10 @@ NAME, TITLE = "generate", "Variational autoencoders for faces, and what the KL w
 
 OBJECTIVE = ("test_neg_elbo", "minimize")  # a sweep's default: nats on the held-out 30 %
 PRUNE_ON = ("test_neg_elbo", "minimize")  # the per-epoch value a sweep's pruner watches
+# the numbers metrics.json holds: what a sweep's --metric may name
+METRICS = ("test_neg_elbo", "test_reconstruction", "test_kl", "train_neg_elbo", "active_units", "reconstruction_pixel_mse",
+           "test_pixel_spread", "test_pixel_variance", "beta", "latent_dim", "image_size", "channels", "n_train",
+           "n_test", "seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +66,14 @@ def check_config(cfg: dict) -> None:
     size = cfg["data"]["image_size"]
     if not isinstance(size, int) or size < 4:
         raise InputError(f"data.image_size must be a whole number of pixels >= 4, got {size}")
-    for kind in g["models"]:
-        build_vae(kind, in_shape=(1, size, size), model_cfg=cfg["model"])  # unknown kinds, sizes too small
+    for kind in g["models"]:  # unknown kinds, sizes too small, and too large for this machine's memory
+        with torch.device("meta"):  # shapes and sizes, without allocating a full-size model
+            model = build_vae(kind, in_shape=(3, size, size), model_cfg=cfg["model"])
+        need = TRAINING_BYTES_PER_PARAMETER * sum(p.numel() for p in model.parameters())
+        if need > memory_bytes():
+            raise InputError(f"data.image_size {size}: the {kind} VAE would need {need / 2**30:.0f} GiB to train (weights, "
+                             f"gradients and Adam's state) of this machine's {memory_bytes() / 2**30:.0f} GiB; "
+                             "choose a smaller data.image_size")
     if main["model"] not in g["models"] or float(main["beta"]) not in [float(b) for b in g["betas"]]:
         raise InputError(f"main variant {main['model']} at beta {main['beta']} is not in the grid "
                          f"(models {g['models']}, betas {g['betas']}); set main.model and main.beta to one of them")

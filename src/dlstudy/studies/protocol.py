@@ -48,6 +48,7 @@ class Study(Protocol):
     QUICK: dict
     OBJECTIVE: tuple[str, str] | None  # a sweep's default (metric, direction); None: nothing to sweep
     PRUNE_ON: tuple[str, str] | None  # the per-epoch value a sweep's pruner watches
+    METRICS: tuple[str, ...]  # the numbers metrics.json holds: what a sweep's --metric may name
     CARD: list[tuple[str, str, str | None]]  # the report's headline numbers: (label, metric, baseline metric)
     SECTIONS: list[Section]
 

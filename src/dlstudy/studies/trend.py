@@ -33,6 +33,10 @@ NAME, TITLE = "trend", "Will cases rise tomorrow? RNN, LSTM and GRU on COVID-19 
 
 OBJECTIVE = ("test_balanced_accuracy", "maximize")  # a sweep's default: the test days of the honest time split
 PRUNE_ON = ("val_loss", "minimize")  # the per-epoch value a sweep's pruner watches
+# the numbers metrics.json holds: what a sweep's --metric may name
+METRICS = ("test_balanced_accuracy", "test_accuracy", "test_f1", "test_roc_auc", "random_split_test_accuracy",
+           "majority_baseline_accuracy", "logistic_baseline_accuracy", "logistic_baseline_balanced_accuracy",
+           "best_window", "n_countries", "n_series", "n_days", "n_windows", "negative_corrections", "seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

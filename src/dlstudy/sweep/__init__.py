@@ -128,6 +128,9 @@ def make_spec(study, module, space, cfg, *, trials, seeds, metric, direction, pr
     if metric is None:
         metric, default_direction = module.OBJECTIVE
         direction = direction or default_direction
+    elif metric not in module.METRICS:  # checked now, not after a whole trial
+        raise InputError(f"--metric {metric}: the {study} study writes no such number; choose one of "
+                         f"{', '.join(module.METRICS)}")
     elif direction is None:
         raise InputError(f"--metric {metric}: say whether to --direction maximize or minimize it")
     if direction not in ("maximize", "minimize"):

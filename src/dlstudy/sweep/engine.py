@@ -31,7 +31,7 @@ from pathlib import Path
 
 from dlstudy.config import dump_yaml
 from dlstudy.errors import DiskError, InputError, Pruned
-from dlstudy.runs import STATUS, Run, is_complete, read_status
+from dlstudy.runs import STATUS, Run, is_complete, read_json, read_status
 from dlstudy.sweep.pruning import make_pruner, step, warmup
 from dlstudy.sweep.space import Space
 
@@ -398,7 +398,7 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
     try:
         try:
             if is_complete(run_dir):  # finished just before its worker died
-                metrics = json.loads((run_dir / "metrics.json").read_text())
+                metrics = read_json(run_dir / "metrics.json")
             else:
                 with heartbeat(study, trial), epoch_listener(report), contextlib.redirect_stdout(io.StringIO()):
                     _, metrics = run_study(spec.study, data=spec.data, out=run_dir, config=spec.config,
