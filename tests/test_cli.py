@@ -65,7 +65,7 @@ def test_predict_applies_the_run(finished_run, tmp_path, cli):
     (["cluster", "--set", "grid.reductions=[pca]"], "positive dimension"),
     (["cluster", "--clusters", "0"], "at least 1"),
     (["cluster", "--set", "grid.clusterings=[dbscan]"], "unknown method 'dbscan'"),
-    (["cluster", "--clusters", "6000"], "larger than the number of images"),
+    (["cluster", "--clusters", "6000"], "cannot make 6000 clusters"),
     (["cluster", "--data", "/no/such/file.npy"], "does not exist"),
     (["cluster", "--set", "grid.encoders=[vae]"], "unknown encoder"),
     (["cluster", "--set", "contrastive.augment.crop_scale=[0, 1]"], "0 < low <= high <= 1"),

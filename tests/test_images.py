@@ -144,8 +144,12 @@ def test_a_link_back_into_the_folder_is_neither_a_class_nor_read_twice(tmp_path)
     assert len(data) == 8 and data.class_names == ["a", "b", "c", "d"]
 
 
-def test_labels_of_one_class_are_refused(tmp_path):
+def test_labels_of_one_class_are_refused_for_clustering(tmp_path):
+    from dlstudy.data.images import n_clusters_for
+
     np.save(tmp_path / "x.npy", np.zeros((6, 8, 8), np.uint8))
     np.save(tmp_path / "y.npy", np.array([3, 3, 3, -1, 3, 3]))
-    with pytest.raises(InputError, match="one class"):
-        load_images(tmp_path / "x.npy", labels=tmp_path / "y.npy")
+    data = load_images(tmp_path / "x.npy", labels=tmp_path / "y.npy")  # predict may score such data
+    for k in (None, 2):  # K = 1 from the labels would score 'accuracy 1.000'; a K given is scored on one class
+        with pytest.raises(InputError, match="one class"):
+            n_clusters_for(k, data)

@@ -39,11 +39,19 @@ def check(name: str, cfg: dict) -> None:
     check_ranges(cfg, getattr(module, "RANGES", None))
 
 
-def inputs(cfg: dict) -> dict:
-    """The fingerprints of the files a run reads (its data and labels), by config key."""
-    given = {f"data.{k}": v for k, v in (cfg.get("data") or {}).items() if k in DATA_KEYS and v}
+def exists(path: Path, flag: str) -> bool:
     try:
-        return {key: fingerprint(path) for key, path in given.items()}
+        return path.exists()
+    except OSError as exc:  # a name too long for the file system
+        raise InputError(f"{flag} {path}: {exc.strerror}; choose a shorter name") from None
+
+
+def inputs(cfg: dict) -> dict:
+    """The fingerprints of the files a run reads (its data and labels), by config key; a missing one is
+    left to the study's loader, which says so."""
+    given = {f"data.{k}": Path(v) for k, v in (cfg.get("data") or {}).items() if k in DATA_KEYS and v}
+    try:
+        return {key: fingerprint(path) for key, path in given.items() if exists(path, f"--{key}")}
     except OSError as exc:
         raise InputError(f"{exc.filename}: cannot be read ({exc.strerror})") from None
 
@@ -82,10 +90,7 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     cfg = resolve_config(name, config=config, sets=sets, flags=top, quick=quick)
     check(name, cfg)  # before any folder is made
     out = Path(out) if out is not None else default_out(name, resume=resume)
-    try:
-        created = not out.exists()
-    except OSError as exc:  # a name too long for the file system
-        raise InputError(f"--out {out}: {exc.strerror}; choose a shorter --out") from None
+    created = not exists(out, "--out")
     discard = False  # a folder this call made for input that failed before any training is removed
     run = Run.open(out, cfg, resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
     handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")

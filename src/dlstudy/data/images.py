@@ -339,9 +339,6 @@ def load_images(path: str | Path | None, *, labels: str | Path | None = None,
     if data.labels is not None and len(data.labels) != len(data.images):
         where = labels or path
         raise InputError(f"{where}: {len(data.labels)} labels for {len(data.images)} images; they must match")
-    if data.labels is not None and len(np.unique(data.labels[data.labels >= 0])) == 1:
-        raise InputError(f"{labels or path}: every labelled image is of one class ({int(data.labels.max())}); scores "
-                         "need at least two classes: add another class's labels, or leave the labels out")
     return data
 
 
@@ -404,8 +401,11 @@ def load_data(d: dict, seed: int) -> tuple[ImageSet, int]:
 
 def n_clusters_for(k: int | None, data: ImageSet) -> int:
     """The number of clusters: as asked, else the number of labelled classes, else 2 (HW9's two kinds of image)."""
+    known = data.labels[data.labels >= 0] if data.labels is not None else np.zeros(0, np.int64)
+    if len(np.unique(known)) == 1:  # K = 1 would score 'accuracy 1.000'
+        raise InputError(f"{data.source}: every labelled image is of one class ({int(known[0])}); scores need at least "
+                         "two classes: add another class's labels, or leave the labels out")
     if k is None:
-        known = data.labels[data.labels >= 0] if data.labels is not None else []
         k = len(np.unique(known)) if len(known) else 2
     if 2 * k > len(data):  # a cluster of one image has no spread: silhouettes and k curves are undefined
         raise InputError(f"{len(data)} images cannot make {k} clusters: clustering needs at least 2 images a cluster "

@@ -42,12 +42,10 @@ NAME, TITLE = "cluster", "Image clustering: encoder, dimension reduction, cluste
 
 OBJECTIVE = ("private_accuracy", "maximize")  # a sweep's default: the matching of clusters to labels on the held-out half
 PRUNE_ON = ("loss", "minimize")  # the per-epoch value a sweep's pruner watches
-# the numbers metrics.json holds (None where the data has no labels): what a sweep's --metric may name
-METRICS = ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse", "silhouette",
-           "neighbour_consistency", "size_entropy", "n_labelled", "raw_kmeans_accuracy", "raw_kmeans_private_accuracy",
-           "raw_kmeans_nmi", "raw_kmeans_ari", "label_free_pick_accuracy", "label_free_pick_private_accuracy",
-           "best_autoencoder_accuracy", "best_autoencoder_private_accuracy", "best_autoencoder_nmi",
-           "best_autoencoder_ari", "n_images", "n_clusters", "seconds")
+LABELLED = ("accuracy", "private_accuracy", "nmi", "ari")  # scored for a variant, raw KMeans and the best autoencoder
+METRICS = (*LABELLED, "public_accuracy", "reconstruction_mse", "silhouette", "neighbour_consistency", "size_entropy",
+           "n_labelled", *(f"{who}_{s}" for who in ("raw_kmeans", "best_autoencoder") for s in LABELLED),  # for --metric
+           "label_free_pick_accuracy", "label_free_pick_private_accuracy", "n_images", "n_clusters", "seconds")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -297,7 +295,7 @@ def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dic
     metrics = {
         **{key: row.get(key) for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse",
                                          "silhouette", "neighbour_consistency", "size_entropy", "n_labelled")},
-        **{f"raw_kmeans_{key}": rows[0].get(key) for key in ("accuracy", "private_accuracy", "nmi", "ari")},
+        **{f"raw_kmeans_{key}": rows[0].get(key) for key in LABELLED},
         **{f"label_free_pick_{key}": variants[free].get(key) for key in ("accuracy", "private_accuracy")},
         "label_free_pick": " + ".join(variants[free][c] for c in ("encoder", "reduction", "clustering")),
         "n_images": len(data), "n_clusters": k, "image_shape": list(data.images.shape[1:]),
@@ -308,7 +306,7 @@ def select(run, cfg: dict, *, data: ImageSet, rows: list[dict], assignments: dic
     if labelled and reconstructing:  # the reports' road, for comparison with the selected one
         ae = max(reconstructing, key=lambda v: v["public_accuracy"])
         metrics.update({"best_autoencoder": f"{ae['encoder']} + {ae['reduction']} + {ae['clustering']}",
-                        **{f"best_autoencoder_{key}": ae[key] for key in ("accuracy", "private_accuracy", "nmi", "ari")}})
+                        **{f"best_autoencoder_{key}": ae[key] for key in LABELLED}})
     layers = {spec: layer_table(m, rest["x"][:2].to(rest["device"])) for spec, m in rest["encoders"].items()}
     _, z, _, features, _ = trained[row["encoder"]]
     views = two_d_views(z, {c: f for c, f in features.items() if f.shape[1] == 2}, points=cfg["figures"]["map_points"],
