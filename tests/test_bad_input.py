@@ -1,6 +1,8 @@
 """Hostile and careless input, table-driven: every case must end with its exit code, one line on stderr
 naming the file or key, no traceback, and the on-disk state it promises. tests/README.md lists the
 cases and what each leaves on disk."""
+import contextlib
+import fcntl
 import json
 import shutil
 import warnings
@@ -280,6 +282,12 @@ def damage(run, how):
     elif how == "unfinished":
         status = json.loads((run / "status.json").read_text())
         (run / "status.json").write_text(json.dumps({**status, "state": "running"}))
+    elif how == "metrics-truncated":
+        (run / "metrics.json").write_text((run / "metrics.json").read_text()[:40])
+    elif how == "metrics-a-list":
+        (run / "metrics.json").write_text("[1, 2, 3]")
+    elif how == "status-a-string":
+        (run / "status.json").write_text('"complete"')
 
 
 PREDICT_CASES = [
@@ -297,6 +305,10 @@ PREDICT_CASES = [
     ("image-folder-for-trend", [], None, "is a folder"),
     ("not-a-run", [], None, "no dlstudy run folder"),
     ("data-missing", [], None, "does not exist"),
+    ("metrics-truncated", ["metrics-truncated"], None, "metrics.json is damaged"),
+    ("metrics-a-list", ["metrics-a-list"], None, "a JSON list, not a mapping"),
+    ("status-a-string", ["status-a-string"], None, "status.json is damaged"),
+    ("out-in-a-live-run", [], "{run}/predict/p.csv", "is being written"),
 ]
 
 
@@ -318,11 +330,52 @@ def test_careless_predict_is_refused_and_overwrites_nothing(case, damages, out, 
     argv = ["predict", target, "--data", data]
     if out:
         argv += ["--out", out.format(run=run, root=tmp_path)]
-    code, _, err = cli(*argv)
+    with held(run if case == "out-in-a-live-run" else None):
+        code, _, err = cli(*argv)
     assert code == 2, (case, err)
     assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err, (case, err)
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before  # nothing in the run changed
     assert (tmp_path / "existing.csv").read_text() == "keep me\n"
+
+
+@contextlib.contextmanager
+def held(run):
+    """Hold a run folder's lock as a live writer would (another open file: flock sees two holders)."""
+    if run is None:
+        yield
+        return
+    with open(run / ".lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield
+
+
+# compare and --resume on damaged or misused run folders: (id, damages to the first run, argv, words)
+RUN_CASES = [
+    ("compare-metrics-truncated", ["metrics-truncated"], ["compare", "{run}", "{run2}", "--out", "{root}/c.html"],
+     "metrics.json is damaged"),
+    ("compare-metrics-a-list", ["metrics-a-list"], ["compare", "{run}", "{run2}", "--out", "{root}/c.html"], "a JSON list"),
+    ("compare-status-a-string", ["status-a-string"], ["compare", "{run}", "{run2}", "--out", "{root}/c.html"],
+     "status.json is damaged"),
+    ("compare-out-in-proc", [], ["compare", "{run}", "{run2}", "--out", "/proc/dlstudy-compare.html"], "cannot write"),
+    ("compare-out-a-folder", [], ["compare", "{run}", "{run2}", "--out", "{root}"], "is a folder"),
+    ("compare-over-a-runs-report", [], ["compare", "{run}", "{run2}", "--out", "{run}/report.html", "--force"],
+     "inside the run folder"),
+    ("resume-status-a-string", ["status-a-string"], ["trend", "--resume", "--out", "{run}", *TREND_TINY],
+     "status.json is damaged"),
+]
+
+
+@pytest.mark.parametrize("case, damages, argv, words", RUN_CASES, ids=[c[0] for c in RUN_CASES])
+def test_damaged_or_misused_run_folders_are_one_line(case, damages, argv, words, tmp_path, cli, finished_trend):
+    run, run2 = tmp_path / "run", tmp_path / "run2"
+    shutil.copytree(finished_trend, run)
+    shutil.copytree(finished_trend, run2)
+    for how in damages:
+        damage(run, how)
+    before = snapshot(tmp_path)
+    code, _, err = cli(*[a.format(run=run, run2=run2, root=tmp_path) for a in argv])
+    assert code == 2 and len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err, (case, err)
+    assert snapshot(tmp_path) == before, f"{case}: a run's files changed"
 
 
 def test_predict_replaces_a_file_only_with_force(tmp_path, cli, finished_trend, data_root):
@@ -337,5 +390,6 @@ def test_predict_replaces_a_file_only_with_force(tmp_path, cli, finished_trend, 
 def test_the_tests_readme_lists_every_case():
     text = (Path(__file__).parent / "README.md").read_text()
     missing = [c[0] for c in TABLE if f"| {c[0]} |" not in text] + [
-        c[0] for c in PREDICT_CASES if f"| predict-{c[0]} |" not in text]
+        c[0] for c in PREDICT_CASES if f"| predict-{c[0]} |" not in text] + [
+        c[0] for c in RUN_CASES if f"| {c[0]} |" not in text]
     assert not missing, f"tests/README.md does not list {missing}"

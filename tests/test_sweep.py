@@ -457,3 +457,15 @@ def test_a_trial_folder_is_resumed_only_by_its_sweep(tmp_path, cli, data_root):
                        "--set", "model.hidden_size=8")
     assert code == 2 and "is a trial of the sweep in" in err and len(err.strip().splitlines()) == 1, err
     assert json.loads((trial / "status.json").read_text())["state"] == "pruned"  # the sweep's record stands
+
+
+def test_resume_on_a_read_only_run_folder_is_one_line(mount_tmpfs, cli, data_root):
+    disk = mount_tmpfs("disk", "size=64m")
+    run = disk / "run"
+    code, _, err = cli("-q", "trend", "--data", covid(data_root), "--out", run, *TREND)
+    assert code == 0, err
+    status = json.loads((run / "status.json").read_text())
+    (run / "status.json").write_text(json.dumps({**status, "state": "running"}))  # as a kill leaves it
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    code, _, err = cli("-q", "trend", "--data", covid(data_root), "--out", run, *TREND, "--resume")
+    assert code == 2 and "cannot lock the run folder" in err and len(err.strip().splitlines()) == 1, err

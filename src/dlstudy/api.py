@@ -43,7 +43,7 @@ def exists(path: Path, flag: str) -> bool:
     try:
         return path.exists()
     except OSError as exc:  # a name too long for the file system
-        raise InputError(f"{flag} {path}: {exc.strerror}; choose a shorter name") from None
+        raise InputError(f"{flag} {path}: {exc.strerror}; choose a shorter {flag}") from None
 
 
 def inputs(cfg: dict) -> dict:

@@ -18,6 +18,7 @@ from dlstudy.errors import InputError
 # the keys every training study shares (derive trains nothing and has only seed and quick)
 TRAINING_RUN = {"seed": 0, "device": "auto", "quick": False, "tensorboard": False}
 
+MAX_YAML_BYTES = 2**20
 MAX_NODES = 10_000  # values in one YAML document once aliases are expanded; configs hold a few hundred
 
 # Ranges by full dotted key, else by the last part of a key: (low, high, low is allowed, high is allowed).
@@ -131,7 +132,11 @@ def parse_set(item: str) -> dict:
 def load_yaml(path: str | Path) -> dict:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as f:  # read with a bound: configs and space files are a few kilobytes
+            raw = f.read(MAX_YAML_BYTES + 1)
+        if len(raw) > MAX_YAML_BYTES:
+            raise InputError(f"config file {path} is over {MAX_YAML_BYTES // 2**20} MiB; a config is a few kilobytes")
+        data = yaml.safe_load(raw.decode("utf-8"))
     except FileNotFoundError:
         raise InputError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
