@@ -462,13 +462,11 @@ def open_folder(folder: Path, spec: SweepSpec) -> Run:
         raise InputError(f"{folder} holds a sweep with other settings (see its config.yaml); rerun with the same "
                          "flags, or choose another --out")
     run = Run(folder)
-    try:
+    try:  # status.json is the first file (see above); a reason left by an earlier stop no longer holds
         run.root.mkdir(parents=True, exist_ok=True)
-        (folder / ".queue.lock").touch()
+        run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study, reason=None)
     except OSError as exc:  # a read-only mount, a file in the way, no permission
         raise InputError(f"--out {folder}: cannot write the sweep folder ({exc.strerror}); choose another --out") from None
-    # first: see above; a reason left by an earlier stop no longer holds
-    run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study, reason=None)
     run.write_text("config.yaml", dump_yaml(asdict(spec)))
     if spec.space:
         run.write_text("space.yaml", dump_yaml(spec.space))
