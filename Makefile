@@ -22,9 +22,10 @@ run: $(BIN)/dlstudy
 test: $(VENV)/.extras
 	$(BIN)/python -m pytest -q -ra
 
-# ruff's lint rules live in pyproject.toml
+# ruff's lint rules and format live in pyproject.toml; `ruff format src tests benchmarks` fixes the second
 lint: $(VENV)/.extras
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 bench: $(VENV)/.extras
 	$(BIN)/python benchmarks/bench_cluster.py

@@ -13,6 +13,7 @@ but no AMX, and `--cases float32` configs/classify-float32.yaml, for cores that 
 only). The JSON records which kind of CPU ran it.
 Prints a table and writes benchmarks/results/classify.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,10 +40,13 @@ def tta_columns(r: dict) -> dict:
 
 # avx512: the narrower net (widths 32-64-128-256) for cores with AVX512-BF16 but no AMX; float32: that net with
 # one conv less on the full-size map and 23 epochs, for cores without AVX512-BF16
-CASES = {"quick": ["--quick"], "default": [],
-         "avx512": ["--config", str(HERE.parent / "configs" / "classify-avx512-bf16.yaml")],
-         "float32": ["--config", str(HERE.parent / "configs" / "classify-float32.yaml")],
-         "gpu": ["--config", str(HERE.parent / "configs" / "classify-gpu.yaml")]}
+CASES = {
+    "quick": ["--quick"],
+    "default": [],
+    "avx512": ["--config", str(HERE.parent / "configs" / "classify-avx512-bf16.yaml")],
+    "float32": ["--config", str(HERE.parent / "configs" / "classify-float32.yaml")],
+    "gpu": ["--config", str(HERE.parent / "configs" / "classify-gpu.yaml")],
+}
 
 
 def main() -> None:
@@ -59,15 +63,24 @@ def main() -> None:
         for name in opts.cases:
             out = Path(opts.keep or tmp) / name
             r = run_case("classify", ["--data", fer, "--device", opts.device, *CASES[name]], out)
-            rows.append({
-                "case": name, "epochs": r["epochs"], "parameters": r["parameters"], "seconds": r["seconds"],
-                "minutes": round(r["seconds"] / 60, 1), "peak_mb": r["peak_mb"], "public_accuracy": r["public_accuracy"],
-                "val_accuracy": r["val_accuracy"], "train_accuracy": r["train_accuracy"], "macro_f1": r["macro_f1"],
-                "majority_class_accuracy": r["majority_class_accuracy"],
-                "ratio_vs_majority": round(r["public_accuracy"] / r["majority_class_accuracy"], 2),
-                **tta_columns(r),
-                "public_blur_sigma": r["blur_sigma"].get("public"),
-            })
+            rows.append(
+                {
+                    "case": name,
+                    "epochs": r["epochs"],
+                    "parameters": r["parameters"],
+                    "seconds": r["seconds"],
+                    "minutes": round(r["seconds"] / 60, 1),
+                    "peak_mb": r["peak_mb"],
+                    "public_accuracy": r["public_accuracy"],
+                    "val_accuracy": r["val_accuracy"],
+                    "train_accuracy": r["train_accuracy"],
+                    "macro_f1": r["macro_f1"],
+                    "majority_class_accuracy": r["majority_class_accuracy"],
+                    "ratio_vs_majority": round(r["public_accuracy"] / r["majority_class_accuracy"], 2),
+                    **tta_columns(r),
+                    "public_blur_sigma": r["blur_sigma"].get("public"),
+                }
+            )
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
     cpu = torch.device("cpu")  # which of the three kinds of CPU: the same config's time differs up to 4x among them
     write_results(rows, opts.json, device=opts.device, cpu_bf16=bf16_native(cpu), cpu_amx=amx(cpu))

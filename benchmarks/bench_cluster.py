@@ -16,6 +16,7 @@ accuracy on both and on MNIST-5000. Contrastive road (issue 7), within 30 min ea
 CIFAR-10, 0.85 vehicles against animals and 0.95 on MNIST-5000. Prints a table and writes
 benchmarks/results/cluster.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,8 +34,12 @@ DIGITS = ["--set", "contrastive.augment.flip=false"]  # a mirrored 2 is not a 2
 def cases(data_root: Path) -> dict[str, list[str]]:
     cifar = str(data_root / "cifar10" / "cifar10_test.npz")
     default = {"mnist": [], "cifar10": ["--data", cifar], "cifar2": ["--data", cifar, *CIFAR2]}
-    return {**default, "mnist-simclr": [*CONTRASTIVE, *DIGITS], "cifar10-simclr": [*CONTRASTIVE, "--data", cifar],
-            "cifar2-simclr": [*CONTRASTIVE, "--data", cifar, *CIFAR2]}
+    return {
+        **default,
+        "mnist-simclr": [*CONTRASTIVE, *DIGITS],
+        "cifar10-simclr": [*CONTRASTIVE, "--data", cifar],
+        "cifar2-simclr": [*CONTRASTIVE, "--data", cifar, *CIFAR2],
+    }
 
 
 def main() -> None:
@@ -50,20 +55,39 @@ def main() -> None:
         for name in opts.cases:
             args = table[name] + (["--quick"] if opts.quick else [])
             r = run_case("cluster", args, Path(tmp) / name)
-            rows.append({
-                "case": name, "images": r["n_images"], "K": r["n_clusters"], "seconds": r["seconds"], "peak_mb": r["peak_mb"],
-                "best": f"{r['best_encoder']} + {r['best_reduction']} + {r['best_clustering']}", "accuracy": r["accuracy"],
-                "private_accuracy": r["private_accuracy"], "nmi": r["nmi"], "ari": r["ari"],
-                "raw_kmeans_accuracy": r["raw_kmeans_accuracy"], "raw_kmeans_nmi": r["raw_kmeans_nmi"],
-                "raw_kmeans_ari": r["raw_kmeans_ari"], "ratio_vs_raw": round(r["accuracy"] / r["raw_kmeans_accuracy"], 3),
-                "best_autoencoder": r.get("best_autoencoder"), "best_autoencoder_accuracy": r.get("best_autoencoder_accuracy"),
-                "best_autoencoder_nmi": r.get("best_autoencoder_nmi"),
-                "ratio_vs_autoencoder": (round(r["accuracy"] / r["best_autoencoder_accuracy"], 3)
-                                         if r.get("best_autoencoder_accuracy") else None),
-                "label_free_pick": r.get("label_free_pick"), "label_free_pick_accuracy": r.get("label_free_pick_accuracy"),
-                "label_free_gap": (round(r["accuracy"] - r["label_free_pick_accuracy"], 3)
-                                   if r.get("label_free_pick_accuracy") is not None else None),
-            })
+            rows.append(
+                {
+                    "case": name,
+                    "images": r["n_images"],
+                    "K": r["n_clusters"],
+                    "seconds": r["seconds"],
+                    "peak_mb": r["peak_mb"],
+                    "best": f"{r['best_encoder']} + {r['best_reduction']} + {r['best_clustering']}",
+                    "accuracy": r["accuracy"],
+                    "private_accuracy": r["private_accuracy"],
+                    "nmi": r["nmi"],
+                    "ari": r["ari"],
+                    "raw_kmeans_accuracy": r["raw_kmeans_accuracy"],
+                    "raw_kmeans_nmi": r["raw_kmeans_nmi"],
+                    "raw_kmeans_ari": r["raw_kmeans_ari"],
+                    "ratio_vs_raw": round(r["accuracy"] / r["raw_kmeans_accuracy"], 3),
+                    "best_autoencoder": r.get("best_autoencoder"),
+                    "best_autoencoder_accuracy": r.get("best_autoencoder_accuracy"),
+                    "best_autoencoder_nmi": r.get("best_autoencoder_nmi"),
+                    "ratio_vs_autoencoder": (
+                        round(r["accuracy"] / r["best_autoencoder_accuracy"], 3)
+                        if r.get("best_autoencoder_accuracy")
+                        else None
+                    ),
+                    "label_free_pick": r.get("label_free_pick"),
+                    "label_free_pick_accuracy": r.get("label_free_pick_accuracy"),
+                    "label_free_gap": (
+                        round(r["accuracy"] - r["label_free_pick_accuracy"], 3)
+                        if r.get("label_free_pick_accuracy") is not None
+                        else None
+                    ),
+                }
+            )
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
     write_results(rows, opts.json, quick=opts.quick)
 

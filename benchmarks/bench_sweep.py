@@ -17,6 +17,7 @@ against local-1, and the journal writes per trial. Every case is a
 fresh process, so interpreter start and imports count, as they do for a user. Prints a table and
 writes benchmarks/results/sweep.json.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,8 +53,22 @@ def run_case(case: str, data: str, tmp: Path, epochs: int, postgres: str | None)
     else:
         space = tmp / "space.yaml"
         space.write_text(json.dumps(GRID))
-        command = [sys.executable, "-m", "dlstudy.cli", "sweep", "trend", "--space", str(space), "--out", str(out),
-                   "--data", data, "--pruner", "none", *(a for s in sets(epochs) for a in ("--set", s))]
+        command = [
+            sys.executable,
+            "-m",
+            "dlstudy.cli",
+            "sweep",
+            "trend",
+            "--space",
+            str(space),
+            "--out",
+            str(out),
+            "--data",
+            data,
+            "--pruner",
+            "none",
+            *(a for s in sets(epochs) for a in ("--set", s)),
+        ]
         workers = {"local-1": 1, "local-2": 2, "ray": 2, "postgres": 2}[case]
         command += ["--workers", str(workers)]
         if case == "ray":
@@ -69,10 +84,16 @@ def run_case(case: str, data: str, tmp: Path, epochs: int, postgres: str | None)
     trial_sum = sum(s["seconds"] for s in statuses if s.get("study") == "trend")
     journal = out / "optuna.journal"
     writes = len(journal.read_text().splitlines()) if journal.exists() else None
-    return {"case": case, "workers": workers, "trials": len(statuses), "wall_s": round(wall, 1),
-            "trial_sum_s": round(trial_sum, 1), "overhead": round(wall / (trial_sum / workers) - 1, 3),
-            "per_trial_overhead_s": round((wall - trial_sum / workers) / max(len(statuses), 1), 2),
-            "journal_writes_per_trial": None if writes is None else round(writes / len(statuses), 1)}
+    return {
+        "case": case,
+        "workers": workers,
+        "trials": len(statuses),
+        "wall_s": round(wall, 1),
+        "trial_sum_s": round(trial_sum, 1),
+        "overhead": round(wall / (trial_sum / workers) - 1, 3),
+        "per_trial_overhead_s": round((wall - trial_sum / workers) / max(len(statuses), 1), 2),
+        "journal_writes_per_trial": None if writes is None else round(writes / len(statuses), 1),
+    }
 
 
 def main() -> None:
@@ -85,7 +106,13 @@ def main() -> None:
     parser.add_argument("--json", default=str(HERE / "results" / "sweep.json"))
     opts = parser.parse_args()
     if opts.backend or (opts.storage and opts.cases == parser.get_default("cases")):
-        opts.cases = ["plain", "local-1", "local-2", *(["ray"] if opts.backend else []), *(["postgres"] if opts.storage else [])]
+        opts.cases = [
+            "plain",
+            "local-1",
+            "local-2",
+            *(["ray"] if opts.backend else []),
+            *(["postgres"] if opts.storage else []),
+        ]
     data = str(Path(opts.data) / "covid" / "covid_19.csv")
     sys.path.insert(0, str(HERE.parent / "tests"))
     from pgserver import throwaway_postgres

@@ -1,5 +1,6 @@
 """What every benchmark script shares: where the real data is, one study run in its own process (for
 its wall time and peak memory, as a user would pay them), and the printed table with its JSON file."""
+
 from __future__ import annotations
 
 import json

@@ -52,5 +52,15 @@ def cli(capsys):
 
 
 # A tiny grid so end-to-end tests take seconds; the real-data tests use the study's own settings.
-TINY = ["--set", "data.limit=400", "--set", "train.epochs=2", "--set", "grid.encoders=[pool, dense:16]",
-        "--set", "grid.reductions=[none, pca:8]", "--set", "figures.map_points=200"]
+TINY = [
+    "--set",
+    "data.limit=400",
+    "--set",
+    "train.epochs=2",
+    "--set",
+    "grid.encoders=[pool, dense:16]",
+    "--set",
+    "grid.reductions=[none, pca:8]",
+    "--set",
+    "figures.map_points=200",
+]

@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL 15 server for tests and benchmarks: a new cluster in a temp folder, reached
 through a Unix socket there (no TCP port), run as the postgres user when we are root (initdb refuses
 root), stopped and deleted on exit."""
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,17 @@ def throwaway_postgres(database: str = "sweeps"):
 
     try:
         run(PG_BIN / "initdb", "-D", root / "data", "-A", "trust", "-U", "postgres", "--no-sync")
-        run(PG_BIN / "pg_ctl", "-D", root / "data", "-l", root / "server.log", "-w", "-o",
-            f"-k {root} -c listen_addresses='' -c max_connections=200", "start")
+        run(
+            PG_BIN / "pg_ctl",
+            "-D",
+            root / "data",
+            "-l",
+            root / "server.log",
+            "-w",
+            "-o",
+            f"-k {root} -c listen_addresses='' -c max_connections=200",
+            "start",
+        )
         try:
             run(PG_BIN / "createdb", "-h", root, "-U", "postgres", database)
             yield f"postgresql://postgres@/{database}?host={root}"

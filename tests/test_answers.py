@@ -1,4 +1,5 @@
 """The answers' words follow the numbers: each answer function fed hand-made results."""
+
 import re
 
 import numpy as np
@@ -6,14 +7,26 @@ import pytest
 import torch
 
 from dlstudy.analysis.explanations import FACE_REGIONS, region_shares
-from dlstudy.answers import classify, cluster, generate, trend
+from dlstudy.studies.classify import answers as classify
+from dlstudy.studies.cluster import answers as cluster
+from dlstudy.studies.generate import answers as generate
+from dlstudy.studies.trend import answers as trend
 
 
 def kl_rows(active: dict[float, int], *, kl=None, recon=None) -> list[dict]:
     kl = kl or {0.0: 250.0, 1.0: 17.0, 100.0: 0.1}
     recon = recon or {0.0: 200.0, 1.0: 215.0, 100.0: 280.0}
-    return [{"model": "conv", "beta": b, "test_kl": kl[b], "test_reconstruction": recon[b], "active_units": a,
-             "latent_dim": 50} for b, a in active.items()]
+    return [
+        {
+            "model": "conv",
+            "beta": b,
+            "test_kl": kl[b],
+            "test_reconstruction": recon[b],
+            "active_units": a,
+            "latent_dim": 50,
+        }
+        for b, a in active.items()
+    ]
 
 
 def test_the_kl_discussion_says_collapse_only_when_active_units_fall():
@@ -27,9 +40,20 @@ def test_the_kl_discussion_says_collapse_only_when_active_units_fall():
 
 
 def grid_rows(by_window: dict[int, float], split="time") -> list[dict]:
-    return [{"split": split, "model": cell, "window": L, "test_balanced_accuracy": v + d, "test_accuracy": v + d,
-             "train_rise_share": 0.22, "test_rise_share": 0.43, "test_roc_auc": 0.7}
-            for L, v in by_window.items() for cell, d in (("rnn", 0.0), ("lstm", 0.01), ("gru", 0.005))]
+    return [
+        {
+            "split": split,
+            "model": cell,
+            "window": L,
+            "test_balanced_accuracy": v + d,
+            "test_accuracy": v + d,
+            "train_rise_share": 0.22,
+            "test_rise_share": 0.43,
+            "test_roc_auc": 0.7,
+        }
+        for L, v in by_window.items()
+        for cell, d in (("rnn", 0.0), ("lstm", 0.01), ("gru", 0.005))
+    ]
 
 
 def test_the_window_sentence_names_the_best_length_and_the_trend():
@@ -63,7 +87,10 @@ def test_saliency_shares_sum_to_one_and_the_sentence_quotes_them():
     assert shares.shape == (6, 3) and torch.allclose(shares.sum(1), torch.ones(6)) and (shares >= 0).all()
     assert shares[:3, 1].min() > 0.5 > shares[3:, 1].max()
     names = ["eyes", "mouth", "rest"]
-    by_class = {"Happy": dict(zip(names, shares[:3].mean(0).tolist())), "Sad": dict(zip(names, shares[3:].mean(0).tolist()))}
+    by_class = {
+        "Happy": dict(zip(names, shares[:3].mean(0).tolist())),
+        "Sad": dict(zip(names, shares[3:].mean(0).tolist())),
+    }
     said = classify.saliency(by_class, names)
     quoted = [int(p) for p in re.findall(r"(\d+)% on the", said)]
     assert len(quoted) == 3 and abs(sum(quoted) - 100) <= 2 and "the mouth draws most for Happy" in said
@@ -81,46 +108,84 @@ def test_the_training_sentence_gives_each_test_time_average_beside_the_plain_sco
 
     assert set(classify.TTA_SAID) == set(TTA_VIEWS)  # every averaging the study computes has its words
     history = [{"val_accuracy": 0.60}, {"val_accuracy": 0.66}, {"val_accuracy": 0.65}]
-    metrics = {"train_accuracy": 0.74, "val_accuracy": 0.65, "scored_on": "public", "public_accuracy": 0.673,
-               "majority_class_accuracy": 0.249, "majority_class": "Happy"}
+    metrics = {
+        "train_accuracy": 0.74,
+        "val_accuracy": 0.65,
+        "scored_on": "public",
+        "public_accuracy": 0.673,
+        "majority_class_accuracy": 0.249,
+        "majority_class": "Happy",
+    }
     plain = classify.training(history, metrics)
     assert "peaks at 0.660 in epoch 2" in plain and "0.673 on public, against 0.249" in plain and "mirror" not in plain
-    said = classify.training(history, {**metrics, "public_accuracy_flip_tta": 0.679, "public_accuracy_ten_crop_tta": 0.684})
-    assert ("0.673 on public (0.679 when each image is averaged with its mirror image; 0.684 over ten crops and "
-            "their mirrors), against") in said and "overfitting" in said
+    said = classify.training(
+        history, {**metrics, "public_accuracy_flip_tta": 0.679, "public_accuracy_ten_crop_tta": 0.684}
+    )
+    assert (
+        "0.673 on public (0.679 when each image is averaged with its mirror image; 0.684 over ten crops and "
+        "their mirrors), against"
+    ) in said and "overfitting" in said
 
 
 def test_the_cluster_grid_sentence_compares_with_raw_pixels():
-    rows = [{"encoder": "raw pixels", "private_accuracy": 0.50, "accuracy": 0.5, "reconstruction_mse": None},
-            {"encoder": "pool", "reduction": "pca:16", "clustering": "kmeans", "accuracy": 0.7, "private_accuracy": 0.70,
-             "reconstruction_mse": 0.02},
-            {"encoder": "dense:128", "reduction": "pca:16", "clustering": "kmeans", "accuracy": 0.6,
-             "private_accuracy": 0.6, "reconstruction_mse": 0.01}]
+    rows = [
+        {"encoder": "raw pixels", "private_accuracy": 0.50, "accuracy": 0.5, "reconstruction_mse": None},
+        {
+            "encoder": "pool",
+            "reduction": "pca:16",
+            "clustering": "kmeans",
+            "accuracy": 0.7,
+            "private_accuracy": 0.70,
+            "reconstruction_mse": 0.02,
+        },
+        {
+            "encoder": "dense:128",
+            "reduction": "pca:16",
+            "clustering": "kmeans",
+            "accuracy": 0.6,
+            "private_accuracy": 0.6,
+            "reconstruction_mse": 0.01,
+        },
+    ]
     said = cluster.grid(rows, rows[1], rows[0])
-    assert "above KMeans on raw pixels (0.500, +0.200)" in said and "dense:128, does not cluster best (pool does)" in said
+    assert (
+        "above KMeans on raw pixels (0.500, +0.200)" in said and "dense:128, does not cluster best (pool does)" in said
+    )
     tie = cluster.grid(rows, {**rows[1], "private_accuracy": 0.505}, rows[0])
     assert "not clearly above" in tie
 
 
-@pytest.mark.parametrize("name, words", [("batchnorm", ["mu = (1/N) sum_i x_i", "upstream gradient dl/dy"]),
-                                         ("pca", ["Lagrangian", "S u = lambda u", "stationary point"])])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("batchnorm", ["mu = (1/N) sum_i x_i", "upstream gradient dl/dy"]),
+        ("pca", ["Lagrangian", "S u = lambda u", "stationary point"]),
+    ],
+)
 def test_derivations_show_every_step(name, words):
     from dlstudy.derivations import batchnorm, pca
 
-    d = {"batchnorm": batchnorm, "pca": pca}[name].derive({"batchnorm": batchnorm, "pca": pca}[name].DEFAULTS)
+    d = {"batchnorm": batchnorm, "pca": pca}[name].derive({"batchnorm": batchnorm, "pca": pca}[name].Params())
     steps = "\n".join(d.steps)
     assert all(w in steps for w in words) and d.passed and re.search(r"\d", d.answer)
 
 
 def test_deletion_answer_reads_both_orders_against_random():
-    most = [{"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
-            {"removed": 0.5, "gradient": 0.2, "grad_cam": 0.6, "random": 0.6}]
-    least = [{"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
-             {"removed": 0.5, "gradient": 0.8, "grad_cam": 0.6, "random": 0.6}]
+    most = [
+        {"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
+        {"removed": 0.5, "gradient": 0.2, "grad_cam": 0.6, "random": 0.6},
+    ]
+    least = [
+        {"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
+        {"removed": 0.5, "gradient": 0.8, "grad_cam": 0.6, "random": 0.6},
+    ]
     rows = {r["method"]: r for r in classify.deletion_areas({"most": most, "least": least})}
     assert rows["gradient"]["most salient first"] == pytest.approx(0.5)
     assert rows["gradient"]["gap"] == pytest.approx(0.3) and rows["random"]["gap"] == 0
     said = classify.deletion({"most": most, "least": least}, "blur")
-    assert "gradient 0.500 most salient first (falls faster than random) and 0.800 least salient first (stays above" in said
+    assert (
+        "gradient 0.500 most salient first (falls faster than random) and 0.800 least salient first (stays above"
+        in said
+    )
     assert "grad cam 0.700 most salient first (no faster than random) and 0.700 least salient first (not above" in said
     assert "blurred copy" in said and "random order 0.700" in said

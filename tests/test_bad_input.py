@@ -1,6 +1,7 @@
 """Hostile and careless input, table-driven: every case must end with its exit code, one line on stderr
 naming the file or key, no traceback, and the on-disk state it promises. tests/README.md lists the
 cases and what each leaves on disk."""
+
 import contextlib
 import fcntl
 import json
@@ -15,8 +16,16 @@ from PIL import Image
 
 from dlstudy.train import epoch_listener
 
-TREND_TINY = ["--set", "windows.lengths=[20]", "--set", "model.cells=[gru]", "--set", "correlation.subset=10",
-              "--set", "train.epochs=2"]
+TREND_TINY = [
+    "--set",
+    "windows.lengths=[20]",
+    "--set",
+    "model.cells=[gru]",
+    "--set",
+    "correlation.subset=10",
+    "--set",
+    "train.epochs=2",
+]
 
 
 def bomb(levels: int) -> str:
@@ -71,7 +80,9 @@ def make_files(root, data_root):
     header, *rows = csv
     day = header.split(",").index("1/25/20")  # the same day again under an ISO header: one day twice
     f["twin_dates_csv"] = root / "twin_dates.csv"
-    f["twin_dates_csv"].write_text("\n".join([header + ",2020-01-25", *(r + "," + r.split(",")[day] for r in rows)]) + "\n")
+    f["twin_dates_csv"].write_text(
+        "\n".join([header + ",2020-01-25", *(r + "," + r.split(",")[day] for r in rows)]) + "\n"
+    )
     f["long_twice_csv"] = root / "long_twice.csv"
     f["long_twice_csv"].write_text("country,date,cases\nA,2020-01-22,1\nA,2020-01-22,2\nA,2020-01-23,3\n")
     np.save(root / "labels_one.npy", np.zeros(20, np.int64))
@@ -200,7 +211,11 @@ DATA_CASES = [
     ("data-name-too-long", ["cluster", "--data", "{root}/" + "x" * 300 + ".npy"], "File name too long"),
     ("out-name-too-long", ["trend", "--out", "{root}/" + "y" * 300], "choose a shorter --out"),
     ("cluster-one-image-a-class", ["cluster", "--quick", "--data", "{three}"], "2 images a cluster"),
-    ("cluster-auto-one-image-a-class", ["cluster", "--quick", "--data", "{three}", "--clusters", "auto"], "2 images a cluster"),
+    (
+        "cluster-auto-one-image-a-class",
+        ["cluster", "--quick", "--data", "{three}", "--clusters", "auto"],
+        "2 images a cluster",
+    ),
     ("classify-one-image-a-class", ["classify", "--quick", "--data", "{three}"], "at least 2"),
     ("folder-broken-image", ["cluster", "--data", "{broken}"], "3.png"),
     ("folder-empty-class", ["cluster", "--data", "{hollow}"], "is empty"),
@@ -215,7 +230,11 @@ SWEEP_CASES = [
     ("sweep-seeds-past-2-to-the-32", ["sweep", "trend", "--seed", "4294967295", "--seeds", "2"], "largest seed"),
     ("sweep-journal-no-path", ["sweep", "trend", "--storage", "journal:"], "name the journal file"),
     ("sweep-sqlite-no-path", ["sweep", "trend", "--storage", "sqlite:///"], "name the database file"),
-    ("sweep-users-file-as-journal", ["sweep", "trend", "--storage", "journal:{foreign}"], "not an Optuna journal entry"),
+    (
+        "sweep-users-file-as-journal",
+        ["sweep", "trend", "--storage", "journal:{foreign}"],
+        "not an Optuna journal entry",
+    ),
     ("sweep-storage-unknown", ["sweep", "trend", "--storage", "mysql://h/db"], "postgresql://"),
     ("sweep-metric-unknown", ["sweep", "trend", "--metric", "test_acuracy", "--direction", "maximize"], "test_acuracy"),
     ("sweep-derive", ["sweep", "derive"], "derive"),
@@ -262,7 +281,9 @@ def finished_trend(tmp_path_factory, data_root):
     from dlstudy.cli import main
 
     out = tmp_path_factory.mktemp("trend") / "run"
-    assert main(["-q", "trend", "--data", str(data_root / "covid" / "covid_19.csv"), "--out", str(out), *TREND_TINY]) == 0
+    assert (
+        main(["-q", "trend", "--data", str(data_root / "covid" / "covid_19.csv"), "--out", str(out), *TREND_TINY]) == 0
+    )
     return out
 
 
@@ -278,7 +299,9 @@ def damage(run, how):
     elif how == "config-edited":
         (run / "config.yaml").write_text((run / "config.yaml").read_text() + "extra_key: 1\n")
     elif how == "config-bad-range":
-        (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("hidden_size: 32", "hidden_size: -4"))
+        (run / "config.yaml").write_text(
+            (run / "config.yaml").read_text().replace("hidden_size: 32", "hidden_size: -4")
+        )
     elif how == "unfinished":
         status = json.loads((run / "status.json").read_text())
         (run / "status.json").write_text(json.dumps({**status, "state": "running"}))
@@ -313,8 +336,9 @@ PREDICT_CASES = [
 
 
 @pytest.mark.parametrize("case, damages, out, words", PREDICT_CASES, ids=[c[0] for c in PREDICT_CASES])
-def test_careless_predict_is_refused_and_overwrites_nothing(case, damages, out, words, tmp_path, cli, finished_trend,
-                                                           data_root):
+def test_careless_predict_is_refused_and_overwrites_nothing(
+    case, damages, out, words, tmp_path, cli, finished_trend, data_root
+):
     run = tmp_path / "run"
     shutil.copytree(finished_trend, run)
     for how in damages:
@@ -351,17 +375,38 @@ def held(run):
 
 # compare and --resume on damaged or misused run folders: (id, damages to the first run, argv, words)
 RUN_CASES = [
-    ("compare-metrics-truncated", ["metrics-truncated"], ["compare", "{run}", "{run2}", "--out", "{root}/c.html"],
-     "metrics.json is damaged"),
-    ("compare-metrics-a-list", ["metrics-a-list"], ["compare", "{run}", "{run2}", "--out", "{root}/c.html"], "a JSON list"),
-    ("compare-status-a-string", ["status-a-string"], ["compare", "{run}", "{run2}", "--out", "{root}/c.html"],
-     "status.json is damaged"),
+    (
+        "compare-metrics-truncated",
+        ["metrics-truncated"],
+        ["compare", "{run}", "{run2}", "--out", "{root}/c.html"],
+        "metrics.json is damaged",
+    ),
+    (
+        "compare-metrics-a-list",
+        ["metrics-a-list"],
+        ["compare", "{run}", "{run2}", "--out", "{root}/c.html"],
+        "a JSON list",
+    ),
+    (
+        "compare-status-a-string",
+        ["status-a-string"],
+        ["compare", "{run}", "{run2}", "--out", "{root}/c.html"],
+        "status.json is damaged",
+    ),
     ("compare-out-in-proc", [], ["compare", "{run}", "{run2}", "--out", "/proc/dlstudy-compare.html"], "cannot write"),
     ("compare-out-a-folder", [], ["compare", "{run}", "{run2}", "--out", "{root}"], "is a folder"),
-    ("compare-over-a-runs-report", [], ["compare", "{run}", "{run2}", "--out", "{run}/report.html", "--force"],
-     "inside the run folder"),
-    ("resume-status-a-string", ["status-a-string"], ["trend", "--resume", "--out", "{run}", *TREND_TINY],
-     "status.json is damaged"),
+    (
+        "compare-over-a-runs-report",
+        [],
+        ["compare", "{run}", "{run2}", "--out", "{run}/report.html", "--force"],
+        "inside the run folder",
+    ),
+    (
+        "resume-status-a-string",
+        ["status-a-string"],
+        ["trend", "--resume", "--out", "{run}", *TREND_TINY],
+        "status.json is damaged",
+    ),
 ]
 
 
@@ -389,7 +434,9 @@ def test_predict_replaces_a_file_only_with_force(tmp_path, cli, finished_trend, 
 
 def test_the_tests_readme_lists_every_case():
     text = (Path(__file__).parent / "README.md").read_text()
-    missing = [c[0] for c in TABLE if f"| {c[0]} |" not in text] + [
-        c[0] for c in PREDICT_CASES if f"| predict-{c[0]} |" not in text] + [
-        c[0] for c in RUN_CASES if f"| {c[0]} |" not in text]
+    missing = (
+        [c[0] for c in TABLE if f"| {c[0]} |" not in text]
+        + [c[0] for c in PREDICT_CASES if f"| predict-{c[0]} |" not in text]
+        + [c[0] for c in RUN_CASES if f"| {c[0]} |" not in text]
+    )
     assert not missing, f"tests/README.md does not list {missing}"

@@ -1,5 +1,6 @@
 """The classify study: FER2013 loaders on the real files, the CNN, augmentation, the sharpness
 check, explanations, a short real run and bad input."""
+
 import json
 
 import numpy as np
@@ -7,8 +8,8 @@ import pytest
 import torch
 
 from dlstudy.analysis.architecture import layer_table
-from dlstudy.analysis.explanations import SALIENCY_METHODS, excite_filters, feature_maps, saliency
-from dlstudy.answers.classify import sharpness_sentence
+from dlstudy.analysis.explanations import SALIENCY, excite_filters, feature_maps, saliency
+from dlstudy.studies.classify.answers import sharpness_sentence
 from dlstudy.data.augment import random_affine, random_erasing, ten_crop
 from dlstudy.data.expressions import EMOTIONS, load_expressions
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
@@ -34,7 +35,10 @@ def write_csv(path, images, labels, usage=None, *, header=("emotion", "pixels", 
 # loaders on the real files -----------------------------------------------------------------------
 def test_npz_loads_with_its_splits(fer):
     assert fer.data.images.shape == (32298, 48, 48, 1) and fer.data.images.dtype == np.uint8
-    assert {s: int((fer.usage == s).sum()) for s in ("Training", "PublicTest")} == {"Training": 28709, "PublicTest": 3589}
+    assert {s: int((fer.usage == s).sum()) for s in ("Training", "PublicTest")} == {
+        "Training": 28709,
+        "PublicTest": 3589,
+    }
     assert fer.part("PrivateTest") is None
     assert np.bincount(fer.data.labels).tolist() == [4462, 492, 4593, 8110, 5483, 3586, 5572]
     assert fer.data.class_names == EMOTIONS
@@ -87,7 +91,9 @@ def test_bad_folders_are_named(data_root, tmp_path):
         load_expressions(root)
     assert len(load_expressions(root, skip_bad=True).data) == 280
     # the folder above the class folders (here the shared copy's fer2013/, holding images/) is one class
-    with pytest.raises(InputError, match=r"fer2013: expected one subfolder per emotion .*found one subfolder \(images/\)"):
+    with pytest.raises(
+        InputError, match=r"fer2013: expected one subfolder per emotion .*found one subfolder \(images/\)"
+    ):
         load_expressions(data_root / "fer2013")
 
 
@@ -164,14 +170,18 @@ def test_shipped_fer_is_sharp_on_both_splits(fer):
     to = lambda s: torch.from_numpy(fer.part(s).images[:2000]).permute(0, 3, 1, 2).float() / 255  # noqa: E731
     train, test = float(sharpness(to("Training")).median()), float(sharpness(to("PublicTest")).median())
     assert abs(test / train - 1) < 0.25
-    table = [{"split": "train", "median_sharpness": train, "blur_sigma": 0.0},
-             {"split": "public", "median_sharpness": test, "blur_sigma": 0.0}]
+    table = [
+        {"split": "train", "median_sharpness": train, "blur_sigma": 0.0},
+        {"split": "public", "median_sharpness": test, "blur_sigma": 0.0},
+    ]
     assert "no sharpness shift" in sharpness_sentence(table, match=False)
 
 
 def test_sharpness_sentence_names_a_shift_and_what_was_done():
-    table = [{"split": "train", "median_sharpness": 0.013, "blur_sigma": 0.0},
-             {"split": "public", "median_sharpness": 0.052, "blur_sigma": 0.0}]
+    table = [
+        {"split": "train", "median_sharpness": 0.013, "blur_sigma": 0.0},
+        {"split": "public", "median_sharpness": 0.052, "blur_sigma": 0.0},
+    ]
     said = sharpness_sentence(table, match=False)
     assert "public 4.0x" in said and "scored as given" in said and "match_sharpness to true" in said
     table[1]["blur_sigma"] = 3.3
@@ -183,7 +193,7 @@ def test_match_sharpness_is_off_by_default_and_predict_follows_the_run(fer, tmp_
     from dlstudy.api import resolve_config
     from dlstudy.studies import classify
 
-    assert resolve_config("classify")["data"]["match_sharpness"] is False
+    assert resolve_config("classify").data.match_sharpness is False
     faces = fer.part("PublicTest").images[:64]
     np.savez(tmp_path / "faces.npz", x=faces, y=fer.part("PublicTest").labels[:64])
     torch.manual_seed(0)
@@ -193,14 +203,21 @@ def test_match_sharpness_is_off_by_default_and_predict_follows_the_run(fer, tmp_
     from safetensors.torch import save_file
 
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp_path / "models" / "cnn.safetensors")
-    metrics = {"channels": 1, "image_size": 48, "input_mean": 0.5, "input_std": 0.25, "class_names": list(EMOTIONS),
-               "train_sharpness": 0.2 * float(sharpness(torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255).median())}
+    metrics = {
+        "channels": 1,
+        "image_size": 48,
+        "input_mean": 0.5,
+        "input_std": 0.25,
+        "class_names": list(EMOTIONS),
+        "train_sharpness": 0.2 * float(sharpness(torch.from_numpy(faces).permute(0, 3, 1, 2).float() / 255).median()),
+    }
     sigmas = {}
     for match in (False, True):
-        cfg["data"]["match_sharpness"] = match
+        cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"match_sharpness": match})})
         out = tmp_path / f"p{match}.csv"
-        sigmas[match] = classify.predict(tmp_path, cfg, metrics, data_path=str(tmp_path / "faces.npz"), labels=None,
-                                         out=out, device="cpu")["blur_sigma"]
+        sigmas[match] = classify.predict(
+            tmp_path, cfg, metrics, data_path=str(tmp_path / "faces.npz"), labels=None, out=out, device="cpu"
+        )["blur_sigma"]
     assert not any(sigmas[False].values()) and all(v > 1 for v in sigmas[True].values())
 
 
@@ -209,7 +226,7 @@ def test_explanations_have_the_input_shape_and_vary():
     model = ExpressionCNN(channels=(8, 16), convs=(1, 1), hidden=(16,)).eval()
     x = torch.rand(3, 1, 48, 48)
     target = torch.tensor([0, 3, 6])
-    for method in SALIENCY_METHODS:
+    for method in SALIENCY:
         s = saliency(model, x, target, method, samples=4)
         assert s.shape == (3, 48, 48) and (s >= 0).all() and s.std() > 0, method
     layer = model.conv_layers()[-1]
@@ -218,7 +235,10 @@ def test_explanations_have_the_input_shape_and_vary():
     # the ascent works: each input excites its own filter more than the starting noise does
     noise = 0.1 * torch.randn(2, 1, 48, 48, generator=torch.Generator().manual_seed(0))
     for k, f in enumerate([0, 5]):
-        assert feature_maps(model, layer, inputs[k : k + 1])[f].mean() > feature_maps(model, layer, noise[k : k + 1])[f].mean()
+        assert (
+            feature_maps(model, layer, inputs[k : k + 1])[f].mean()
+            > feature_maps(model, layer, noise[k : k + 1])[f].mean()
+        )
     assert feature_maps(model, layer, x[:1]).shape == (16, 24, 24)
 
 
@@ -226,7 +246,7 @@ def test_the_randomisation_check_fails_when_the_maps_do_not_change():
     """Built to fail: re-initialising nothing leaves every map as it was, so the check must say so; then
     re-initialising the top layers, as the study does, changes them."""
     from dlstudy.analysis.explanations import randomisation_check
-    from dlstudy.answers.classify import randomisation, randomisation_passes
+    from dlstudy.studies.classify.answers import randomisation, randomisation_passes
 
     torch.manual_seed(0)
     model = ExpressionCNN(channels=(8, 16), convs=(1, 1), hidden=(16,)).eval()
@@ -279,8 +299,19 @@ def test_removed_pixels_take_the_fill_and_the_rest_stay():
 @pytest.mark.slow
 def test_short_real_run_beats_the_majority_class(data_root, tmp_path, cli):
     out = tmp_path / "fer"
-    code, _, err = cli("-q", "classify", "--data", data_root / "fer2013" / "fer2013.npz", "--out", out, "--quick",
-                       "--set", "data.limit=8000", "--epochs", "4")
+    code, _, err = cli(
+        "-q",
+        "classify",
+        "--data",
+        data_root / "fer2013" / "fer2013.npz",
+        "--out",
+        out,
+        "--quick",
+        "--set",
+        "data.limit=8000",
+        "--epochs",
+        "4",
+    )
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_train"] == 7200 and m["n_public"] == 3589 and m["private_accuracy"] is None
@@ -304,14 +335,15 @@ def test_short_real_run_beats_the_majority_class(data_root, tmp_path, cli):
 
 
 def test_default_digits_run_and_bad_flags(tmp_path, cli):
-    code, _, err = cli("-q", "classify", "--quick", "--out", tmp_path / "d", "--epochs", "2",
-                       "--set", "explain.methods=[gradient]")
+    code, _, err = cli(
+        "-q", "classify", "--quick", "--out", tmp_path / "d", "--epochs", "2", "--set", "explain.methods=[gradient]"
+    )
     assert code == 0, err
     m = json.loads((tmp_path / "d" / "metrics.json").read_text())
     assert m["image_size"] == 28 and m["public_accuracy"] > 0.8
     code, _, err = cli("classify", "--out", tmp_path / "x", "--set", "explain.methods=[gradcam]")
     assert code == 2 and "gradcam" in err and "Traceback" not in err
     code, _, err = cli("classify", "--out", tmp_path / "y", "--epochs", "0")
-    assert code == 2 and "--epochs" in err
+    assert code == 2 and "config key 'train.epochs' must be greater than or equal to 1" in err
     code, _, err = cli("classify", "--out", tmp_path / "z", "--set", "explain.deletion_fill=grey")
     assert code == 2 and "deletion_fill" in err and not (tmp_path / "z").exists()

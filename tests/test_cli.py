@@ -1,4 +1,5 @@
 """End-to-end behaviour of the CLI on the offline MNIST digits, with a tiny grid."""
+
 import json
 import re
 
@@ -20,12 +21,29 @@ def finished_run(tmp_path_factory):
 
 def test_run_folder_holds_everything(finished_run):
     out = finished_run
-    for name in ("config.yaml", "metrics.json", "report.html", "log.txt", "predictions.csv",
-                 "models/encoder-pool.safetensors", "models/encoder-dense-16.safetensors", "checkpoints/encoder-pool.pt"):
+    for name in (
+        "config.yaml",
+        "metrics.json",
+        "report.html",
+        "log.txt",
+        "predictions.csv",
+        "models/encoder-pool.safetensors",
+        "models/encoder-dense-16.safetensors",
+        "checkpoints/encoder-pool.pt",
+    ):
         assert (out / name).exists(), name
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("accuracy", "public_accuracy", "private_accuracy", "nmi", "ari", "reconstruction_mse",
-                "raw_kmeans_accuracy", "n_images", "n_clusters"):
+    for key in (
+        "accuracy",
+        "public_accuracy",
+        "private_accuracy",
+        "nmi",
+        "ari",
+        "reconstruction_mse",
+        "raw_kmeans_accuracy",
+        "n_images",
+        "n_clusters",
+    ):
         assert key in metrics, key
     assert metrics["n_images"] == 400 and metrics["n_clusters"] == 10
     assert 0.1 < metrics["accuracy"] <= 1 and metrics["reconstruction_mse"] > 0
@@ -35,8 +53,13 @@ def test_run_folder_holds_everything(finished_run):
     html = (out / "report.html").read_text()
     assert "raw pixels" in html and "data:image/png;base64" in html and "figures/" not in html.split("<body>")[0]
     figures = {p.name for p in (out / "figures").iterdir()}
-    assert {"grid_accuracy.png", "training.png", "latent_maps.png", "reconstructions_pool.png",
-            "neighbours_pool.png"} <= figures
+    assert {
+        "grid_accuracy.png",
+        "training.png",
+        "latent_maps.png",
+        "reconstructions_pool.png",
+        "neighbours_pool.png",
+    } <= figures
 
 
 def test_numbers_in_report_come_from_the_run(finished_run):
@@ -59,19 +82,23 @@ def test_predict_applies_the_run(finished_run, tmp_path, cli):
     assert code == 2 and "trained on (28, 28, 1)" in err
 
 
-@pytest.mark.parametrize("args, words", [
-    (["cluster", "--bogus"], "unrecognized arguments"),
-    (["cluster", "--set", "train.epoch=2"], "unknown config key 'train.epoch'"),
-    (["cluster", "--set", "grid.reductions=[pca]"], "positive dimension"),
-    (["cluster", "--clusters", "0"], "at least 1"),
-    (["cluster", "--set", "grid.clusterings=[dbscan]"], "unknown method 'dbscan'"),
-    (["cluster", "--clusters", "6000"], "cannot make 6000 clusters"),
-    (["cluster", "--data", "/no/such/file.npy"], "does not exist"),
-    (["cluster", "--set", "grid.encoders=[vae]"], "unknown encoder"),
-    (["cluster", "--set", "contrastive.augment.crop_scale=[0, 1]"], "0 < low <= high <= 1"),
-    (["cluster", "--set", "grid.reductions=[l2:4]"], "'l2' takes no dimension"),
-    (["predict", "/no/run", "--data", "x.npy"], "no dlstudy run folder"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["cluster", "--bogus"], "unrecognized arguments"),
+        (["cluster", "--set", "train.epoch=2"], "unknown config key 'train.epoch'"),
+        (["cluster", "--set", "grid.reductions=[pca]"], "positive dimension"),
+        (["cluster", "--clusters", "0"], "at least 1"),
+        (["cluster", "--set", "grid.clusterings=[dbscan]"], "config key 'grid.clusterings' (item 0) must be 'kmeans'"),
+        (["cluster", "--clusters", "6000"], "cannot make 6000 clusters"),
+        (["cluster", "--data", "/no/such/file.npy"], "does not exist"),
+        (["cluster", "--set", "grid.encoders=[vae]"], "unknown encoder"),
+        (["cluster", "--set", "contrastive.augment.crop_scale=[0, 1]"], "crop_scale' (item 0) must be greater than 0"),
+        (["cluster", "--set", "contrastive.augment.crop_scale=[0.9, 0.1]"], "low <= high"),
+        (["cluster", "--set", "grid.reductions=[l2:4]"], "'l2' takes no dimension"),
+        (["predict", "/no/run", "--data", "x.npy"], "no dlstudy run folder"),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_2(args, words, cli, tmp_path):
     out = tmp_path / "r"
     extra = ["--out", str(out)] if args[0] == "cluster" else []

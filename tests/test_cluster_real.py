@@ -1,4 +1,5 @@
 """The cluster study on the real data of ../shared/data (CI has it, so a missing folder fails)."""
+
 import json
 
 import numpy as np
@@ -32,9 +33,24 @@ def test_quick_study_on_mnist_beats_raw_pixels(tour):
 def test_cifar_vehicles_against_animals(data_root, tmp_path, cli):
     """A short real run of the 2-class HW9-like task; raw-pixel KMeans on all 10,000 images gets 0.644.
     Measured on these 3,000 images: raw 0.646, the pool autoencoder's latents after 4 epochs 0.670."""
-    code, _, err = cli("-q", "cluster", "--data", data_root / "cifar10" / "cifar10_test.npz", "--out", tmp_path / "c",
-                       "--set", VEHICLES_ANIMALS, "--set", "data.limit=3000", "--set", "train.epochs=4",
-                       "--set", "grid.encoders=[pool]", "--set", "grid.reductions=[none, pca:16]")
+    code, _, err = cli(
+        "-q",
+        "cluster",
+        "--data",
+        data_root / "cifar10" / "cifar10_test.npz",
+        "--out",
+        tmp_path / "c",
+        "--set",
+        VEHICLES_ANIMALS,
+        "--set",
+        "data.limit=3000",
+        "--set",
+        "train.epochs=4",
+        "--set",
+        "grid.encoders=[pool]",
+        "--set",
+        "grid.reductions=[none, pca:16]",
+    )
     assert code == 0, err
     m = json.loads((tmp_path / "c" / "metrics.json").read_text())
     assert m["n_clusters"] == 2 and m["n_images"] == 3000

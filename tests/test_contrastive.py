@@ -1,4 +1,5 @@
 """SimCLR augmentations and loss, SCAN, and the cluster study's contrastive road."""
+
 import json
 import math
 
@@ -42,8 +43,16 @@ def test_augmentations_at_zero_strength_are_the_identity():
 
 def test_hue_and_saturation_leave_gray_images_gray():
     gray = torch.rand(6, 1, 8, 8).expand(6, 3, 8, 8)
-    out = colour_jitter(gray, brightness=0, contrast=0, saturation=0.9, hue=0.5, p=1.0, grayscale=0,
-                        generator=torch.Generator().manual_seed(1))
+    out = colour_jitter(
+        gray,
+        brightness=0,
+        contrast=0,
+        saturation=0.9,
+        hue=0.5,
+        p=1.0,
+        grayscale=0,
+        generator=torch.Generator().manual_seed(1),
+    )
     assert torch.allclose(out, gray, atol=1e-5)
     one_channel = colour_jitter(torch.rand(3, 1, 8, 8), generator=torch.Generator().manual_seed(1))
     assert one_channel.shape == (3, 1, 8, 8)
@@ -95,7 +104,9 @@ def test_scan_clusters_separated_groups_as_well_as_kmeans():
     scan = SCAN(4, n_neighbors=10, epochs=30, seed=0).fit(feats)
     assert scan.labels_.shape == (600,) and 0 <= scan.head_ < scan.n_heads
     assert clustering_scores(labels, scan.labels_)["accuracy"] > 0.95
-    assert clustering_scores(labels, cluster(feats, "scan", 4, scan={"epochs": 30, "n_neighbors": 10}))["accuracy"] > 0.95
+    assert (
+        clustering_scores(labels, cluster(feats, "scan", 4, scan={"epochs": 30, "n_neighbors": 10}))["accuracy"] > 0.95
+    )
     self_labelled = SCAN(4, n_neighbors=10, epochs=30, self_label_epochs=5, seed=0).fit(feats)
     assert self_labelled.confident_ > 0.5  # most images become confident labels
     assert clustering_scores(labels, self_labelled.labels_)["accuracy"] > 0.95
@@ -106,11 +117,30 @@ def test_contrastive_run_beats_raw_pixels_on_vehicles_against_animals(cli, tmp_p
     """A short real-data run: 3,000 CIFAR-10 test images, vehicles against animals, 6 SimCLR epochs on
     24-pixel crops. Measured: raw-pixel KMeans 0.646 accuracy, SimCLR features 0.814 (KMeans), 0.798 (SCAN)."""
     out = tmp_path / "c2"
-    code, _, err = cli("-q", "cluster", "--data", data_root / "cifar10" / "cifar10_test.npz", "--set", VEHICLES_ANIMALS,
-                       "--out", out, "--set", "data.limit=3000", "--set", "grid.encoders=[simclr]",
-                       "--set", "contrastive.train.epochs=6", "--set", "contrastive.augment.crop_size=24",
-                       "--set", "grid.reductions=[l2>pca:16]", "--set", "grid.clusterings=[kmeans, scan]",
-                       "--set", "scan.epochs=20")
+    code, _, err = cli(
+        "-q",
+        "cluster",
+        "--data",
+        data_root / "cifar10" / "cifar10_test.npz",
+        "--set",
+        VEHICLES_ANIMALS,
+        "--out",
+        out,
+        "--set",
+        "data.limit=3000",
+        "--set",
+        "grid.encoders=[simclr]",
+        "--set",
+        "contrastive.train.epochs=6",
+        "--set",
+        "contrastive.augment.crop_size=24",
+        "--set",
+        "grid.reductions=[l2>pca:16]",
+        "--set",
+        "grid.clusterings=[kmeans, scan]",
+        "--set",
+        "scan.epochs=20",
+    )
     assert code == 0, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["best_encoder"] == "simclr"
@@ -141,8 +171,20 @@ def test_a_killed_contrastive_run_resumes_from_its_last_epoch(cli, tmp_path, mon
 
     monkeypatch.setattr(study, "nt_xent", killed_in_third_epoch)
     out = tmp_path / "r"
-    settings = ["--set", "data.limit=400", "--set", "grid.encoders=[simclr]", "--set", "contrastive.train.epochs=3",
-                "--set", "contrastive.train.batch_size=200", "--set", "grid.reductions=[l2]", "--set", "figures.map_points=200"]
+    settings = [
+        "--set",
+        "data.limit=400",
+        "--set",
+        "grid.encoders=[simclr]",
+        "--set",
+        "contrastive.train.epochs=3",
+        "--set",
+        "contrastive.train.batch_size=200",
+        "--set",
+        "grid.reductions=[l2]",
+        "--set",
+        "figures.map_points=200",
+    ]
     code, _, err = cli("cluster", "--out", out, *settings)
     assert code == 130 and not is_complete(out)
     code, _, err = cli("-v", "cluster", "--out", out, "--resume", *settings)  # -v: each epoch's line on stderr

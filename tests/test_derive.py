@@ -11,7 +11,7 @@ HOMEWORK_Y = [0.0, 1.0, 4.0, 4.0, 0.0, 5.999, 1.0, 3.0]
 
 
 def test_lstm_homework_trace():
-    d = lstm.derive(lstm.DEFAULTS)
+    d = lstm.derive(lstm.Params())
     assert [round(v, 3) for v in d.results["y"]] == HOMEWORK_Y
     assert d.results["c"][0] == 3.0 and d.results["c"][2] == 4.0
     # the forget gate at z_f = 10 is not exactly 1: the hand answer c = 1 at t = 2 is off by 1.4e-4
@@ -21,7 +21,7 @@ def test_lstm_homework_trace():
 
 @pytest.mark.parametrize("module", [lstm, conv_shape, batchnorm, softmax_ce, word2vec, pca])
 def test_every_derivation_passes_its_checks(module):
-    d = module.derive(module.DEFAULTS, seed=3)
+    d = module.derive(module.Params(), seed=3)
     assert d.checks and d.passed, d.verdict()
     assert all(c.tolerance <= 1e-7 for c in d.checks)
 
@@ -31,23 +31,29 @@ def test_a_wrong_gradient_is_caught(monkeypatch):
 
     def forgets_the_mean_path(*args):
         g = real(*args)
-        g["dx"] = g["dx_hat"] / np.sqrt(args[4][1] + args[3])  # the common mistake: dl/dx = dl/dx_hat / std (var in the cache)
+        g["dx"] = g["dx_hat"] / np.sqrt(
+            args[4][1] + args[3]
+        )  # the common mistake: dl/dx = dl/dx_hat / std (var in the cache)
         return g
 
     monkeypatch.setattr(batchnorm, "backward", forgets_the_mean_path)
-    d = batchnorm.derive(batchnorm.DEFAULTS)
+    d = batchnorm.derive(batchnorm.Params())
     assert not d.passed and "dl/dx against autograd" in d.verdict()
 
     monkeypatch.setattr(softmax_ce, "softmax_ce_grad", lambda z, y: softmax_ce.softmax(z) - y)  # forgot 1/N
-    assert not softmax_ce.derive(softmax_ce.DEFAULTS).passed
+    assert not softmax_ce.derive(softmax_ce.Params()).passed
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_conv_shape_random_settings(seed):
     rng = np.random.default_rng(seed)
-    p = dict(conv_shape.DEFAULTS, input=[2, *map(int, rng.integers(8, 40, 2)), 3],
-             kernel=list(map(int, rng.integers(1, 6, 2))), stride=list(map(int, rng.integers(1, 4, 2))),
-             padding=list(map(int, rng.integers(0, 3, 2))), random_checks=20)
+    p = conv_shape.Params(
+        input=[2, *map(int, rng.integers(8, 40, 2)), 3],
+        kernel=list(map(int, rng.integers(1, 6, 2))),
+        stride=list(map(int, rng.integers(1, 4, 2))),
+        padding=list(map(int, rng.integers(0, 3, 2))),
+        random_checks=20,
+    )
     d = conv_shape.derive(p, seed=seed)
     assert d.passed and d.results["output_shape"][0] == 2
 
@@ -58,21 +64,24 @@ def test_conv_shape_formula_known_answers():
     assert conv_shape.output_size(28, 3, 1, 0, d=2) == 24
 
 
-@pytest.mark.parametrize("params, words", [
-    ({"stride": [0, 1]}, "stride must be at least 1"),
-    ({"kernel": [40, 3]}, "more than the padded input"),
-    ({"input": [1, 2, 3]}, "must be \\(B, W, H, C\\)"),
-])
+@pytest.mark.parametrize(
+    "params, words",
+    [
+        ({"stride": [0, 1]}, "stride must be at least 1"),
+        ({"kernel": [40, 3]}, "more than the padded input"),
+        ({"input": [1, 2, 3]}, "must be \\(B, W, H, C\\)"),
+    ],
+)
 def test_conv_shape_bad_input(params, words):
     with pytest.raises(InputError, match=words):
-        conv_shape.derive(dict(conv_shape.DEFAULTS, **params))
+        conv_shape.derive(conv_shape.Params(**params))
 
 
 def test_lstm_bad_vector_lengths():
     with pytest.raises(InputError, match="length 3 but inputs have length 4"):
-        lstm.derive(dict(lstm.DEFAULTS, w=[0, 0, 1], w_i=[1, 1, 1], w_f=[1, 1, 1], w_o=[1, 1, 1]))
+        lstm.derive(lstm.Params(w=[0, 0, 1], w_i=[1, 1, 1], w_f=[1, 1, 1], w_o=[1, 1, 1]))
     with pytest.raises(InputError, match="lists of numbers of one length"):
-        lstm.derive(dict(lstm.DEFAULTS, w=[0, 0, 1]))
+        lstm.derive(lstm.Params(w=[0, 0, 1]))
 
 
 def test_cli_lstm_json_and_yaml(tmp_path, cli):

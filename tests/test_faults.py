@@ -1,5 +1,6 @@
 """Run folders under faults: a second writer, a dead writer, an unexpected error, a full disk, names
 that matplotlib would read as maths, commas in class names, and a fuzz of the config schema."""
+
 import csv
 import io
 import json
@@ -27,8 +28,19 @@ def covid(data_root):
 
 
 def trend_command(data_root, out, *extra):
-    return [sys.executable, "-m", "dlstudy.cli", "-q", "trend", "--data", covid(data_root), "--out", str(out),
-            *TREND_TINY, *extra]
+    return [
+        sys.executable,
+        "-m",
+        "dlstudy.cli",
+        "-q",
+        "trend",
+        "--data",
+        covid(data_root),
+        "--out",
+        str(out),
+        *TREND_TINY,
+        *extra,
+    ]
 
 
 def wait_for(predicate, proc):
@@ -42,21 +54,25 @@ def wait_for(predicate, proc):
 
 def test_a_second_writer_is_refused_and_a_dead_writers_run_resumes(tmp_path, data_root):
     out = tmp_path / "run"
-    first = subprocess.Popen(trend_command(data_root, out, "--set", "train.epochs=30"), stderr=subprocess.PIPE,
-                             start_new_session=True)
+    first = subprocess.Popen(
+        trend_command(data_root, out, "--set", "train.epochs=30"), stderr=subprocess.PIPE, start_new_session=True
+    )
     wait_for(lambda: list(out.glob("checkpoints/*.pt")), first)
-    second = subprocess.run(trend_command(data_root, out, "--set", "train.epochs=30", "--resume"),
-                            capture_output=True, text=True)
+    second = subprocess.run(
+        trend_command(data_root, out, "--set", "train.epochs=30", "--resume"), capture_output=True, text=True
+    )
     assert second.returncode == 2 and f"being written by process {first.pid}" in second.stderr
     assert len(second.stderr.strip().splitlines()) == 1
     os.killpg(first.pid, signal.SIGKILL)  # the kernel drops a dead process's lock
     first.wait()
     assert json.loads((out / "status.json").read_text())["state"] == "running"
-    resumed = subprocess.run(trend_command(data_root, out, "--set", "train.epochs=3", "--resume"),
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        trend_command(data_root, out, "--set", "train.epochs=3", "--resume"), capture_output=True, text=True
+    )
     assert resumed.returncode == 2 and "train.epochs" in resumed.stderr  # other flags: refused, named
-    resumed = subprocess.run(trend_command(data_root, out, "--set", "train.epochs=30", "--resume"),
-                             capture_output=True, text=True)
+    resumed = subprocess.run(
+        trend_command(data_root, out, "--set", "train.epochs=30", "--resume"), capture_output=True, text=True
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert json.loads((out / "status.json").read_text())["state"] == "complete"
     assert "resuming after epoch" in (out / "log.txt").read_text()
@@ -84,10 +100,14 @@ def small_disk(tmp_path):
     """A 1 MiB file system: a tmpfs when we are root (CI is), else a file size limit in the child."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    if os.geteuid() == 0 and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode == 0:
+    if (
+        os.geteuid() == 0
+        and subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)]).returncode == 0
+    ):
         yield mount, None
         subprocess.run(["umount", "-l", str(mount)])
     else:
+
         def limit():
             signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
             resource.setrlimit(resource.RLIMIT_FSIZE, (600_000, 600_000))
@@ -101,7 +121,7 @@ def test_a_full_disk_ends_the_run_failed_with_its_message(small_disk, data_root)
     done = subprocess.run(trend_command(data_root, out), capture_output=True, text=True, preexec_fn=limit)
     assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
-    assert ("no space left on device writing" in done.stderr or "file too large" in done.stderr)
+    assert "no space left on device writing" in done.stderr or "file too large" in done.stderr
     assert "free space or choose another --out" in done.stderr
     status = json.loads((out / "status.json").read_text())
     assert status["state"] == "failed" and "writing" in status["reason"]
@@ -120,16 +140,22 @@ def test_names_with_dollars_and_commas_are_plain_text(tmp_path, cli, data_root):
 
     from dlstudy.analysis.classification import predictions_csv
 
-    names = ['happy, mostly', 'sad "really"']
+    names = ["happy, mostly", 'sad "really"']
     written = predictions_csv(np.array([[0.9, 0.1], [0.2, 0.8]]), names, np.array([0, 1]))
     rows = list(csv.reader(io.StringIO(written.decode())))
     assert rows[1][2] == names[0] and rows[2][2] == names[1] and all(len(r) == 5 for r in rows)
 
 
 # the schema under fuzz ---------------------------------------------------------------------------
-TREND_KEYS = sorted(flatten(resolve_config("trend")))
-VALUES = st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True), st.booleans(),
-                   st.text(max_size=12), st.lists(st.integers(-5, 40), max_size=4), st.none())
+TREND_KEYS = sorted(flatten(resolve_config("trend").model_dump()))
+VALUES = st.one_of(
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.text(max_size=12),
+    st.lists(st.integers(-5, 40), max_size=4),
+    st.none(),
+)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -148,20 +174,42 @@ def test_any_set_value_validates_or_is_an_input_error(key, value):
 
 @pytest.mark.slow
 @settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(epochs=st.integers(0, 3), hidden=st.integers(0, 8), lr=st.one_of(st.floats(0, 0.1), st.just(float("nan"))),
-       batch=st.integers(0, 300), dropout=st.floats(0, 1))
+@given(
+    epochs=st.integers(0, 3),
+    hidden=st.integers(0, 8),
+    lr=st.one_of(st.floats(0, 0.1), st.just(float("nan"))),
+    batch=st.integers(0, 300),
+    dropout=st.floats(0, 1),
+)
 @example(epochs=2, hidden=8, lr=0.01, batch=64, dropout=0.0)  # valid: runs
 @example(epochs=1, hidden=1, lr=1e-6, batch=1, dropout=0.5)  # valid at the edges
 @example(epochs=0, hidden=8, lr=0.01, batch=64, dropout=0.0)  # invalid: refused
-def test_any_generated_config_runs_a_tiny_model_or_exits_2(epochs, hidden, lr, batch, dropout, tmp_path_factory,
-                                                          data_root):
+def test_any_generated_config_runs_a_tiny_model_or_exits_2(
+    epochs, hidden, lr, batch, dropout, tmp_path_factory, data_root
+):
     """Valid configs run end to end; invalid ones are refused with exit 2 and leave nothing."""
     from dlstudy.cli import main
 
     out = tmp_path_factory.getbasetemp() / f"fuzz-{uuid.uuid4().hex[:8]}"
-    argv = ["-q", "trend", "--data", covid(data_root), "--out", str(out), *TREND_TINY,
-            "--set", f"train.epochs={epochs}", "--set", f"model.hidden_size={hidden}", "--set", f"train.lr={lr}",
-            "--set", f"train.batch_size={batch}", "--set", f"model.dropout={dropout}"]
+    argv = [
+        "-q",
+        "trend",
+        "--data",
+        covid(data_root),
+        "--out",
+        str(out),
+        *TREND_TINY,
+        "--set",
+        f"train.epochs={epochs}",
+        "--set",
+        f"model.hidden_size={hidden}",
+        "--set",
+        f"train.lr={lr}",
+        "--set",
+        f"train.batch_size={batch}",
+        "--set",
+        f"model.dropout={dropout}",
+    ]
     code = main(argv)
     assert code in (0, 2)
     if code == 0:
@@ -190,5 +238,6 @@ def test_a_users_index_html_is_never_replaced_by_run_all(tmp_path, cli):
     (tmp_path / "u" / "index.html").write_text("mine")
     code, _, err = cli("run", "all", "--out", tmp_path / "u", "--set", "data.path=/nonexistent")
     assert code == 2 and "is no dlstudy index" in err and len(err.strip().splitlines()) == 1, err
-    assert (tmp_path / "u" / "index.html").read_text() == "mine" and sorted(p.name for p in (tmp_path / "u").iterdir()) == [
-        "index.html"]
+    assert (tmp_path / "u" / "index.html").read_text() == "mine" and sorted(
+        p.name for p in (tmp_path / "u").iterdir()
+    ) == ["index.html"]

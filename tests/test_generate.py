@@ -1,5 +1,6 @@
 """The generate study: face loading, the VAEs and their loss, the figures' pieces, a short real run
 and bad input."""
+
 import json
 
 import numpy as np
@@ -85,10 +86,10 @@ def test_figure_pieces():
 def test_loss_decreases_on_real_faces(faces):
     from dlstudy.train import Trainer
 
-    cfg = {"loss": {"likelihood": "bernoulli", "sigma": 0.1, "warmup": "none", "warmup_epochs": 1}}
+    loss = {"likelihood": "bernoulli", "sigma": 0.1, "warmup": "none", "warmup_epochs": 1}
     x = to_tensor(faces.images[:1000], 32)
     torch.manual_seed(0)
-    trainer = Trainer(ConvVAE(in_shape=(3, 32, 32)), ELBOLoss(beta=1.0, **cfg["loss"]), epochs=3, batch_size=64, lr=1e-3)
+    trainer = Trainer(ConvVAE(in_shape=(3, 32, 32)), ELBOLoss(beta=1.0, **loss), epochs=3, batch_size=64, lr=1e-3)
     history = trainer.fit((x,)).history_
     assert history[-1]["neg_elbo"] < history[0]["neg_elbo"] - 20
     assert history[-1]["neg_elbo"] == pytest.approx(history[-1]["reconstruction"] + history[-1]["kl"], rel=1e-4)
@@ -97,9 +98,28 @@ def test_loss_decreases_on_real_faces(faces):
 @pytest.mark.slow
 def test_short_real_run_shows_the_kl_weight(data_root, tmp_path, cli):
     out = tmp_path / "faces"
-    code, _, err = cli("-q", "generate", "--data", data_root / "faces" / "faces", "--out", out, "--set", "data.limit=1500",
-                       "--set", "train.epochs=4", "--set", "grid.models=[conv]", "--beta", "0", "--beta", "1",
-                       "--beta", "100", "--set", "main.beta=1")
+    code, _, err = cli(
+        "-q",
+        "generate",
+        "--data",
+        data_root / "faces" / "faces",
+        "--out",
+        out,
+        "--set",
+        "data.limit=1500",
+        "--set",
+        "train.epochs=4",
+        "--set",
+        "grid.models=[conv]",
+        "--beta",
+        "0",
+        "--beta",
+        "1",
+        "--beta",
+        "100",
+        "--set",
+        "main.beta=1",
+    )
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
     assert m["image_size"] == 32 and m["n_train"] == 1050 and m["n_test"] == 450
@@ -110,11 +130,24 @@ def test_short_real_run_shows_the_kl_weight(data_root, tmp_path, cli):
     html = (out / "report.html").read_text()
     assert format_value(m["test_neg_elbo"]) in html  # the report's numbers are the run's
     # the answers' numbers are kept in metrics.json, and the report's sentences use them
-    assert 0 < m["reconstruction_pixel_mse"] < m["test_pixel_variance"] and set(m["prior_sample_spread"]) == {"0", "1", "100"}
-    assert m["prior_sample_spread"]["100"] < m["prior_sample_spread"]["1"]  # beta 100: samples collapse towards one face
+    assert 0 < m["reconstruction_pixel_mse"] < m["test_pixel_variance"] and set(m["prior_sample_spread"]) == {
+        "0",
+        "1",
+        "100",
+    }
+    assert (
+        m["prior_sample_spread"]["100"] < m["prior_sample_spread"]["1"]
+    )  # beta 100: samples collapse towards one face
     mid = m["interpolation_mid_neg_elbo"]
     assert f"{mid['latent']:.1f} nats" in html and f"{m['reconstruction_pixel_mse']:.4f}" in html
-    for fig in ("curves", "reconstructions", "prior_samples", "posterior_samples", "interpolation", "beta_reconstructions"):
+    for fig in (
+        "curves",
+        "reconstructions",
+        "prior_samples",
+        "posterior_samples",
+        "interpolation",
+        "beta_reconstructions",
+    ):
         assert (out / "figures" / f"{fig}.png").exists()
     code, printed, err = cli("predict", out, "--data", data_root / "faces" / "faces", "--out", tmp_path / "p.csv")
     assert code == 0, err
@@ -128,7 +161,7 @@ def test_bad_input(tmp_path, cli, data_root):
     code, _, err = cli("generate", "--data", empty, "--out", tmp_path / "a")
     assert code == 2 and "holds no images" in err and "Traceback" not in err
     code, _, err = cli("generate", "--beta", "-1", "--out", tmp_path / "b")
-    assert code == 2 and "beta must be >= 0" in err
+    assert code == 2 and "config key 'grid.betas' (item 0) must be greater than or equal to 0" in err
     code, _, err = cli("generate", "--size", "12", "--out", tmp_path / "c")
     assert code == 2 and "do not fit the conv VAE" in err
     folder = tmp_path / "some"

@@ -2,6 +2,7 @@
 back into the tree, a broken image) and case CSVs (date formats, a day twice, encodings, names with
 commas and quotes). Each either loads with exactly the counts it was built with, or is refused: then the
 CLI exits 2 with one line and leaves no run folder."""
+
 import contextlib
 import csv
 import io
@@ -22,8 +23,9 @@ from dlstudy.errors import InputError
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 # names as users write them: any letters, digits, spaces and punctuation, no path separator, never hidden
-NAME = st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="/\\."),
-               min_size=1, max_size=10).filter(lambda s: s.strip() == s)
+NAME = st.text(
+    st.characters(blacklist_categories=("Cs", "Cc", "Zl", "Zp"), blacklist_characters="/\\."), min_size=1, max_size=10
+).filter(lambda s: s.strip() == s)
 MODES = ["L", "RGB", "RGBA", "P", "1", "I;16", "F"]
 
 
@@ -42,10 +44,19 @@ def image_folders(draw):
     """(spec, expected) of a folder: classes (0 flat, 1 a lone subfolder, 2-3 classes), images per class."""
     n_classes = draw(st.sampled_from([0, 1, 2, 3]))
     classes = draw(st.lists(NAME, min_size=max(n_classes, 1), max_size=max(n_classes, 1), unique=True))
-    images = {c: draw(st.lists(st.tuples(st.sampled_from(MODES), st.integers(4, 12), st.integers(4, 12)),
-                               min_size=1, max_size=4)) for c in classes}
-    return {"nested": n_classes > 0, "images": images, "hidden": draw(st.booleans()), "loop": draw(st.booleans()),
-            "broken": draw(st.booleans())}
+    images = {
+        c: draw(
+            st.lists(st.tuples(st.sampled_from(MODES), st.integers(4, 12), st.integers(4, 12)), min_size=1, max_size=4)
+        )
+        for c in classes
+    }
+    return {
+        "nested": n_classes > 0,
+        "images": images,
+        "hidden": draw(st.booleans()),
+        "loop": draw(st.booleans()),
+        "broken": draw(st.booleans()),
+    }
 
 
 def build_folder(root: Path, spec: dict) -> tuple[int, list | None, Path | None]:
@@ -106,11 +117,23 @@ def test_generated_image_folders_load_with_their_counts_or_fail_in_one_line(spec
 @st.composite
 def case_tables(draw):
     n_countries, n_days = draw(st.integers(1, 5)), draw(st.integers(3, 10))
-    countries = draw(st.lists(st.text(st.characters(whitelist_categories=("Lu", "Ll", "Zs", "Po")), min_size=1,
-                                      max_size=12).filter(lambda s: s.strip() == s and any(c.isalpha() for c in s)),
-                              min_size=n_countries, max_size=n_countries, unique=True))
-    return {"countries": countries, "days": n_days, "iso": draw(st.booleans()), "twice": draw(st.booleans()),
-            "encoding": draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1"]))}
+    countries = draw(
+        st.lists(
+            st.text(st.characters(whitelist_categories=("Lu", "Ll", "Zs", "Po")), min_size=1, max_size=12).filter(
+                lambda s: s.strip() == s and any(c.isalpha() for c in s)
+            ),
+            min_size=n_countries,
+            max_size=n_countries,
+            unique=True,
+        )
+    )
+    return {
+        "countries": countries,
+        "days": n_days,
+        "iso": draw(st.booleans()),
+        "twice": draw(st.booleans()),
+        "encoding": draw(st.sampled_from(["utf-8", "utf-8-sig", "latin-1"])),
+    }
 
 
 def build_csv(path: Path, spec: dict) -> None:

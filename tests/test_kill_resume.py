@@ -2,6 +2,7 @@
 metrics equal those of an uninterrupted run of the same config. The point is a fraction of the
 uninterrupted run's own time, counted from the moment the run folder opens, so interpreter start and
 import caches (warm in the second process, cold in the first) do not move it past the end."""
+
 import json
 import math
 import os
@@ -19,8 +20,18 @@ from test_bad_input import TREND_TINY
 CASES = {
     "trend": ["trend", "--data", "{covid}", *TREND_TINY, "--set", "train.epochs=6"],
     "cluster": ["cluster", *TINY],
-    "classify": ["classify", "--quick", "--epochs", "3", "--set", "data.limit=800", "--set", "explain.methods=[gradient]",
-                 "--set", "explain.steps=5"],
+    "classify": [
+        "classify",
+        "--quick",
+        "--epochs",
+        "3",
+        "--set",
+        "data.limit=800",
+        "--set",
+        "explain.methods=[gradient]",
+        "--set",
+        "explain.steps=5",
+    ],
     "generate": ["generate", "--quick", "--set", "data.limit=400", "--set", "train.epochs=4"],
 }
 

@@ -3,8 +3,9 @@ import torch
 
 from dlstudy.errors import InputError
 from dlstudy.models.autoencoder import DenseAutoencoder, PoolAutoencoder, build_autoencoder
+from dlstudy.studies.cluster.config import Model
 
-MODEL_CFG = {"pool": {"channels": [8, 16, 32]}, "dense": {"channels": [8, 16, 32], "latent_dim": 64}}
+MODEL_CFG = Model(pool={"channels": [8, 16, 32]}, dense={"channels": [8, 16, 32], "latent_dim": 64})
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (3, 17, 23)])

@@ -15,8 +15,12 @@ def test_parse_chain():
     assert parse_chain("kpca:200>tsne:2") == [("kpca", 200), ("tsne", 2)]
     assert parse_chain("none") == []
     assert parse_chain("l2>pca:32") == [("l2", 0), ("pca", 32)]
-    for bad, words in [("pca", "positive dimension"), ("lda:2", "unknown method"), ("tsne:10", "1 to 3"),
-                       ("l2:5", "takes no dimension")]:
+    for bad, words in [
+        ("pca", "positive dimension"),
+        ("lda:2", "unknown method"),
+        ("tsne:10", "1 to 3"),
+        ("l2:5", "takes no dimension"),
+    ]:
         with pytest.raises(InputError, match=words):
             parse_chain(bad)
 

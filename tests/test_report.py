@@ -35,6 +35,11 @@ def test_tables():
     assert "(no rows)" in html_table([])
     table = text_table([{"a": 1, "b": None}, {"a": 0.5, "b": "x"}])
     assert table.splitlines()[0].split() == ["a", "b"] and "–" in table
-    page = index_page("all", [{"study": EVIL, "href": '"><x', "state": "complete", "summary": EVIL, "data": EVIL}],
-                      started="2026-12-02 06:00:00", seconds=95.0, command=f"dlstudy run all --out {EVIL}")
+    page = index_page(
+        "all",
+        [{"study": EVIL, "href": '"><x', "state": "complete", "summary": EVIL, "data": EVIL}],
+        started="2026-12-02 06:00:00",
+        seconds=95.0,
+        command=f"dlstudy run all --out {EVIL}",
+    )
     assert "<script>" not in page and '"><x' not in page and "took 1.6 min" in page

@@ -1,6 +1,7 @@
 """The reports as a reader meets them: contents, answers to every homework question of the study,
 headline numbers first, selection columns on the left, and a page that a real browser renders with
 no console errors and every image decoded. All on the tour's reports (`make run`'s job)."""
+
 import json
 import os
 import re
@@ -79,8 +80,15 @@ def test_variant_tables_put_the_selection_columns_first(tour):
     assert every and all(h[:4] == ["model", "window", "val_balanced_accuracy", "test_balanced_accuracy"] for h in every)
     cluster = Page((folder / "cluster" / "report.html").read_text())
     grid = next(h for h in cluster.headers if "private_accuracy" in h and "reconstruction_mse" in h)
-    assert grid[:7] == ["encoder", "reduction", "clustering", "reconstruction_mse", "accuracy", "public_accuracy",
-                        "private_accuracy"]
+    assert grid[:7] == [
+        "encoder",
+        "reduction",
+        "clustering",
+        "reconstruction_mse",
+        "accuracy",
+        "public_accuracy",
+        "private_accuracy",
+    ]
 
 
 def chromium() -> str | None:
@@ -90,10 +98,12 @@ def chromium() -> str | None:
     return found
 
 
-PROBE = ("<script>addEventListener('load', () => { const ok = [...document.images].map(i => i.complete && "
-         "i.naturalWidth > 0); const p = document.createElement('pre'); p.id = 'probe'; p.textContent = "
-         "JSON.stringify({images: ok.length, decoded: ok.filter(Boolean).length, "
-         "width: document.documentElement.scrollWidth}); document.body.appendChild(p); });</script>")
+PROBE = (
+    "<script>addEventListener('load', () => { const ok = [...document.images].map(i => i.complete && "
+    "i.naturalWidth > 0); const p = document.createElement('pre'); p.id = 'probe'; p.textContent = "
+    "JSON.stringify({images: ok.length, decoded: ok.filter(Boolean).length, "
+    "width: document.documentElement.scrollWidth}); document.body.appendChild(p); });</script>"
+)
 
 
 @pytest.mark.slow
@@ -106,10 +116,27 @@ def test_a_real_browser_renders_the_report(tour, tmp_path, study):
     page = (tour[0] / study / "report.html").read_text()
     probe = tmp_path / "probe.html"  # the report plus a probe script: the report itself runs no scripts
     probe.write_text(page.replace("</body>", PROBE + "</body>"))
-    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                           "--disable-component-update", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
-                           "--enable-logging=stderr", "--v=0", "--window-size=1280,900", "--virtual-time-budget=10000",
-                           "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,900",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            probe.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'<pre id="probe">([^<]*)</pre>', done.stdout)
     assert found, done.stderr[-2000:]
     seen = json.loads(found.group(1))

@@ -1,6 +1,7 @@
 """Scale-out with real engines, no mocks: a throwaway PostgreSQL 15 cluster holding one study that two
 `dlstudy sweep` processes finish together while one of them is killed, and a local Ray instance
 running a sweep, also with a Ray worker killed mid-trial. Both must run in CI, not skip."""
+
 import json
 import os
 import signal
@@ -33,8 +34,20 @@ def postgres():
 
 
 def sweep_command(space, out, *extra):
-    return [sys.executable, "-m", "dlstudy.cli", "sweep", "trend", "--space", str(space), "--out", str(out),
-            "--pruner", "none", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "dlstudy.cli",
+        "sweep",
+        "trend",
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--pruner",
+        "none",
+        *extra,
+    ]
 
 
 def running_trials(storage, name):
@@ -44,8 +57,11 @@ def running_trials(storage, name):
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:  # not created yet
         return []
-    return [t for t in study.get_trials(deepcopy=False)
-            if t.state.name == "RUNNING" and {"worker", "run_dir"} <= set(t.user_attrs)]
+    return [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state.name == "RUNNING" and {"worker", "run_dir"} <= set(t.user_attrs)
+    ]
 
 
 def checkpointed_trial(out, name, node=None):
@@ -57,8 +73,15 @@ def checkpointed_trial(out, name, node=None):
     if not (out / "optuna.journal").exists():
         return None
     trials = running_trials(JournalStorage(JournalFileBackend(str(out / "optuna.journal"))), name)
-    return next((t for t in trials if (node is None or t.user_attrs["worker"].get("node") == node)
-                 and list((out / t.user_attrs["run_dir"] / "checkpoints").glob("*.pt"))), None)
+    return next(
+        (
+            t
+            for t in trials
+            if (node is None or t.user_attrs["worker"].get("node") == node)
+            and list((out / t.user_attrs["run_dir"] / "checkpoints").glob("*.pt"))
+        ),
+        None,
+    )
 
 
 def assert_each_configuration_complete_once(out, n):
@@ -75,14 +98,35 @@ def assert_each_configuration_complete_once(out, n):
 def test_two_processes_share_a_postgres_study_and_survive_a_kill(tmp_path, data_root, postgres):
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 12, 16, 20, 24]}})
     out = tmp_path / "sw"
-    command = sweep_command(space, out, "--storage", postgres, "--name", "pg-test", "--data", covid(data_root),
-                            *TREND, "--set", "train.epochs=25")
+    command = sweep_command(
+        space,
+        out,
+        "--storage",
+        postgres,
+        "--name",
+        "pg-test",
+        "--data",
+        covid(data_root),
+        *TREND,
+        "--set",
+        "train.epochs=25",
+    )
     a, b = launch(command, tmp_path / "a.log"), launch(command, tmp_path / "b.log")
     url = postgres.replace("postgresql://", "postgresql+psycopg://")
     # kill A once it is inside a trial that has written an epoch checkpoint
-    victim = wait_for(lambda: next((t for t in running_trials(url, "pg-test") if t.user_attrs["worker"]["pid"] == a.pid
-                                    and list((out / t.user_attrs["run_dir"] / "checkpoints").glob("*.pt"))), None),
-                      a, what="process A inside a trial")
+    victim = wait_for(
+        lambda: next(
+            (
+                t
+                for t in running_trials(url, "pg-test")
+                if t.user_attrs["worker"]["pid"] == a.pid
+                and list((out / t.user_attrs["run_dir"] / "checkpoints").glob("*.pt"))
+            ),
+            None,
+        ),
+        a,
+        what="process A inside a trial",
+    )
     os.killpg(a.pid, signal.SIGKILL)
     a.wait()
     assert b.wait() == 0, tail(b)
@@ -99,7 +143,9 @@ def test_two_processes_share_a_postgres_study_and_survive_a_kill(tmp_path, data_
 
 @pytest.mark.slow
 def test_sqlite_is_refused_for_two_workers_and_a_missing_driver_names_the_extra(tmp_path, cli):
-    code, _, err = cli("sweep", "trend", "--storage", f"sqlite:///{tmp_path}/s.db", "--workers", "2", "--out", tmp_path / "x")
+    code, _, err = cli(
+        "sweep", "trend", "--storage", f"sqlite:///{tmp_path}/s.db", "--workers", "2", "--out", tmp_path / "x"
+    )
     assert code == 2 and "Optuna's FAQ" in err and not (tmp_path / "x").exists()
     code, _, err = cli("sweep", "trend", "--storage", "mysql://h/db", "--out", tmp_path / "x")
     assert code == 2 and "postgresql://" in err
@@ -119,8 +165,21 @@ def ray_local():
 def test_a_local_ray_instance_runs_a_sweep(tmp_path, cli, data_root, ray_local):
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 16], "train.lr": [0.01, 0.003]}})
     out = tmp_path / "sw"
-    code, _, err = cli("sweep", "trend", "--space", space, "--backend", "ray", "--trial-cpus", "1",
-                       "--out", out, "--data", covid(data_root), *TREND)
+    code, _, err = cli(
+        "sweep",
+        "trend",
+        "--space",
+        space,
+        "--backend",
+        "ray",
+        "--trial-cpus",
+        "1",
+        "--out",
+        out,
+        "--data",
+        covid(data_root),
+        *TREND,
+    )
     assert code == 0, err
     trials, summary = assert_each_configuration_complete_once(out, 4)  # a grid keeps every cell: none pruned
     assert summary["n_pruned"] == 0 and 'class="grid-pivot"' in (out / "report.html").read_text()
@@ -133,8 +192,21 @@ def test_a_killed_ray_worker_loses_nothing(tmp_path, data_root):
     pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 12, 16, 20]}})
     out = tmp_path / "sw"
-    command = sweep_command(space, out, "--backend", "ray", "--workers", "2", "--name", "ray-kill",
-                            "--data", covid(data_root), *TREND, "--set", "train.epochs=25")
+    command = sweep_command(
+        space,
+        out,
+        "--backend",
+        "ray",
+        "--workers",
+        "2",
+        "--name",
+        "ray-kill",
+        "--data",
+        covid(data_root),
+        *TREND,
+        "--set",
+        "train.epochs=25",
+    )
     proc = launch(command, tmp_path / "sweep.log")
 
     victim = wait_for(lambda: checkpointed_trial(out, "ray-kill"), proc, what="a Ray worker inside a trial")
@@ -170,10 +242,29 @@ def test_a_node_lost_mid_trial_loses_nothing(tmp_path, data_root, two_nodes):
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 12, 16, 20]}})
     out = tmp_path / "sw"
     settings = ["--data", covid(data_root), *TREND, "--set", "train.epochs=25"]
-    proc = launch(sweep_command(space, out, "--backend", "ray", "--ray-address", cluster.address, "--trial-cpus", "1",
-                                "--workers", "2", "--name", "node-death", *settings), tmp_path / "sweep.log")
-    victim = wait_for(lambda: checkpointed_trial(out, "node-death", node.node_id), proc,
-                      what="a trial with a checkpoint on the second node")
+    proc = launch(
+        sweep_command(
+            space,
+            out,
+            "--backend",
+            "ray",
+            "--ray-address",
+            cluster.address,
+            "--trial-cpus",
+            "1",
+            "--workers",
+            "2",
+            "--name",
+            "node-death",
+            *settings,
+        ),
+        tmp_path / "sweep.log",
+    )
+    victim = wait_for(
+        lambda: checkpointed_trial(out, "node-death", node.node_id),
+        proc,
+        what="a trial with a checkpoint on the second node",
+    )
     cluster.remove_node(node, allow_graceful=False)
     assert proc.wait() == 0, tail(proc)
     trials, _ = assert_each_configuration_complete_once(out, 4)
@@ -182,20 +273,41 @@ def test_a_node_lost_mid_trial_loses_nothing(tmp_path, data_root, two_nodes):
     run_dir = out / victim.user_attrs["run_dir"]
     assert "resuming after epoch" in (run_dir / "log.txt").read_text()
     # the same configuration uninterrupted, on one thread like the trial (--trial-cpus 1)
-    whole = subprocess.run([sys.executable, "-m", "dlstudy.cli", "-q", "trend", *settings, "--set",
-                            f"model.hidden_size={victim.user_attrs['values']['model.hidden_size']}",
-                            "--seed", str(victim.user_attrs["seed"]), "--out", str(tmp_path / "whole")],
-                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    whole = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dlstudy.cli",
+            "-q",
+            "trend",
+            *settings,
+            "--set",
+            f"model.hidden_size={victim.user_attrs['values']['model.hidden_size']}",
+            "--seed",
+            str(victim.user_attrs["seed"]),
+            "--out",
+            str(tmp_path / "whole"),
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     assert whole.returncode == 0, whole.stderr[-2000:]
-    same(json.loads((tmp_path / "whole" / "metrics.json").read_text()), json.loads((run_dir / "metrics.json").read_text()))
+    same(
+        json.loads((tmp_path / "whole" / "metrics.json").read_text()),
+        json.loads((run_dir / "metrics.json").read_text()),
+    )
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot connect to PostgreSQL"),
-    (["--storage", "postgresql://nobody:secret@127.0.0.1:notaport/none"], "cannot connect to PostgreSQL"),
-    (["--backend", "ray", "--ray-address", "127.0.0.1:1"], "nothing answers there"),
-    (["--backend", "ray", "--ray-address", "headnode"], "give HOST:PORT"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--storage", "postgresql://nobody@127.0.0.1:1/none"], "cannot connect to PostgreSQL"),
+        (["--storage", "postgresql://nobody:secret@127.0.0.1:notaport/none"], "cannot connect to PostgreSQL"),
+        (["--backend", "ray", "--ray-address", "127.0.0.1:1"], "nothing answers there"),
+        (["--backend", "ray", "--ray-address", "headnode"], "give HOST:PORT"),
+    ],
+)
 def test_an_unreachable_server_is_one_line_and_creates_nothing(tmp_path, cli, args, words):
     if "postgresql" in args[1] and not os.environ.get("CI"):
         pytest.importorskip("psycopg")

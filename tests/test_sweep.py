@@ -1,5 +1,6 @@
 """Sweeps on Optuna: the space file, a grid on two worker processes, seeds, pruning, a killed sweep
 continued, bad input, `--seeds` on a study and `compare`. Real data, real journal files, no mocks."""
+
 import json
 import os
 import signal
@@ -16,8 +17,16 @@ from dlstudy.errors import InputError
 from dlstudy.sweep.space import load_space
 
 # a trend setting that learns within seconds (windows of 20 days; short windows predict one class)
-TREND = ["--set", "windows.lengths=[20]", "--set", "model.cells=[gru]", "--set", "correlation.subset=10",
-         "--set", "train.epochs=4"]
+TREND = [
+    "--set",
+    "windows.lengths=[20]",
+    "--set",
+    "model.cells=[gru]",
+    "--set",
+    "correlation.subset=10",
+    "--set",
+    "train.epochs=4",
+]
 
 
 def covid(data_root):
@@ -99,12 +108,21 @@ def test_workers_opening_one_new_folder_at_once_never_find_it_foreign(tmp_path):
 # the space file ----------------------------------------------------------------------------------
 def test_space_reads_grid_and_ranges_and_enumerates_the_grid(tmp_path):
     cfg = resolve_config("trend")
-    path = space_file(tmp_path, {"grid": {"model.hidden_size": [16, 32], "windows.lengths": [[5], [10, 20]]},
-                                 "params": {"train.weight_decay": {"low": 1.0e-6, "high": 1.0e-2, "log": True},
-                                            "train.epochs": {"low": 5, "high": 20, "step": 5},
-                                            "model.cells": [["gru"], ["lstm"]]}})
+    path = space_file(
+        tmp_path,
+        {
+            "grid": {"model.hidden_size": [16, 32], "windows.lengths": [[5], [10, 20]]},
+            "params": {
+                "train.weight_decay": {"low": 1.0e-6, "high": 1.0e-2, "log": True},
+                "train.epochs": {"low": 5, "high": 20, "step": 5},
+                "model.cells": [["gru"], ["lstm"]],
+            },
+        },
+    )
     space = load_space(path, cfg)
-    assert space.combinations() == [{"model.hidden_size": h, "windows.lengths": w} for h in (16, 32) for w in ([5], [10, 20])]
+    assert space.combinations() == [
+        {"model.hidden_size": h, "windows.lengths": w} for h in (16, 32) for w in ([5], [10, 20])
+    ]
     epochs = space.param("train.epochs")
     assert epochs.integer and (epochs.low, epochs.high, epochs.step) == (5, 20, 5)
     assert space.param("train.weight_decay").log and not space.param("train.weight_decay").integer
@@ -114,20 +132,26 @@ def test_space_reads_grid_and_ranges_and_enumerates_the_grid(tmp_path):
     assert lengths.as_set([10, 20]) == "windows.lengths=[10, 20]"
 
 
-@pytest.mark.parametrize("text, words", [
-    ({"grid": {"model.hiden_size": [8]}}, "unknown config key 'model.hiden_size'"),
-    ({"grid": {"model.hidden_size": 8}}, "needs a non-empty list"),
-    ({"grid": {"model.hidden_size": ["big"]}}, "model.hidden_size"),
-    ({"grid": {"model.hidden_size": [8, 8]}}, "lists a value twice"),
-    ({"params": {"train.lr": {"low": 0.1, "high": 0.01}}}, "needs low < high"),
-    ({"params": {"train.lr": {"low": 0, "high": 0.1, "log": True}}}, "log: true needs low > 0"),
-    ({"params": {"train.epochs": {"low": 1.5, "high": 4}}}, "whole number"),
-    ({"params": {"model.cells": {"low": 1, "high": 2}}}, "a range needs a number key"),
-    ({"params": {"train.lr": {"low": 0.1}}}, "needs a list (categorical) or {low, high"),
-    ({"grid": {"train.lr": [0.1]}, "params": {"train.lr": [0.1, 0.2]}}, "both in grid: and params:"),
-    ({"grids": {"train.lr": [0.1]}}, "holds 'grid:' and/or 'params:'"),
-    ({"grid": {"model.cells": [["gru"], ["elman"]]}}, "model.cells must list"),  # the study's own check
-])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ({"grid": {"model.hiden_size": [8]}}, "unknown config key 'model.hiden_size'"),
+        ({"grid": {"model.hidden_size": 8}}, "needs a non-empty list"),
+        ({"grid": {"model.hidden_size": ["big"]}}, "model.hidden_size"),
+        ({"grid": {"model.hidden_size": [8, 8]}}, "lists a value twice"),
+        ({"params": {"train.lr": {"low": 0.1, "high": 0.01}}}, "needs low < high"),
+        ({"params": {"train.lr": {"low": 0, "high": 0.1, "log": True}}}, "log: true needs low > 0"),
+        ({"params": {"train.epochs": {"low": 1.5, "high": 4}}}, "whole number"),
+        ({"params": {"model.cells": {"low": 1, "high": 2}}}, "a range needs a number key"),
+        ({"params": {"train.lr": {"low": 0.1}}}, "needs a list (categorical) or {low, high"),
+        ({"grid": {"train.lr": [0.1]}, "params": {"train.lr": [0.1, 0.2]}}, "both in grid: and params:"),
+        ({"grids": {"train.lr": [0.1]}}, "holds 'grid:' and/or 'params:'"),
+        (
+            {"grid": {"model.cells": [["gru"], ["elman"]]}},
+            "config key 'model.cells' (item 0) must be 'rnn', 'lstm' or 'gru'",
+        ),
+    ],
+)
 def test_bad_space_files_are_refused_with_the_file_and_key(tmp_path, text, words):
     from dlstudy.studies import trend
 
@@ -145,8 +169,16 @@ def test_a_bad_space_exits_2_and_creates_nothing(tmp_path, cli, data_root):
     assert code == 2 and not (tmp_path / "sw").exists()
     code, _, err = cli("sweep", "trend", "--storage", "sqlite:///x.db", "--workers", "2", "--out", tmp_path / "sw")
     assert code == 2 and "SQLite is refused for more than one worker" in err and not (tmp_path / "sw").exists()
-    code, _, err = cli("sweep", "trend", "--trials", "3", "--space", space_file(tmp_path, {"grid": {"train.lr": [0.1]}}),
-                       "--out", tmp_path / "sw")
+    code, _, err = cli(
+        "sweep",
+        "trend",
+        "--trials",
+        "3",
+        "--space",
+        space_file(tmp_path, {"grid": {"train.lr": [0.1]}}),
+        "--out",
+        tmp_path / "sw",
+    )
     assert code == 2 and "only 1 combination" in err and not (tmp_path / "sw").exists()
 
 
@@ -156,8 +188,9 @@ def test_a_grid_on_two_workers_gives_one_complete_run_per_combination(tmp_path, 
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 16], "train.lr": [0.01, 0.003]}})
     out = tmp_path / "sw"
     # no --pruner: a grid keeps every cell (the default median pruner used to stop the lower learning rate)
-    code, printed, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out,
-                             "--data", covid(data_root), *TREND)
+    code, printed, err = cli(
+        "sweep", "trend", "--space", space, "--workers", "2", "--out", out, "--data", covid(data_root), *TREND
+    )
     assert code == 0, err
     trials, summary = read_sweep(out)
     assert list(trials.columns[:7]) == ["number", "state", "value", "seed", "run_dir", "model.hidden_size", "train.lr"]
@@ -180,8 +213,8 @@ def test_a_grid_on_two_workers_gives_one_complete_run_per_combination(tmp_path, 
     for row in trials.itertuples():
         assert f'href="{row.run_dir}/report.html"' in html
     assert "Parameter importances" in html and "parallel_coordinates" in html
-    pivot = html[html.index('<table class="grid-pivot">'):]
-    pivot = pivot[:pivot.index("</table>")]
+    pivot = html[html.index('<table class="grid-pivot">') :]
+    pivot = pivot[: pivot.index("</table>")]
     assert pivot.count("<td") == 4 and pivot.count('class="best"') == 1  # 2 x 2 cells, the best one marked
     best = summary["best_params"]
     assert f"{summary['best_value']:.4f}" in pivot.split('class="best"')[1].split("</td>")[0]
@@ -189,13 +222,15 @@ def test_a_grid_on_two_workers_gives_one_complete_run_per_combination(tmp_path, 
     assert (out / "logs" / "worker-0.txt").exists() and (out / "logs" / "worker-1.txt").exists()
     assert f"report: {out / 'report.html'}" in printed
     # the same command again continues the finished study: nothing runs twice
-    code, _, err = cli("sweep", "trend", "--space", space, "--workers", "2", "--out", out,
-                       "--data", covid(data_root), *TREND)
+    code, _, err = cli(
+        "sweep", "trend", "--space", space, "--workers", "2", "--out", out, "--data", covid(data_root), *TREND
+    )
     assert code == 0, err
     assert len(read_sweep(out)[0]) == 4
     # another setting in the same folder is refused
-    code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root),
-                       *TREND, "--set", "train.epochs=5")
+    code, _, err = cli(
+        "sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root), *TREND, "--set", "train.epochs=5"
+    )
     assert code == 2 and "other settings" in err
 
 
@@ -203,8 +238,23 @@ def test_a_grid_on_two_workers_gives_one_complete_run_per_combination(tmp_path, 
 def test_seeds_give_a_mean_sd_and_interval_per_configuration(tmp_path, cli, data_root):
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 16]}})
     out = tmp_path / "sw"
-    code, _, err = cli("sweep", "trend", "--space", space, "--seeds", "3", "--seed", "5", "--out", out,
-                       "--data", covid(data_root), *TREND, "--set", "split.test_fraction=0.3")
+    code, _, err = cli(
+        "sweep",
+        "trend",
+        "--space",
+        space,
+        "--seeds",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        out,
+        "--data",
+        covid(data_root),
+        *TREND,
+        "--set",
+        "split.test_fraction=0.3",
+    )
     assert code == 0, err
     trials, summary = read_sweep(out)
     assert len(trials) == 6 and sorted(trials["seed"]) == [5, 5, 6, 6, 7, 7]
@@ -213,7 +263,11 @@ def test_seeds_give_a_mean_sd_and_interval_per_configuration(tmp_path, cli, data
     assert len(summary["configurations"]) == 2
     for conf in summary["configurations"]:
         values = trials.loc[trials["model.hidden_size"] == conf["model.hidden_size"], "value"]
-        assert conf["n"] == 3 and conf["mean"] == pytest.approx(values.mean()) and conf["sd"] == pytest.approx(values.std())
+        assert (
+            conf["n"] == 3
+            and conf["mean"] == pytest.approx(values.mean())
+            and conf["sd"] == pytest.approx(values.std())
+        )
         assert conf["ci95_low"] < conf["mean"] < conf["ci95_high"] or conf["sd"] == 0
     assert summary["best_value"] == max(c["mean"] for c in summary["configurations"])
     assert "seed_spread.png" in (out / "report.html").read_text()
@@ -244,8 +298,21 @@ def test_the_median_pruner_stops_trials_that_do_not_learn(tmp_path, cli, data_ro
     # finished, the last two's validation loss lies above the median at the same model and epoch
     space = space_file(tmp_path, {"grid": {"train.lr": [0.01, 0.005, 0.02, 0.008, 0.003, 1.0e-7, 1.0e-8]}})
     out = tmp_path / "sw"
-    code, _, err = cli("sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root), *TREND,
-                       "--set", "train.epochs=8", "--pruner", "median")
+    code, _, err = cli(
+        "sweep",
+        "trend",
+        "--space",
+        space,
+        "--out",
+        out,
+        "--data",
+        covid(data_root),
+        *TREND,
+        "--set",
+        "train.epochs=8",
+        "--pruner",
+        "median",
+    )
     assert code == 0, err
     trials, summary = read_sweep(out)
     pruned = trials[trials["state"] == "pruned"]
@@ -302,8 +369,24 @@ def test_grid_cells_say_whether_they_differ_from_the_best_beyond_the_seeds():
 def test_a_killed_sweep_continues_and_every_trial_completes_once(tmp_path, data_root):
     space = space_file(tmp_path, {"grid": {"model.hidden_size": [8, 12, 16, 24]}})
     out = tmp_path / "sw"
-    command = [sys.executable, "-m", "dlstudy.cli", "sweep", "trend", "--space", str(space), "--out", str(out),
-               "--data", covid(data_root), *TREND, "--set", "train.epochs=40", "--pruner", "none"]
+    command = [
+        sys.executable,
+        "-m",
+        "dlstudy.cli",
+        "sweep",
+        "trend",
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--data",
+        covid(data_root),
+        *TREND,
+        "--set",
+        "train.epochs=40",
+        "--pruner",
+        "none",
+    ]
     proc = launch(command, tmp_path / "first.log")
     # kill it inside the second trial, after an epoch: however long the first trial takes on a busy machine
     wait_for(lambda: list((out / "trials").glob("c001-s0/checkpoints/*.pt")), proc, what="trial 1's first checkpoint")
@@ -335,8 +418,17 @@ def test_the_pivot_shows_the_two_most_important_keys_and_marks_missing_cells():
             for c in (0.1, 0.2):
                 value = 0.5 + 0.2 * (b == "y") + 0.1 * (c == 0.2) + 0.01 * (a == 2)
                 state = "pruned" if (a, b, c) == (2, "x", 0.1) else "complete"
-                rows.append({"config": config, "seed": 0, "state": state, "value": value if state == "complete" else None,
-                             "a": a, "b": b, "c": c})
+                rows.append(
+                    {
+                        "config": config,
+                        "seed": 0,
+                        "state": state,
+                        "value": value if state == "complete" else None,
+                        "a": a,
+                        "b": b,
+                        "c": c,
+                    }
+                )
                 config += 1
     ended = pd.DataFrame(rows)
     summary = {"metric": "m", "direction": "maximize", "configurations": per_config(ended, space, "maximize", 1)}
@@ -344,23 +436,29 @@ def test_the_pivot_shows_the_two_most_important_keys_and_marks_missing_cells():
     grid_pivot(report, summary, ended, space, {"b": 0.7, "c": 0.25, "a": 0.05})
     html = "".join(report.blocks)
     assert "The grid: b against c" in html and "a = 2" in html  # a held at the best configuration's value
-    pivot = html[html.index('<table class="grid-pivot">'):]
+    pivot = html[html.index('<table class="grid-pivot">') :]
     assert pivot.count("<td") == 4 and pivot.count('class="best"') == 1
     assert "&#9733; 0.8100" in pivot  # the best: a 2, b y, c 0.2
     assert "pruned<br><small>missing: no value was measured" in pivot  # (a 2, b x, c 0.1)
 
 
 # failing cleanly -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("args, words", [
-    (["--workers", "0"], "--workers must be at least 1"),
-    (["--workers", "64"], "this machine has"),
-    (["--trials", "1000000", "--space", "{params}"], "must lie in 1..10,000"),
-    (["--seed", "4294967295", "--seeds", "2"], "largest seed"),
-    (["--seed", "4294967296"], "config key 'seed' must lie in"),  # 2**32 would alias seed 0
-    (["--storage", "journal:"], "name the journal file"),
-    (["--storage", "sqlite:///"], "name the database file"),
-    (["--storage", "journal:{foreign}"], "line 1 is not an Optuna journal entry"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "64"], "this machine has"),
+        (["--trials", "1000000", "--space", "{params}"], "must lie in 1..10,000"),
+        (["--seed", "4294967295", "--seeds", "2"], "largest seed"),
+        (
+            ["--seed", "4294967296"],
+            "config key 'seed' must be less than or equal to 4294967295",
+        ),  # 2**32 would alias seed 0
+        (["--storage", "journal:"], "name the journal file"),
+        (["--storage", "sqlite:///"], "name the database file"),
+        (["--storage", "journal:{foreign}"], "line 1 is not an Optuna journal entry"),
+    ],
+)
 def test_bad_sweep_flags_are_one_line_and_create_nothing(tmp_path, cli, args, words):
     foreign = tmp_path / "notes.txt"
     foreign.write_text("my own notes, not a journal\n")
@@ -420,8 +518,20 @@ def test_a_full_disk_fails_the_sweep_and_a_rerun_retries_its_trial(mount_tmpfs, 
     disk = mount_tmpfs("disk", "size=1m")
     space = space_file(disk.parent, {"grid": {"model.hidden_size": [8, 12]}})
     out = disk / "sw"
-    command = [sys.executable, "-m", "dlstudy.cli", "sweep", "trend", "--space", str(space), "--out", str(out),
-               "--data", covid(data_root), *TREND]
+    command = [
+        sys.executable,
+        "-m",
+        "dlstudy.cli",
+        "sweep",
+        "trend",
+        "--space",
+        str(space),
+        "--out",
+        str(out),
+        "--data",
+        covid(data_root),
+        *TREND,
+    ]
     full = subprocess.run(command, capture_output=True, text=True)
     assert full.returncode == 1 and "Traceback" not in full.stderr and len(full.stderr.strip().splitlines()) == 1
     assert "no space left on device writing" in full.stderr
@@ -453,8 +563,9 @@ def test_a_trial_folder_is_resumed_only_by_its_sweep(tmp_path, cli, data_root):
     status = json.loads((trial / "status.json").read_text())
     assert status["sweep"] == str(out)
     (trial / "status.json").write_text(json.dumps({**status, "state": "pruned"}))  # as the pruner leaves one
-    code, _, err = cli("trend", "--resume", "--out", trial, "--data", covid(data_root), *TREND,
-                       "--set", "model.hidden_size=8")
+    code, _, err = cli(
+        "trend", "--resume", "--out", trial, "--data", covid(data_root), *TREND, "--set", "model.hidden_size=8"
+    )
     assert code == 2 and "is a trial of the sweep in" in err and len(err.strip().splitlines()) == 1, err
     assert json.loads((trial / "status.json").read_text())["state"] == "pruned"  # the sweep's record stands
 

@@ -34,8 +34,18 @@ def noisy_mse():
 def make(run=None, epochs=6, loss=mse, optimizer="sgd", **kw):
     torch.manual_seed(0)
     model = nn.Linear(5, 1)
-    return Trainer(model, loss, epochs=epochs, batch_size=32, lr=0.05, optimizer=optimizer, schedule="cosine", run=run,
-                   name="lin", **kw)
+    return Trainer(
+        model,
+        loss,
+        epochs=epochs,
+        batch_size=32,
+        lr=0.05,
+        optimizer=optimizer,
+        schedule="cosine",
+        run=run,
+        name="lin",
+        **kw,
+    )
 
 
 def test_loss_decreases_and_history_has_metrics():
@@ -51,8 +61,12 @@ def test_the_log_names_the_precision_and_amx(monkeypatch):
     import dlstudy.train
 
     cpu = torch.device("cpu")
-    for native, tiles, said in [(True, True, "bf16 autocast (AMX)"), (True, False, "bf16 autocast"),
-                                (False, True, "float32"), (False, False, "float32")]:
+    for native, tiles, said in [
+        (True, True, "bf16 autocast (AMX)"),
+        (True, False, "bf16 autocast"),
+        (False, True, "float32"),
+        (False, False, "float32"),
+    ]:
         monkeypatch.setattr(dlstudy.train, "bf16_native", lambda device, native=native: native)
         monkeypatch.setattr(dlstudy.train, "amx", lambda device, tiles=tiles: tiles)
         assert precision(cpu, True) == said
@@ -112,8 +126,9 @@ def test_amp_autocasts_to_bf16_only_where_it_is_native():
         return mse(model, batch)
 
     torch.manual_seed(0)
-    t = Trainer(nn.Linear(5, 1), spy, epochs=6, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine",
-                amp=True).fit(regression_data())
+    t = Trainer(
+        nn.Linear(5, 1), spy, epochs=6, batch_size=32, lr=0.05, optimizer="sgd", schedule="cosine", amp=True
+    ).fit(regression_data())
     native = bf16_native(torch.device("cpu"))
     assert set(seen) == ({torch.bfloat16} if native else {None})
     full = make().fit(regression_data())  # the same fit in float32
@@ -122,14 +137,37 @@ def test_amp_autocasts_to_bf16_only_where_it_is_native():
     assert not bf16_native(torch.device("meta"))
 
 
-@pytest.mark.parametrize("study, sets, score, floor", [
-    ("classify", ["data.limit=600", "train.epochs=1", "explain.methods=[gradient]", "explain.randomise=[gradient]",
-                  "explain.steps=5", "explain.deletion_images=30"],
-     "public_accuracy", 0.3),  # the majority digit: 0.11
-    ("cluster", ["data.limit=300", "grid.encoders=[simclr]", "grid.reductions=[none]", "contrastive.train.epochs=1",
-                 "contrastive.train.amp=true", "figures.map_points=300"],
-     "accuracy", 0.25),  # random clusters of these 300 digits, best matched: 0.18 (0.21 at most in 200 draws)
-])
+@pytest.mark.parametrize(
+    "study, sets, score, floor",
+    [
+        (
+            "classify",
+            [
+                "data.limit=600",
+                "train.epochs=1",
+                "explain.methods=[gradient]",
+                "explain.randomise=[gradient]",
+                "explain.steps=5",
+                "explain.deletion_images=30",
+            ],
+            "public_accuracy",
+            0.3,
+        ),  # the majority digit: 0.11
+        (
+            "cluster",
+            [
+                "data.limit=300",
+                "grid.encoders=[simclr]",
+                "grid.reductions=[none]",
+                "contrastive.train.epochs=1",
+                "contrastive.train.amp=true",
+                "figures.map_points=300",
+            ],
+            "accuracy",
+            0.25,
+        ),  # random clusters of these 300 digits, best matched: 0.18 (0.21 at most in 200 draws)
+    ],
+)
 def test_the_studies_that_autocast_run_end_to_end_in_bf16(monkeypatch, tmp_path, study, sets, score, floor):
     """CUDA and AVX512-BF16 CPUs train these models under bf16 autocast; CI's CPUs may lack it, so force it
     (emulated bf16: slower, but the same ops and dtypes) and run each study end to end on a little real data."""

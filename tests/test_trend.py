@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from dlstudy.answers import trend as answers
+from dlstudy.studies.trend import answers
 from dlstudy.config import resolve
 from dlstudy.data import windows
 from dlstudy.data.countries import map_codes
@@ -72,7 +72,7 @@ def test_windows_and_labels_on_a_hand_made_series():
 
 
 def test_time_split_keeps_the_future_out():
-    cfg = resolve(trend.DEFAULTS)
+    cfg = resolve(trend.Config)
     target = np.tile(np.arange(5, 100), 3)
     fit, val, test = windows.split_indices(target, 100, "time", cfg, 0)
     assert target[fit].max() < target[val].min() <= target[val].max() < target[test].min()
@@ -92,8 +92,16 @@ def test_correlation_rules():
 def test_every_country_name_is_placed_or_listed(data_root):
     names = set(load_case_series(data_root / COURSE).counts.index) | set(load_case_series(data_root / JHU).counts.index)
     codes = map_codes(names)
-    for name, code in {"US": "us", "Korea, South": "kr", "Taiwan*": "tw", "Burma": "mm", "Congo (Kinshasa)": "cd",
-                       "Holy See": "va", "Iran": "ir", "Russia": "ru"}.items():
+    for name, code in {
+        "US": "us",
+        "Korea, South": "kr",
+        "Taiwan*": "tw",
+        "Burma": "mm",
+        "Congo (Kinshasa)": "cd",
+        "Holy See": "va",
+        "Iran": "ir",
+        "Russia": "ru",
+    }.items():
         assert codes[name] == code
     unplaced = {n for n, c in codes.items() if c is None}
     assert {"Diamond Princess", "MS Zaandam", "Kosovo"} <= unplaced and len(unplaced) < 35
@@ -104,14 +112,19 @@ def test_other_csv_layouts(tmp_path):
     (tmp_path / "wide.csv").write_text("country,2020-01-01,2020-01-02,2020-01-03\nA,1,2,4\nB,0,0,1\n")
     s = load_case_series(tmp_path / "wide.csv")
     assert s.counts.shape == (2, 3) and s.cumulative
-    (tmp_path / "long.csv").write_text("entity,date,cases\nA,2020-01-01,1\nA,2020-01-02,3\nB,2020-01-01,0\nB,2020-01-02,2\n")
+    (tmp_path / "long.csv").write_text(
+        "entity,date,cases\nA,2020-01-01,1\nA,2020-01-02,3\nB,2020-01-01,0\nB,2020-01-02,2\n"
+    )
     assert load_case_series(tmp_path / "long.csv").counts.loc["A"].tolist() == [1, 3]
 
 
-@pytest.mark.parametrize("content, words", [
-    ("country,a,b\nX,1,2\nY,3,4\nZ,5,6\n", "no date columns"),
-    ("country,1/1/20,1/2/20\nX,1,two\n", "'two' for 'X' on 1/2/20"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ("country,a,b\nX,1,2\nY,3,4\nZ,5,6\n", "no date columns"),
+        ("country,1/1/20,1/2/20\nX,1,two\n", "'two' for 'X' on 1/2/20"),
+    ],
+)
 def test_bad_csvs(tmp_path, cli, content, words):
     (tmp_path / "bad.csv").write_text(content)
     code, _, err = cli("-q", "trend", "--data", tmp_path / "bad.csv", "--out", tmp_path / "r")
@@ -119,13 +132,19 @@ def test_bad_csvs(tmp_path, cli, content, words):
     assert not is_complete(tmp_path / "r") and not (tmp_path / "r" / "metrics.json").exists()
 
 
-@pytest.mark.parametrize("args, words", [
-    (["--set", "windows.lengths=[90]"], "needs more than the 82 days"),
-    (["--set", "data.start_date=2021-01-01"], "outside the data"),
-    (["--threshold", "1", "--set", "correlation.rule=mean"], "keeps no country"),
-    (["--threshold", "1.01"], "must lie in [-1, 1]"),  # a correlation threshold past 1 is a typo
-    (["--set", "model.cells=[transformer]"], "model.cells must list"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (["--set", "windows.lengths=[90]"], "needs more than the 82 days"),
+        (["--set", "data.start_date=2021-01-01"], "outside the data"),
+        (["--threshold", "1", "--set", "correlation.rule=mean"], "keeps no country"),
+        (
+            ["--threshold", "1.01"],
+            "config key 'correlation.threshold' must be less than or equal to 1",
+        ),  # a correlation threshold past 1 is a typo
+        (["--set", "model.cells=[transformer]"], "config key 'model.cells' (item 0) must be 'rnn', 'lstm' or 'gru'"),
+    ],
+)
 def test_bad_settings_on_real_data(data_root, tmp_path, cli, args, words):
     code, _, err = cli("-q", "trend", "--data", data_root / COURSE, "--out", tmp_path / "r", *args)
     assert code == 2 and words in err
@@ -137,8 +156,17 @@ def test_run_on_the_course_file(data_root, tmp_path, cli):
     code, _, err = cli("-q", "trend", "--data", data_root / COURSE, "--out", out, *TINY)
     assert code == 0, err
     m = json.loads((out / "metrics.json").read_text())
-    for key in ("test_accuracy", "test_balanced_accuracy", "test_f1", "majority_baseline_accuracy",
-                "logistic_baseline_accuracy", "n_countries", "n_windows", "best_model", "best_window"):
+    for key in (
+        "test_accuracy",
+        "test_balanced_accuracy",
+        "test_f1",
+        "majority_baseline_accuracy",
+        "logistic_baseline_accuracy",
+        "n_countries",
+        "n_windows",
+        "best_model",
+        "best_window",
+    ):
         assert key in m
     assert m["best_model"] == "gru" and m["best_window"] == 5 and 150 < m["n_countries"] <= 185
     assert m["test_accuracy"] > m["majority_baseline_accuracy"] - 0.05  # two epochs: at least near the baseline
@@ -162,16 +190,18 @@ def test_default_is_offline_who_data(tmp_path, cli):
 
 
 def test_a_killed_run_resumes_without_retraining(data_root, tmp_path, cli, monkeypatch):
-    real = trend.latest_probabilities
+    from dlstudy.studies.trend import experiment as trend_fit
+
+    real = trend_fit.latest_probabilities
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # as if killed after the grid, before the report
 
-    monkeypatch.setattr(trend, "latest_probabilities", killed)
+    monkeypatch.setattr(trend_fit, "latest_probabilities", killed)
     out = tmp_path / "r"
     code, _, err = cli("-q", "trend", "--data", data_root / COURSE, "--out", out, *TINY)
     assert code == 130 and not is_complete(out)
-    monkeypatch.setattr(trend, "latest_probabilities", real)
+    monkeypatch.setattr(trend_fit, "latest_probabilities", real)
     code, _, err = cli("trend", "--data", data_root / COURSE, "--out", out, "--resume", *TINY)
     assert code == 0 and is_complete(out)
     assert err.count("finished earlier") == 2  # both splits' models came back from their checkpoints
@@ -179,13 +209,19 @@ def test_a_killed_run_resumes_without_retraining(data_root, tmp_path, cli, monke
 
 def rows_for(window, *, balanced, auc, train_share=0.22, test_share=0.43):
     base = {"window": window, "split": "time", "train_rise_share": train_share, "test_rise_share": test_share}
-    return [{**base, "model": "gru", "test_balanced_accuracy": balanced, "test_roc_auc": auc},
-            {**base, "model": "majority", "test_balanced_accuracy": 0.5, "test_roc_auc": 0.5}]
+    return [
+        {**base, "model": "gru", "test_balanced_accuracy": balanced, "test_roc_auc": auc},
+        {**base, "model": "majority", "test_balanced_accuracy": 0.5, "test_roc_auc": 0.5},
+    ]
 
 
 def test_window_sentences_say_whether_and_why():
-    said = answers.window_sentences(rows_for(3, balanced=0.5, auc=0.69) + rows_for(10, balanced=0.60, auc=0.64)
-                                  + rows_for(20, balanced=0.5, auc=0.51), class_weights=False)
+    said = answers.window_sentences(
+        rows_for(3, balanced=0.5, auc=0.69)
+        + rows_for(10, balanced=0.60, auc=0.64)
+        + rows_for(20, balanced=0.5, auc=0.51),
+        class_weights=False,
+    )
     assert said[0].startswith("L = 3: no, but not for lack of signal") and "ROC AUC of up to 0.690" in said[0]
     assert "22% of the training days and 43% of the test days" in said[0] and "model.class_weights: true" in said[0]
     assert said[1].startswith("L = 10: yes") and "0.600" in said[1]
@@ -205,5 +241,7 @@ def test_short_windows_learn_beyond_the_majority_on_the_default_data(tmp_path, c
     assert "L = 3: yes." in (tmp_path / "w" / "report.html").read_text()
     code, _, err = cli("-q", "trend", "--out", tmp_path / "u", *short, "--set", "model.class_weights=false")
     assert code == 0, err
-    assert json.loads((tmp_path / "u" / "metrics.json").read_text())["test_balanced_accuracy"] == pytest.approx(0.5, abs=0.01)
+    assert json.loads((tmp_path / "u" / "metrics.json").read_text())["test_balanced_accuracy"] == pytest.approx(
+        0.5, abs=0.01
+    )
     assert "L = 3: no, but not for lack of signal" in (tmp_path / "u" / "report.html").read_text()

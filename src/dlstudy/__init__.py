@@ -1,4 +1,5 @@
 """dlstudy: classic deep-learning course experiments as reusable pipelines on real data."""
+
 from dlstudy.api import predict, run_study
 from dlstudy.errors import InputError
 from dlstudy.sweep import sweep

@@ -1,17 +1,19 @@
 """The Python API: `run_study` does what `dlstudy <study>` does; `predict` what `dlstudy predict` does."""
+
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import time
 from pathlib import Path
 
-from dlstudy.config import check_ranges, merge, resolve
+from dlstudy.config import Schema, defaults, merge, resolve, validate
 from dlstudy.errors import DiskError, InputError, Pruned
 from dlstudy.runs import Run, fingerprint, is_complete, load_finished_run, output_file, read_json, read_status
 from dlstudy.studies import STUDIES
 from dlstudy.studies.protocol import execute
-from dlstudy.train import check_training, seed_everything
+from dlstudy.train import seed_everything
 
 log = logging.getLogger("dlstudy")
 
@@ -24,19 +26,22 @@ def study_module(name: str):
     return STUDIES[name]
 
 
-def resolve_config(name: str, *, config: str | Path | None = None, sets=(), flags: dict | None = None,
-                   quick: bool = False) -> dict:
+def resolve_config(
+    name: str, *, config: str | Path | None = None, sets=(), flags: dict | None = None, quick: bool = False
+) -> Schema:
+    """The study's typed config: its defaults, --quick, the file, --set items and flags, in that order."""
     module = study_module(name)
-    return resolve(module.DEFAULTS, quick=module.QUICK if quick else None, file=config, sets=sets, flags=flags)
+    return resolve(module.Config, quick=module.QUICK if quick else None, file=config, sets=sets, flags=flags)
 
 
-def check(name: str, cfg: dict) -> None:
-    """The study's own checks (their messages name its flags), then every number in its range: before
-    any folder is made."""
+def check(name: str, cfg: Schema | dict) -> Schema:
+    """The typed config (a dict is validated first) after the study's own checks of keys that must agree
+    with each other or with this machine: all before any folder is made."""
     module = study_module(name)
+    if isinstance(cfg, dict):
+        cfg = validate(module.Config, cfg)
     module.check_config(cfg)
-    check_training(cfg)
-    check_ranges(cfg, getattr(module, "RANGES", None))
+    return cfg
 
 
 def exists(path: Path, flag: str) -> bool:
@@ -46,10 +51,11 @@ def exists(path: Path, flag: str) -> bool:
         raise InputError(f"{flag} {path}: {exc.strerror}; choose a shorter {flag}") from None
 
 
-def inputs(cfg: dict) -> dict:
+def inputs(cfg: Schema) -> dict:
     """The fingerprints of the files a run reads (its data and labels), by config key; a missing one is
     left to the study's loader, which says so."""
-    given = {f"data.{k}": Path(v) for k, v in (cfg.get("data") or {}).items() if k in DATA_KEYS and v}
+    data = getattr(cfg, "data", None)
+    given = {f"data.{k}": Path(getattr(data, k)) for k in DATA_KEYS if getattr(data, k, None)}
     try:
         return {key: fingerprint(path) for key, path in given.items() if exists(path, f"--{key}")}
     except OSError as exc:
@@ -71,10 +77,21 @@ def default_out(name: str, *, resume: bool, base: Path = Path("runs")) -> Path:
     return out
 
 
-def run_study(name: str, *, data: str | Path | None = None, out: str | Path | None = None,
-              config: str | Path | None = None, sets=(), flags: dict | None = None, seed: int | None = None,
-              device: str | None = None, quick: bool = False, resume: bool = False,
-              tensorboard: bool = False, sweep: str | None = None) -> tuple[Path, dict]:
+def run_study(
+    name: str,
+    *,
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    config: str | Path | None = None,
+    sets=(),
+    flags: dict | None = None,
+    seed: int | None = None,
+    device: str | None = None,
+    quick: bool = False,
+    resume: bool = False,
+    tensorboard: bool = False,
+    sweep: str | None = None,
+) -> tuple[Path, dict]:
     """Run one study end to end; returns (run folder, metrics). `sweep`: the sweep folder that owns the run."""
     module = study_module(name)
     top: dict = dict(flags or {})
@@ -83,53 +100,73 @@ def run_study(name: str, *, data: str | Path | None = None, out: str | Path | No
     if seed is not None:
         top["seed"] = seed
     # `run all` passes these to every study; a study without the key (derive trains nothing) ignores them
-    if device is not None and "device" in module.DEFAULTS:
-        top["device"] = device
-    if tensorboard and "tensorboard" in module.DEFAULTS:
-        top["tensorboard"] = True
-    cfg = resolve_config(name, config=config, sets=sets, flags=top, quick=quick)
-    check(name, cfg)  # before any folder is made
+    for key, value in (("device", device), ("tensorboard", tensorboard or None)):
+        if value is not None and key in module.Config.model_fields:
+            top[key] = value
+    cfg = check(name, resolve_config(name, config=config, sets=sets, flags=top, quick=quick))  # before any folder
     out = Path(out) if out is not None else default_out(name, resume=resume)
     created = not exists(out, "--out")
+    run = Run.open(out, cfg.model_dump(), resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
     discard = False  # a folder this call made for input that failed before any training is removed
-    run = Run.open(out, cfg, resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
-    handler = logging.FileHandler(run.file("log.txt"), encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    log.addHandler(handler)
-    level = log.level  # log.txt keeps the INFO lines (each epoch) for Python callers too, not only the CLI's
-    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
     try:
-        log.info("%s: run folder %s", name, run.root, extra={"file_only": True})
-        seed_everything(cfg["seed"])
-        metrics = execute(module, run, cfg)
-        metrics["seconds"] = round(run.elapsed(), 1)
-        run.complete(metrics)
-        log.info("%s: finished in %.1f s; report %s", name, run.elapsed(), run.file("report.html"))
-    except Pruned as exc:
-        run.prune(str(exc))
-        raise
-    except InputError as exc:
-        discard = created and not started_training(run.root)  # bad data: leave nothing behind
-        if not discard:
-            run.fail(str(exc))
-        raise
-    except DiskError as exc:  # full disk, quota, permissions: the message says which file and what to do
-        log.error("%s: stopped: %s", name, exc.strerror, extra={"file_only": True})
-        run.fail(exc.strerror)
-        raise
-    except Exception as exc:  # never leave a stopped run marked 'running'; the traceback goes to log.txt
-        log.exception("%s: stopped by an unexpected error", name, extra={"file_only": True})
-        run.fail(f"{type(exc).__name__}: {str(exc)[:200]}")
-        exc.dlstudy_log = str(run.file("log.txt"))
-        raise
+        with logging_to(run.file("log.txt")):  # the failure's own lines (a traceback) go there too
+            try:
+                metrics = execute_run(module, run, cfg)
+            except Exception as exc:
+                discard = mark_stopped(run, exc, study=name, created=created)
+                raise
     finally:
-        log.removeHandler(handler)
-        log.setLevel(level)
-        handler.close()
         run.close()
         if discard:  # a run folder exists only for a run that started; the same --out works after the fix
             shutil.rmtree(run.root, ignore_errors=True)
     return run.root, metrics
+
+
+def mark_stopped(run: Run, exc: Exception, *, study: str, created: bool) -> bool:
+    """Record why a run stopped, so that none is left marked 'running'; True when the folder should go: bad
+    input in a folder this call made, before anything worth resuming was written."""
+    if isinstance(exc, Pruned):
+        run.prune(str(exc))
+    elif isinstance(exc, InputError):
+        if created and not started_training(run.root):  # bad data: leave nothing behind
+            return True
+        run.fail(str(exc))
+    elif isinstance(exc, DiskError):  # full disk, quota, permissions: the message says which file and what to do
+        log.error("%s: stopped: %s", study, exc.strerror, extra={"file_only": True})
+        run.fail(exc.strerror)
+    else:  # the traceback goes to log.txt, and the one-line message says where
+        log.exception("%s: stopped by an unexpected error", study, extra={"file_only": True})
+        run.fail(f"{type(exc).__name__}: {str(exc)[:200]}")
+        exc.dlstudy_log = str(run.file("log.txt"))
+    return False
+
+
+def execute_run(module, run: Run, cfg: Schema) -> dict:
+    """Fit and report into an open run folder, then mark it complete; returns the metrics."""
+    log.info("%s: run folder %s", module.NAME, run.root, extra={"file_only": True})
+    seed_everything(cfg.seed)
+    metrics = execute(module, run, cfg)
+    metrics["seconds"] = round(run.elapsed(), 1)
+    run.complete(metrics)
+    log.info("%s: finished in %.1f s; report %s", module.NAME, run.elapsed(), run.file("report.html"))
+    return metrics
+
+
+@contextlib.contextmanager
+def logging_to(path: Path):
+    """Within the block the log also goes to `path`, its INFO lines (each epoch) included: for Python callers
+    too, not only the CLI's."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    level = log.level
+    log.setLevel(min(log.getEffectiveLevel(), logging.INFO))
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        handler.close()
 
 
 def started_training(root: Path) -> bool:
@@ -137,8 +174,15 @@ def started_training(root: Path) -> bool:
     return any(any((root / d).iterdir()) for d in ("checkpoints", "models", "grid") if (root / d).is_dir())
 
 
-def predict(run_dir: str | Path, *, data: str | Path, labels: str | Path | None = None,
-            out: str | Path | None = None, device: str = "auto", force: bool = False) -> dict:
+def predict(
+    run_dir: str | Path,
+    *,
+    data: str | Path,
+    labels: str | Path | None = None,
+    out: str | Path | None = None,
+    device: str = "auto",
+    force: bool = False,
+) -> dict:
     """Apply a finished run to new data; writes a CSV and returns a dict of what it measured. Writes
     only `out` (default RUN_DIR/predict/<data>.csv), never over a file unless force, never over the
     run's own files."""
@@ -149,8 +193,7 @@ def predict(run_dir: str | Path, *, data: str | Path, labels: str | Path | None 
     if getattr(module, "OBJECTIVE", None) is None:
         raise InputError(f"{root} is a '{name}' run, which predicts nothing")
     try:  # an edited config.yaml must still be one this study understands
-        cfg = merge(module.DEFAULTS, cfg)
-        check(name, cfg)
+        cfg = check(name, merge(defaults(module.Config), cfg))
     except InputError as exc:
         raise InputError(f"{root / 'config.yaml'}: {exc}") from None
     metrics = read_json(root / "metrics.json")
@@ -158,5 +201,12 @@ def predict(run_dir: str | Path, *, data: str | Path, labels: str | Path | None 
         raise InputError(f"--data {data} does not exist")
     out = Path(out) if out else root / "predict" / f"{Path(data).stem or 'data'}.csv"
     target = output_file(out, suffix=".csv", force=force, allowed=root / "predict")
-    return module.predict(root, cfg, metrics, data_path=str(data), labels=None if labels is None else str(labels),
-                          out=target, device=device)
+    return module.predict(
+        root,
+        cfg,
+        metrics,
+        data_path=str(data),
+        labels=None if labels is None else str(labels),
+        out=target,
+        device=device,
+    )

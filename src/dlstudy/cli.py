@@ -2,6 +2,7 @@
 
 Exit codes: 0 success, 2 bad input or usage (one line on stderr, no traceback), 1 unexpected.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,16 +25,28 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def add_common(p: argparse.ArgumentParser, keys=("data", "device", "tensorboard"), *,
-               out_help: str = "the run folder (default: runs/<study>/<timestamp>)",
-               quick_help: str = "a reduced setting that finishes in about a minute") -> None:
+def add_common(
+    p: argparse.ArgumentParser,
+    keys=("data", "device", "tensorboard"),
+    *,
+    out_help: str = "the run folder (default: runs/<study>/<timestamp>)",
+    quick_help: str = "a reduced setting that finishes in about a minute",
+) -> None:
     """The flags every study shares; `keys` drops those a study has no config key for."""
     if "data" in keys:
-        p.add_argument("--data", metavar="PATH", help="data file or folder (default: a small data set that ships offline)")
+        p.add_argument(
+            "--data", metavar="PATH", help="data file or folder (default: a small data set that ships offline)"
+        )
     p.add_argument("--out", metavar="DIR", help=out_help)
     p.add_argument("--config", metavar="FILE.yaml", help="YAML file of config overrides")
-    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one config key, dots for nesting (repeatable)")
+    p.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config key, dots for nesting (repeatable)",
+    )
     p.add_argument("--seed", type=int, help="random seed (default 0)")
     if "device" in keys:
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default auto)")
@@ -47,85 +60,154 @@ def build_parser() -> argparse.ArgumentParser:
     from dlstudy import __version__
     from dlstudy.studies import STUDIES
 
-    parser = Parser(prog="dlstudy", description="Classic deep-learning course experiments as reusable pipelines: "
-                    "each study runs end to end on real data and writes a run folder with an HTML report.")
+    parser = Parser(
+        prog="dlstudy",
+        description="Classic deep-learning course experiments as reusable pipelines: "
+        "each study runs end to end on real data and writes a run folder with an HTML report.",
+    )
     parser.add_argument("--version", action="version", version=f"dlstudy {__version__}")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors on stderr")
-    parser.add_argument("-v", "--verbose", action="store_true", help="also each epoch's line on stderr (always in log.txt)")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="also each epoch's line on stderr (always in log.txt)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for name, module in STUDIES.items():
+    add_study_parsers(sub, STUDIES)
+    add_run_parser(sub)
+    add_predict_parser(sub)
+    add_sweep_parser(sub, [n for n, m in STUDIES.items() if m.OBJECTIVE is not None])
+    add_compare_parser(sub)
+    return parser
+
+
+def add_study_parsers(sub, studies: dict) -> None:
+    for name, module in studies.items():
         p = sub.add_parser(name, help=module.TITLE, description=module.TITLE)
-        add_common(p, keys=module.DEFAULTS)
+        add_common(p, keys=module.Config.model_fields)
+        p.add_argument(
+            "--schema",
+            action="store_true",
+            help="print the config's JSON Schema (every key: type, default, range, what it does) and exit",
+        )
         module.add_arguments(p)
         if module.OBJECTIVE is not None:
-            p.add_argument("--seeds", type=int, metavar="K",
-                           help="run K seeds (seed, seed+1, ...) as a sweep and report mean, sd and a 95%% interval")
-    p = sub.add_parser("run", help="run every study and write an index page",
-                       description="Run every study on its offline default data, one after another, and write an "
-                                   "index page linking their reports. By default each study runs its tour setting "
-                                   "(its --quick grid: minutes); --full runs the full grids (about an hour on 2 cores).")
+            p.add_argument(
+                "--seeds",
+                type=int,
+                metavar="K",
+                help="run K seeds (seed, seed+1, ...) as a sweep and report mean, sd and a 95%% interval",
+            )
+
+
+def add_run_parser(sub) -> None:
+    p = sub.add_parser(
+        "run",
+        help="run every study and write an index page",
+        description="Run every study on its offline default data, one after another, and write an "
+        "index page linking their reports. By default each study runs its tour setting "
+        "(its --quick grid: minutes); --full runs the full grids (about an hour on 2 cores).",
+    )
     p.add_argument("what", choices=["all"], help="'all': every study")
-    add_common(p, keys=("device", "tensorboard"), out_help="the folder for all studies (default: runs/all/<timestamp>)",
-               quick_help="the tour setting (the default for run all)")
+    add_common(
+        p,
+        keys=("device", "tensorboard"),
+        out_help="the folder for all studies (default: runs/all/<timestamp>)",
+        quick_help="the tour setting (the default for run all)",
+    )
     p.add_argument("--full", action="store_true", help="the studies' full default grids instead of the tour")
-    p = sub.add_parser("predict", help="apply a finished run to new data",
-                       description="Apply the model of a finished run to new data and write a CSV of predictions "
-                                   "(scores, where there are labels).")
+
+
+def add_predict_parser(sub) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="apply a finished run to new data",
+        description="Apply the model of a finished run to new data and write a CSV of predictions "
+        "(scores, where there are labels).",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a finished run folder, as a study wrote it (with status.json)")
-    p.add_argument("--data", required=True, metavar="PATH",
-                   help="new data in any format the study reads (a CSV of case counts for trend; images, .npy, "
-                        ".npz or an image folder for the others)")
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="PATH",
+        help="new data in any format the study reads (a CSV of case counts for trend; images, .npy, "
+        ".npz or an image folder for the others)",
+    )
     p.add_argument("--labels", metavar="PATH", help="labels for the new data, to print accuracy")
     p.add_argument("--out", metavar="FILE.csv", help="where to write predictions (default RUN_DIR/predict/<data>.csv)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    add_sweep_parser(sub, [n for n, m in STUDIES.items() if m.OBJECTIVE is not None])
-    p = sub.add_parser("compare", help="runs of one study side by side in one HTML page",
-                       description="Runs of one study side by side: the config keys that differ, headline metrics, "
-                                   "best and last epochs, learning curves overlaid.")
+
+
+def add_compare_parser(sub) -> None:
+    p = sub.add_parser(
+        "compare",
+        help="runs of one study side by side in one HTML page",
+        description="Runs of one study side by side: the config keys that differ, headline metrics, "
+        "best and last epochs, learning curves overlaid.",
+    )
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE.html", help="the page to write (default runs/compare/<timestamp>.html)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
-    return parser
 
 
 def add_sweep_parser(sub, studies: list[str]) -> None:
     from dlstudy.sweep.backends import BACKENDS
     from dlstudy.sweep.pruning import PRUNERS
 
-    p = sub.add_parser("sweep", help="a grid or sampled sweep, with seeds, on Optuna",
-                       description="Run a study over a search space (grid: every combination; params: sampled by "
-                                   "Optuna's TPE) and/or several seeds. Each trial is an ordinary run folder. Rerun "
-                                   "the same command to continue a stopped sweep.")
+    p = sub.add_parser(
+        "sweep",
+        help="a grid or sampled sweep, with seeds, on Optuna",
+        description="Run a study over a search space (grid: every combination; params: sampled by "
+        "Optuna's TPE) and/or several seeds. Each trial is an ordinary run folder. Rerun "
+        "the same command to continue a stopped sweep.",
+    )
     p.add_argument("study", choices=studies)
     p.add_argument("--space", metavar="SPACE.yaml", help="the search space (grid: and/or params:); none: seeds only")
     p.add_argument("--trials", type=int, metavar="N", help="configurations to run (default: every grid combination)")
     p.add_argument("--seeds", type=int, default=1, metavar="K", help="seeds per configuration (default 1)")
-    p.add_argument("--workers", type=int, metavar="W",
-                   help="trials at once (default 1 here; with --backend ray, as many as the cluster's CPUs allow)")
-    p.add_argument("--backend", choices=list(BACKENDS), default="local",
-                   help="; ".join(f"{name}: {b.help}" for name, b in BACKENDS.items()))
+    p.add_argument(
+        "--workers",
+        type=int,
+        metavar="W",
+        help="trials at once (default 1 here; with --backend ray, as many as the cluster's CPUs allow)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=list(BACKENDS),
+        default="local",
+        help="; ".join(f"{name}: {b.help}" for name, b in BACKENDS.items()),
+    )
     p.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: start Ray on this machine)")
-    p.add_argument("--trial-cpus", type=int, metavar="N", help="CPU threads each trial asks for (default: cores / workers)")
+    p.add_argument(
+        "--trial-cpus", type=int, metavar="N", help="CPU threads each trial asks for (default: cores / workers)"
+    )
     p.add_argument("--trial-gpus", type=float, default=0, metavar="N", help="GPUs each Ray trial asks for (default 0)")
-    p.add_argument("--storage", metavar="URL", help="journal:PATH (default: a journal file in the sweep folder), "
-                                                    "sqlite:///FILE or postgresql://user@host/db")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="journal:PATH (default: a journal file in the sweep folder), sqlite:///FILE or postgresql://user@host/db",
+    )
     p.add_argument("--name", help="the Optuna study name (default: study, space file and a hash of the settings)")
     p.add_argument("--out", metavar="DIR", help="the sweep folder (default runs/sweep/<name>)")
-    p.add_argument("--metric", metavar="KEY", help="a number in the runs' metrics.json (default: the study's honest score)")
+    p.add_argument(
+        "--metric", metavar="KEY", help="a number in the runs' metrics.json (default: the study's honest score)"
+    )
     p.add_argument("--direction", choices=["maximize", "minimize"])
-    p.add_argument("--pruner", choices=list(PRUNERS),
-                   help="; ".join(f"{name}: {text}" for name, (_, text) in PRUNERS.items())
-                   + " (default: median for a sampled params: space with one seed, else none: a grid keeps every cell)")
+    p.add_argument(
+        "--pruner",
+        choices=list(PRUNERS),
+        help="; ".join(f"{name}: {text}" for name, (_, text) in PRUNERS.items())
+        + " (default: median for a sampled params: space with one seed, else none: a grid keeps every cell)",
+    )
     p.add_argument("--data", metavar="PATH")
     p.add_argument("--config", metavar="FILE.yaml")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, help="the first seed (default: the config's, 0)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--resume", action="store_true",
-                   help="continue the sweep in --out (rerunning the same command does the same)")
+    p.add_argument(
+        "--resume", action="store_true", help="continue the sweep in --out (rerunning the same command does the same)"
+    )
 
 
 def run_sweep(args, **given) -> int:
@@ -134,21 +216,39 @@ def run_sweep(args, **given) -> int:
     for handler in log.handlers:  # one line a trial on the terminal; each trial's log.txt has the rest
         if getattr(handler, "dlstudy_cli", False):
             handler.setLevel(logging.WARNING)
-    options = dict(space=getattr(args, "space", None), trials=getattr(args, "trials", None), seeds=args.seeds,
-                   workers=getattr(args, "workers", None), storage=getattr(args, "storage", None),
-                   backend=getattr(args, "backend", "local"), ray_address=getattr(args, "ray_address", None),
-                   trial_cpus=getattr(args, "trial_cpus", None), trial_gpus=getattr(args, "trial_gpus", 0),
-                   name=getattr(args, "name", None), out=args.out, metric=getattr(args, "metric", None),
-                   direction=getattr(args, "direction", None), pruner=getattr(args, "pruner", None),
-                   data=getattr(args, "data", None), config=args.config, sets=args.sets, seed=args.seed,
-                   quick=args.quick, device=getattr(args, "device", None), resume=args.resume)
+    options = dict(
+        space=getattr(args, "space", None),
+        trials=getattr(args, "trials", None),
+        seeds=args.seeds,
+        workers=getattr(args, "workers", None),
+        storage=getattr(args, "storage", None),
+        backend=getattr(args, "backend", "local"),
+        ray_address=getattr(args, "ray_address", None),
+        trial_cpus=getattr(args, "trial_cpus", None),
+        trial_gpus=getattr(args, "trial_gpus", 0),
+        name=getattr(args, "name", None),
+        out=args.out,
+        metric=getattr(args, "metric", None),
+        direction=getattr(args, "direction", None),
+        pruner=getattr(args, "pruner", None),
+        data=getattr(args, "data", None),
+        config=args.config,
+        sets=args.sets,
+        seed=args.seed,
+        quick=args.quick,
+        device=getattr(args, "device", None),
+        resume=args.resume,
+    )
     options.update(given)
     _, trials = sweep(options.pop("study"), **options)
     folder = Path(trials.attrs["folder"])
     summary = json.loads((folder / "summary.json").read_text())
-    print(f"sweep: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed; "
-          f"best {summary['metric']} {summary['best_value']:.4f} with {summary['best_params'] or 'the defaults'}"
-          if summary["best_value"] is not None else f"sweep: no trial completed ({summary['n_failed']} failed)")
+    print(
+        f"sweep: {summary['n_complete']} complete, {summary['n_pruned']} pruned, {summary['n_failed']} failed; "
+        f"best {summary['metric']} {summary['best_value']:.4f} with {summary['best_params'] or 'the defaults'}"
+        if summary["best_value"] is not None
+        else f"sweep: no trial completed ({summary['n_failed']} failed)"
+    )
     print(f"report: {folder / 'report.html'}")
     return 0 if summary["n_failed"] == 0 else 1
 
@@ -165,56 +265,93 @@ def run_seeds(args) -> int:
 
 
 def run_all(args) -> int:
-    from dlstudy.api import check, resolve_config, run_study
-    from dlstudy.report import add_index_link, index_page, is_index_page
-    from dlstudy.runs import atomic_write_bytes, is_complete, read_json, read_status
+    from dlstudy.api import check, resolve_config
+    from dlstudy.report import is_index_page
     from dlstudy.studies import STUDIES
+    from dlstudy.train import progress
 
     started = time.time()
     root = Path(args.out) if args.out else Path("runs") / "all" / time.strftime("%Y%m%d-%H%M%S")
     quick = not args.full  # the tour: each study's --quick grid; --full: the full grids
     index = root / "index.html"
     if index.is_dir() or (index.exists() and not is_index_page(index)):
-        raise InputError(f"{index} exists and is no dlstudy index; choose another --out (nothing a user made is replaced)")
+        raise InputError(
+            f"{index} exists and is no dlstudy index; choose another --out (nothing a user made is replaced)"
+        )
     for name in STUDIES:  # every study's config is checked before any study runs
         check(name, resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick))
-    entries, failed, unexpected = [], 0, False
-    from dlstudy.train import progress
+    entries = [
+        tour_entry(args, root, name, quick=quick)
+        for name in progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)
+    ]
+    write_index(root, entries, started)
+    print(f"index: {(root / 'index.html').resolve()}")
+    failed = [e for e in entries if e["state"] == "failed"]
+    return 1 if any(e.get("unexpected") for e in failed) else 2 if failed else 0
 
-    for name, module in progress(iterable=list(STUDIES.items()), desc="run all", unit="study", position=0):
-        out = root / name
-        sets = study_sets(args.sets, name, STUDIES)
-        try:
-            if args.resume and is_complete(out):
-                log.info("%s: finished earlier, kept", name)
-                metrics = read_json(out / "metrics.json")
-            else:
-                resume = args.resume and read_status(out) is not None
-                # each study's tables are in its report; on the terminal, one line a study (-v: the tables too)
-                with contextlib.redirect_stdout(sys.stdout if args.verbose else io.StringIO()):
-                    _, metrics = run_study(name, out=out, config=args.config, sets=sets, seed=args.seed,
-                                           device=args.device, quick=quick, resume=resume, tensorboard=args.tensorboard)
-            entries.append({"study": name, "href": f"{name}/report.html", "state": "complete", "summary": module.summary(metrics),
-                            "data": metrics.get("data"), "seconds": metrics.get("seconds")})
-        except (InputError, DiskError) as exc:
-            failed += 1
-            print(one_line(f"dlstudy: error: {name}: {exc.strerror if isinstance(exc, DiskError) else exc}"), file=sys.stderr)
-            entries.append({"study": name, "href": f"{name}/", "state": "failed", "summary": str(exc)})
-        except Exception as exc:  # one study's bug does not cost the others; its log.txt has the traceback
-            failed, unexpected = failed + 1, True
-            where = getattr(exc, "dlstudy_log", "the terminal above")
-            print(one_line(f"dlstudy: unexpected error: {name}: {type(exc).__name__}: {str(exc)[:200]}; the traceback "
-                           f"is in {where}; please report it"), file=sys.stderr)
-            entries.append({"study": name, "href": f"{name}/", "state": "failed", "summary": f"{type(exc).__name__}: {exc}"})
+
+def tour_entry(args, root: Path, name: str, *, quick: bool) -> dict:
+    """Run (or, with --resume, keep or continue) one study of `run all`: its row on the index page. One study's
+    bad input or bug does not cost the others; its log.txt has the traceback."""
+    from dlstudy.api import run_study
+    from dlstudy.runs import is_complete, read_json, read_status
+    from dlstudy.studies import STUDIES
+
+    out = root / name
+    try:
+        if args.resume and is_complete(out):
+            log.info("%s: finished earlier, kept", name)
+            metrics = read_json(out / "metrics.json")
+        else:
+            resume = args.resume and read_status(out) is not None
+            # each study's tables are in its report; on the terminal, one line a study (-v: the tables too)
+            with contextlib.redirect_stdout(sys.stdout if args.verbose else io.StringIO()):
+                _, metrics = run_study(
+                    name,
+                    out=out,
+                    config=args.config,
+                    sets=study_sets(args.sets, name, STUDIES),
+                    seed=args.seed,
+                    device=args.device,
+                    quick=quick,
+                    resume=resume,
+                    tensorboard=args.tensorboard,
+                )
+    except (InputError, DiskError) as exc:
+        said = exc.strerror if isinstance(exc, DiskError) else str(exc)
+        print(one_line(f"dlstudy: error: {name}: {said}"), file=sys.stderr)
+        return {"study": name, "href": f"{name}/", "state": "failed", "summary": said}
+    except Exception as exc:
+        where = getattr(exc, "dlstudy_log", "the terminal above")
+        said = f"{type(exc).__name__}: {str(exc)[:200]}"
+        print(
+            one_line(f"dlstudy: unexpected error: {name}: {said}; the traceback is in {where}; please report it"),
+            file=sys.stderr,
+        )
+        return {"study": name, "href": f"{name}/", "state": "failed", "summary": said, "unexpected": True}
+    summary = STUDIES[name].summary(metrics)
+    return {
+        "study": name,
+        "href": f"{name}/report.html",
+        "state": "complete",
+        "summary": summary,
+        "data": metrics.get("data"),
+        "seconds": metrics.get("seconds"),
+    }
+
+
+def write_index(root: Path, entries: list[dict], started: float) -> None:
+    """The tour's index page, and a link back to it from each finished report."""
+    from dlstudy.report import add_index_link, index_page
+    from dlstudy.runs import atomic_write_bytes
+
     command = "dlstudy " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dlstudy") else "dlstudy run all"
-    atomic_write_bytes(root / "index.html", index_page(
-        "dlstudy: all studies", entries, started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
-        seconds=time.time() - started, command=command).encode())
+    when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+    page = index_page("dlstudy: all studies", entries, started=when, seconds=time.time() - started, command=command)
+    atomic_write_bytes(root / "index.html", page.encode())
     for e in entries:
         if e["state"] == "complete":
             add_index_link(root / e["href"])
-    print(f"index: {(root / 'index.html').resolve()}")
-    return 1 if unexpected else 2 if failed else 0
 
 
 def study_sets(sets: list[str], study: str, studies) -> list[str]:
@@ -245,6 +382,57 @@ def log_to_stderr(*, quiet: bool, verbose: bool = False) -> None:
     log.propagate = False  # libraries' own INFO chatter (openTSNE, numba) stays out of the terminal
 
 
+def dispatch(args) -> int:
+    """Run the command the arguments name; its exit code."""
+    if args.command == "run":
+        return run_all(args)
+    if args.command == "sweep":
+        return run_sweep(args, study=args.study)
+    if args.command == "compare":
+        from dlstudy.compare import compare
+
+        print(f"compare: {compare(args.run_dirs, out=args.out, force=args.force)}")
+        return 0
+    if getattr(args, "schema", False):
+        from dlstudy.config import json_schema
+        from dlstudy.studies import STUDIES
+
+        print(json.dumps(json_schema(STUDIES[args.command].Config), indent=2))
+        return 0
+    if getattr(args, "seeds", None) is not None:
+        return run_seeds(args)
+    if args.command == "predict":
+        from dlstudy.api import predict
+
+        result = predict(
+            args.run_dir, data=args.data, labels=args.labels, out=args.out, device=args.device, force=args.force
+        )
+        for key, value in result.items():
+            print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+        return 0
+    from dlstudy.api import run_study
+    from dlstudy.studies import STUDIES
+
+    module = STUDIES[args.command]
+    root, metrics = run_study(
+        args.command,
+        data=getattr(args, "data", None),
+        out=args.out,
+        config=args.config,
+        sets=args.sets,
+        flags=module.flag_overrides(args),
+        seed=args.seed,
+        device=getattr(args, "device", None),
+        quick=args.quick,
+        resume=args.resume,
+        tensorboard=getattr(args, "tensorboard", False),
+    )
+    stream = sys.stderr if getattr(args, "json", False) else sys.stdout  # keep --json output pure
+    print(f"{args.command}: {module.summary(metrics)}", file=stream)
+    print(f"report: {root / 'report.html'}", file=stream)
+    return 1 if metrics.get("checks_failed") else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -252,38 +440,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     log_to_stderr(quiet=args.quiet, verbose=args.verbose)
     try:
-        if args.command == "run":
-            return run_all(args)
-        if args.command == "sweep":
-            return run_sweep(args, study=args.study)
-        if args.command == "compare":
-            from dlstudy.compare import compare
-
-            print(f"compare: {compare(args.run_dirs, out=args.out, force=args.force)}")
-            return 0
-        if getattr(args, "seeds", None) is not None:
-            return run_seeds(args)
-        if args.command == "predict":
-            from dlstudy.api import predict
-
-            result = predict(args.run_dir, data=args.data, labels=args.labels, out=args.out, device=args.device,
-                             force=args.force)
-            for key, value in result.items():
-                print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
-            return 0
-        from dlstudy.api import run_study
-        from dlstudy.studies import STUDIES
-
-        module = STUDIES[args.command]
-        root, metrics = run_study(args.command, data=getattr(args, "data", None), out=args.out, config=args.config,
-                                  sets=args.sets,
-                                  flags=module.flag_overrides(args), seed=args.seed,
-                                  device=getattr(args, "device", None), quick=args.quick, resume=args.resume,
-                                  tensorboard=getattr(args, "tensorboard", False))
-        stream = sys.stderr if getattr(args, "json", False) else sys.stdout  # keep --json output pure
-        print(f"{args.command}: {module.summary(metrics)}", file=stream)
-        print(f"report: {root / 'report.html'}", file=stream)
-        return 1 if metrics.get("checks_failed") else 0
+        return dispatch(args)
     except InputError as exc:
         print(one_line(f"dlstudy: error: {exc}"), file=sys.stderr)
         return 2
@@ -299,8 +456,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
             print("dlstudy: unexpected error (above); please report it", file=sys.stderr)
         else:  # one line; the run folder's log holds the traceback
-            print(one_line(f"dlstudy: unexpected error: {type(exc).__name__}: {str(exc)[:200]}; the traceback is in "
-                           f"{where}; please report it"), file=sys.stderr)
+            print(
+                one_line(
+                    f"dlstudy: unexpected error: {type(exc).__name__}: {str(exc)[:200]}; the traceback is in "
+                    f"{where}; please report it"
+                ),
+                file=sys.stderr,
+            )
         return 1
 
 

@@ -1,6 +1,7 @@
 """`dlstudy compare RUN_DIR...`: runs of one study side by side, in one offline HTML page: the config
 keys that differ, the headline metrics, each trained model's best and last epoch, and the learning
 curves overlaid (read from the epoch checkpoints, which hold the history)."""
+
 from __future__ import annotations
 
 import time
@@ -30,9 +31,17 @@ def load_run(path: str | Path) -> dict:
             state = torch.load(ckpt, map_location="cpu", weights_only=True)
             histories[ckpt.stem] = json.loads(state["history"])
         except Exception as exc:  # a damaged checkpoint costs its curve, not the comparison
-            raise InputError(f"{ckpt}: not a readable dlstudy checkpoint ({type(exc).__name__}); remove it or its run") from None
-    return {"root": root, "name": root.name, "status": status, "config": load_yaml(root / "config.yaml"),
-            "metrics": metrics, "histories": histories}
+            raise InputError(
+                f"{ckpt}: not a readable dlstudy checkpoint ({type(exc).__name__}); remove it or its run"
+            ) from None
+    return {
+        "root": root,
+        "name": root.name,
+        "status": status,
+        "config": load_yaml(root / "config.yaml"),
+        "metrics": metrics,
+        "histories": histories,
+    }
 
 
 def headline(metrics: dict) -> dict:
@@ -47,9 +56,17 @@ def epoch_rows(run: dict) -> list[dict]:
             continue
         watch = next((k for k in ("val_loss", "test_loss", "loss") if k in history[-1]), None)
         best = min(history, key=lambda r: r.get(watch, np.inf)) if watch else history[-1]
-        rows.append({"run": run["name"], "model": name, "epochs": len(history), "watched": watch,
-                     "best_epoch": best["epoch"], f"best_{watch}": best.get(watch),
-                     **{f"last_{k}": v for k, v in history[-1].items() if k not in ("epoch", "lr")}})
+        rows.append(
+            {
+                "run": run["name"],
+                "model": name,
+                "epochs": len(history),
+                "watched": watch,
+                "best_epoch": best["epoch"],
+                f"best_{watch}": best.get(watch),
+                **{f"last_{k}": v for k, v in history[-1].items() if k not in ("epoch", "lr")},
+            }
+        )
     return rows
 
 
@@ -69,8 +86,14 @@ def curves(runs: list[dict]):
     for ax, key in zip(axes[0], keys):
         for i, run in enumerate(runs):
             for j, history in enumerate(run["histories"].values()):
-                ax.plot([r["epoch"] for r in history], [r[key] for r in history], color=f"C{i % 10}", lw=1,
-                        alpha=0.8, label=run["name"] if j == 0 else None)
+                ax.plot(
+                    [r["epoch"] for r in history],
+                    [r[key] for r in history],
+                    color=f"C{i % 10}",
+                    lw=1,
+                    alpha=0.8,
+                    label=run["name"] if j == 0 else None,
+                )
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("epoch")
     axes[0][0].legend(fontsize=7)
@@ -85,8 +108,9 @@ def compare(run_dirs: list[str | Path], *, out: str | Path | None = None, force:
     studies = {r["status"].get("study") for r in runs}
     if len(studies) > 1:
         raise InputError(f"compare takes runs of one study; these are {', '.join(sorted(map(str, studies)))}")
-    out = output_file(out or Path("runs") / "compare" / f"{time.strftime('%Y%m%d-%H%M%S')}.html", suffix=".html",
-                      force=force)
+    out = output_file(
+        out or Path("runs") / "compare" / f"{time.strftime('%Y%m%d-%H%M%S')}.html", suffix=".html", force=force
+    )
     flat = [flatten(r["config"]) for r in runs]
     keys = sorted(set().union(*flat))
     differ = [k for k in keys if len({repr(f.get(k)) for f in flat}) > 1]

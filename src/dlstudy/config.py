@@ -1,50 +1,137 @@
-"""Nested-dict configs: study defaults < --quick < --config FILE.yaml < --set key=value < flags.
+"""Configs: study defaults < --quick < --config FILE.yaml < --set key=value < flags, then one typed check.
 
-Every key a user gives must exist in the defaults (a typo is an error, not a silent no-op), a value
-must have the default's type, and a number must lie in its key's range (RANGES). YAML input is
-bounded: an alias bomb is refused before it expands. The resolved config is saved with every run.
+The layers are plain nested dicts merged in that order; the result is validated once against the
+study's schema, a tree of pydantic models (`Schema` below) where every key has its type, default,
+range or choices and a one-line description. Code reads the typed result (`cfg.train.epochs`).
+A key a user gives must exist (a typo is an error, not a silent no-op), and every error is one line
+naming the dotted key. YAML input is bounded: an alias bomb is refused before it expands. The
+resolved config is saved with every run.
 """
+
 from __future__ import annotations
 
 import copy
+import re
+import typing
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dlstudy.errors import InputError
 
-# the keys every training study shares (derive trains nothing and has only seed and quick)
-TRAINING_RUN = {"seed": 0, "device": "auto", "quick": False, "tensorboard": False}
-
 MAX_YAML_BYTES = 2**20
 MAX_NODES = 10_000  # values in one YAML document once aliases are expanded; configs hold a few hundred
+MAX_SEED = 2**32 - 1  # what every generator takes (numpy's, Optuna's samplers)
 
-# Ranges by full dotted key, else by the last part of a key: (low, high, low is allowed, high is allowed).
-# None as a value is left to the study (it means "not set"). A study's RANGES add or override by full key.
-INF = float("inf")
-RANGES = {
-    "seed": (0, 2**32 - 1, True, True),  # what every generator takes (numpy's, Optuna's samplers)
-    "epochs": (1, 100_000, True, True), "warmup_epochs": (0, 100_000, True, True),
-    "self_label_epochs": (0, 100_000, True, True), "patience": (1, 100_000, True, True),
-    "batch_size": (1, 10**7, True, True), "max_steps_per_epoch": (1, 10**7, True, True),
-    "lr": (0, 100, False, True), "weight_decay": (0, 10, True, True), "temperature": (0, 100, False, True),
-    "limit": (0, 10**9, True, True), "test_fraction": (0, 1, False, False), "val_fraction": (0, 1, False, False),
-    "dropout": (0, 1, True, False), "conv_dropout": (0, 1, True, False), "label_smoothing": (0, 1, True, False),
-    "grayscale": (0, 1, True, True), "jitter": (0, 10, True, True), "hue": (0, 0.5, True, True),
-    "shift": (0, 1, True, False), "rotate": (0, 180, True, True), "erase": (0, 1, True, True), "sigma": (0, INF, False, False),
-    "beta": (0, INF, True, False), "entropy_weight": (0, INF, True, False), "negative_slope": (0, 1, True, True),
-    "self_label_threshold": (0, 1, True, True), "threshold": (-1, 1, True, True), "min_cases": (0, INF, True, False),
-    "n_clusters": (2, 100_000, True, True), "image_size": (4, 4096, True, True), "data.channels": (1, 3, True, True),
-    "crop_size": (0, 4096, True, True), "n_jobs": (-1, 1024, True, True), "layer": (-1000, 1000, True, True),
-    "example": (0, 10**9, True, True),
-    **{k: (1, 10**9, True, True) for k in (
-        "hidden_size", "num_layers", "latent_dim", "projection_dim", "hidden", "n_heads", "n_neighbors", "n_init",
-        "subset", "kpca_fit_samples", "map_points", "neighbour_rows", "per_class", "samples", "filters", "steps",
-        "mistakes", "n", "posterior_samples", "random_checks", "random_projections", "out_channels", "channels",
-        "convs")},
-}
+
+# the schema's building blocks -----------------------------------------------------------------------
+class Schema(BaseModel):
+    """A config section: unknown keys refused, values never coerced across types (1.5 is not an int,
+    "yes" not a bool), no NaN or infinity, and frozen: a run's config is what it was resolved to."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, strict=True)
+
+
+def key(default: Any = None, about: str = "", **bounds) -> Any:
+    """A config key: its default, a one-line description and, for numbers, bounds (ge, gt, le, lt)."""
+    return Field(default, description=about, **bounds)  # pydantic copies a list default for each config
+
+
+def section(schema: type[Schema], about: str = "", **overrides) -> Any:
+    """A nested section whose default is the schema's defaults with `overrides` (a study's own train settings):
+    frozen, so one default serves every config, and the JSON Schema shows it."""
+    return Field(schema(**overrides), description=about or (schema.__doc__ or "").strip().split("\n")[0])
+
+
+def one_of(*names: str) -> Any:
+    """A key whose value is one of `names` (a Literal: the JSON Schema lists the choices)."""
+    return typing.Literal[names]
+
+
+# the numbers most keys hold
+Count = Annotated[int, Field(ge=1, le=10**9)]  # sizes, widths, how many of something
+Epochs = Annotated[int, Field(ge=1, le=100_000)]
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
+Fraction = Annotated[float, Field(gt=0, lt=1)]  # a share of the data held out
+Probability = Annotated[float, Field(ge=0, le=1)]
+Rate = Annotated[float, Field(ge=0, lt=1)]  # dropout, label smoothing: 1 would remove everything
+Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0)]
+
+
+class StudyConfig(Schema):
+    """What every study's config holds."""
+
+    seed: Seed = key(0, "seeds every generator: the same seed, data and config give the same numbers")
+    quick: bool = key(False, "set by --quick: the reduced setting that finishes in about a minute")
+
+
+class TrainingConfig(StudyConfig):
+    """What every training study's config holds."""
+
+    device: one_of("auto", "cpu", "cuda") = key("auto", "auto: CUDA when torch sees a GPU, else the CPU")
+    tensorboard: bool = key(False, "also write each epoch's scalars for TensorBoard (tensorboard/ in the run)")
+
+
+# the typed check, and its one-line errors ----------------------------------------------------------
+def validate(schema: type[Schema], data: dict) -> Schema:
+    """The typed config, or an InputError naming the first bad key and what it must be."""
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(explain(schema, exc.errors(include_url=False)[0])) from None
+
+
+def explain(schema: type[Schema], error: dict) -> str:
+    """One pydantic error as one line: the dotted key, what it must be, what it got."""
+    model, names, item, loc = schema, [], None, error["loc"]
+    for part in loc:
+        fields = model.model_fields if model is not None else {}
+        if isinstance(part, int):
+            item = part
+        elif part in fields:
+            names.append(part)
+            parent, model = model, _section_of(fields[part].annotation)
+        elif error["type"] == "extra_forbidden" and part == loc[-1]:
+            names.append(part)
+            parent = model
+        # anything else is the tag of a union's member ('int', 'str'): not a key
+    dotted = ".".join(names) or "config"
+    if error["type"] == "extra_forbidden":
+        return f"unknown config key '{dotted}' (known here: {', '.join(parent.model_fields)})"
+    where = f" (item {item})" if item is not None else ""
+    must = error["msg"].replace("Input should", "must").replace("Input", "the value")
+    return f"config key '{dotted}'{where} {must}, got {short(error.get('input'))}"
+
+
+def _section_of(annotation: Any) -> type[Schema] | None:
+    """The Schema class a field holds; None for a plain value."""
+    return annotation if isinstance(annotation, type) and issubclass(annotation, Schema) else None
+
+
+def json_schema(schema: type[Schema]) -> dict:
+    """The JSON Schema of a study's config, for `--schema` and editors (configs/schema/)."""
+    return schema.model_json_schema()
+
+
+def defaults(schema: type[Schema]) -> dict:
+    """A study's defaults as the nested dict the layers merge into."""
+    return schema().model_dump()
+
+
+# the dict layers: YAML files, --set items, merging ------------------------------------------------------
+class Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading 1e-3 as a number as YAML 1.2 (and every editor) does, not as a string."""
+
+
+Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -60,8 +147,10 @@ def bounded(value: Any, *, source: str, limit: int = MAX_NODES) -> Any:
         node = stack.pop()
         count += 1
         if count > limit:
-            raise InputError(f"{source}: more than {limit:,} values once YAML aliases are expanded; "
-                             "write the values out instead of nesting aliases")
+            raise InputError(
+                f"{source}: more than {limit:,} values once YAML aliases are expanded; "
+                "write the values out instead of nesting aliases"
+            )
         if isinstance(node, dict):
             stack.extend(node.keys())
             stack.extend(node.values())
@@ -70,61 +159,29 @@ def bounded(value: Any, *, source: str, limit: int = MAX_NODES) -> Any:
     return value
 
 
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    if default is None:  # an optional key: None, or a value the study checks
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, float):
-        # PyYAML reads "1e-3" as a string (YAML 1.1), so accept anything float() takes.
-        if isinstance(value, (int, float, str)) and not isinstance(value, bool):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(default, str):
-        if isinstance(value, str):
-            return value
-    elif isinstance(default, list):
-        if isinstance(value, list):
-            return value
-    elif isinstance(default, dict):
-        if isinstance(value, dict):
-            return value
-    raise InputError(f"config key '{key}' must be {type(default).__name__} like {short(default)}, got {short(value)}")
-
-
-def merge(base: dict, override: dict, prefix: str = "") -> dict:
-    """Return base updated by override; keys must already exist in base."""
+def merge(base: dict, override: dict) -> dict:
+    """Return base updated by override, section by section; the schema judges the keys and values."""
     out = copy.deepcopy(base)
-    for key, value in override.items():
-        full = f"{prefix}{key}"
-        if key not in out:
-            known = ", ".join(sorted(out)) or "none"
-            raise InputError(f"unknown config key '{full}' (known here: {known})")
-        if isinstance(out[key], dict) and out[key] and isinstance(value, dict):
-            out[key] = merge(out[key], value, prefix=f"{full}.")
+    for name, value in override.items():
+        if isinstance(out.get(name), dict) and isinstance(value, dict):
+            out[name] = merge(out[name], value)
         else:
-            out[key] = _coerce(value, out[key], full)
+            out[name] = copy.deepcopy(value)
     return out
 
 
 def parse_set(item: str) -> dict:
     """'train.lr=1e-3' -> {'train': {'lr': 0.001}}; the value is read as YAML."""
-    key, sep, text = item.partition("=")
-    if not sep or not key.strip():
+    name, sep, text = item.partition("=")
+    if not sep or not name.strip():
         raise InputError(f"--set expects key=value, got '{item}'")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = yaml.load(text, Loader=Loader) if text.strip() else ""
     except yaml.YAMLError as exc:
         raise InputError(f"--set {short(item)}: the value is not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    bounded(value, source=f"--set {key.strip()[:60]}")
-    nested: dict = value
-    for part in reversed(key.strip().split(".")):
+    bounded(value, source=f"--set {name.strip()[:60]}")
+    nested: Any = value
+    for part in reversed(name.strip().split(".")):
         nested = {part: nested}
     return nested
 
@@ -136,7 +193,7 @@ def load_yaml(path: str | Path) -> dict:
             raw = f.read(MAX_YAML_BYTES + 1)
         if len(raw) > MAX_YAML_BYTES:
             raise InputError(f"config file {path} is over {MAX_YAML_BYTES // 2**20} MiB; a config is a few kilobytes")
-        data = yaml.safe_load(raw.decode("utf-8"))
+        data = yaml.load(raw.decode("utf-8"), Loader=Loader)
     except FileNotFoundError:
         raise InputError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -152,39 +209,19 @@ def load_yaml(path: str | Path) -> dict:
 
 
 def resolve(
-    defaults: dict,
+    schema: type[Schema],
     *,
     quick: dict | None = None,
     file: str | Path | None = None,
     sets: Iterable[str] = (),
     flags: dict | None = None,
-) -> dict:
-    cfg = copy.deepcopy(defaults)
-    if quick:
-        cfg = merge(cfg, quick)
-    if file:
-        cfg = merge(cfg, load_yaml(file))
-    for item in sets:
-        cfg = merge(cfg, parse_set(item))
-    if flags:
-        cfg = merge(cfg, flags)
-    return cfg
-
-
-def check_ranges(cfg: dict, extra: dict | None = None) -> None:
-    """Every number (and every number in a list) inside its key's range; the message names the key."""
-    rules = dict(extra or {})
-    for key, value in flatten(cfg).items():
-        rule = rules.get(key) or RANGES.get(key) or RANGES.get(key.rsplit(".", 1)[-1])
-        values = value if isinstance(value, list) else [value]
-        for v in values:
-            if rule is None or isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            low, high, low_ok, high_ok = rule
-            inside = (low < v or (low_ok and v == low)) and (v < high or (high_ok and v == high))
-            if not inside or v != v:
-                span = f"{'[' if low_ok else '('}{low:g}, {high:g}{']' if high_ok else ')'}"
-                raise InputError(f"config key '{key}' must lie in {span}, got {short(v)}")
+) -> Schema:
+    """The layers in order, then the one typed check."""
+    cfg = defaults(schema)
+    for layer in (quick, load_yaml(file) if file else None, *map(parse_set, sets), flags):
+        if layer:
+            cfg = merge(cfg, layer)
+    return validate(schema, cfg)
 
 
 def dump_yaml(cfg: dict) -> str:
@@ -194,19 +231,19 @@ def dump_yaml(cfg: dict) -> str:
 def flatten(cfg: dict, prefix: str = "") -> dict:
     """{'train': {'lr': 0.1}} -> {'train.lr': 0.1}: the dotted keys of --set."""
     out = {}
-    for key, value in cfg.items():
+    for name, value in cfg.items():
         if isinstance(value, dict) and value:
-            out.update(flatten(value, f"{prefix}{key}."))
+            out.update(flatten(value, f"{prefix}{name}."))
         else:
-            out[f"{prefix}{key}"] = value
+            out[f"{prefix}{name}"] = value
     return out
 
 
 def first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
     """The first dotted key where two configs differ, or None."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b)):
-            diff = first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+        for name in sorted(set(a) | set(b)):
+            diff = first_difference(a.get(name), b.get(name), f"{prefix}{name}.")
             if diff:
                 return diff
         return None

@@ -1,4 +1,5 @@
 """Figures shared by the studies. Each function returns a matplotlib Figure for Report.figure."""
+
 from __future__ import annotations
 
 import re
@@ -13,8 +14,14 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 
-def image_rows(rows: Sequence[np.ndarray], *, row_titles: Sequence[str] = (),
-               captions: Sequence[Sequence[str]] = (), scale: float = 1.1, max_cols: int = 10):
+def image_rows(
+    rows: Sequence[np.ndarray],
+    *,
+    row_titles: Sequence[str] = (),
+    captions: Sequence[Sequence[str]] = (),
+    scale: float = 1.1,
+    max_cols: int = 10,
+):
     """Rows of (N, H, W, C) uint8 images, one row per array, optional caption under each image. Rows
     longer than max_cols wrap into blocks stacked below, so a figure stays readable at page width."""
     width = max(len(r) for r in rows)
@@ -38,7 +45,9 @@ def image_rows(rows: Sequence[np.ndarray], *, row_titles: Sequence[str] = (),
             if i < len(captions) and j < len(captions[i]) and captions[i][j]:
                 ax.set_title(captions[i][j], fontsize=7)
         if i < len(row_titles):
-            axes[i, 0].text(-0.1, 0.5, row_titles[i], transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=8)
+            axes[i, 0].text(
+                -0.1, 0.5, row_titles[i], transform=axes[i, 0].transAxes, ha="right", va="center", fontsize=8
+            )
     fig.tight_layout()
     return fig
 
@@ -118,16 +127,23 @@ def curve_grid(histories: dict[str, Sequence[dict]], quantities: dict[str, str],
     return fig
 
 
-def lines(x: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str = "",
-          dashed: dict[str, str] | None = None):
+def lines(
+    x: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str = "", dashed: dict[str, str] | None = None
+):
     """A few named series against one x axis (e.g. scores against the number of clusters). A series named
     as a key of `dashed` is drawn dashed, in the colour of the series that key maps to (drawn before it)."""
     fig, ax = plt.subplots(figsize=(6.4, 3.4))
     colours: dict[str, str] = {}
     for name, values in series.items():
         pair = (dashed or {}).get(name)
-        (line,) = ax.plot(x, values, marker=".", linestyle="--" if pair else "-", color=colours.get(pair),
-                          label=name.replace("_", " "))
+        (line,) = ax.plot(
+            x,
+            values,
+            marker=".",
+            linestyle="--" if pair else "-",
+            color=colours.get(pair),
+            label=name.replace("_", " "),
+        )
         colours[name] = line.get_color()
     ax.set_xlabel(xlabel)
     ax.set_xticks(list(x))
@@ -137,8 +153,7 @@ def lines(x: Sequence[float], series: dict[str, Sequence[float]], *, xlabel: str
     return fig
 
 
-def history(history: Sequence[dict], metrics: Sequence[str] = ("loss", "accuracy"),
-            sets: dict[str, str] | None = None):
+def history(history: Sequence[dict], metrics: Sequence[str] = ("loss", "accuracy"), sets: dict[str, str] | None = None):
     """One training history, one panel per metric, a line per data set (key prefix -> legend name)."""
     sets = sets or {"": "train", "val_": "validation"}
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.4 * len(metrics), 3.2), squeeze=False)
@@ -169,7 +184,9 @@ def to_display(x: np.ndarray) -> np.ndarray:
     return ((x - lo) / np.maximum(hi - lo, 1e-12) * 255).round().astype(np.uint8).transpose(0, 2, 3, 1)
 
 
-def bars(values: dict[str, float], *, baseline: float | None = None, baseline_label: str = "baseline", xlabel: str = ""):
+def bars(
+    values: dict[str, float], *, baseline: float | None = None, baseline_label: str = "baseline", xlabel: str = ""
+):
     """Horizontal bars, e.g. accuracy per variant, with a baseline line."""
     names = list(values)
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(names) + 1.2))
@@ -185,8 +202,16 @@ def bars(values: dict[str, float], *, baseline: float | None = None, baseline_la
     return fig
 
 
-def heatmap(matrix: np.ndarray, labels: Sequence[str], *, title: str = "", vmin: float = -1, vmax: float = 1,
-            cmap: str = "RdBu_r", size: float | None = None):
+def heatmap(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    *,
+    title: str = "",
+    vmin: float = -1,
+    vmax: float = 1,
+    cmap: str = "RdBu_r",
+    size: float | None = None,
+):
     """A labelled square matrix (correlations, confusion counts)."""
     n = len(labels)
     size = size or min(max(4.0, 0.2 * n + 2), 10)
@@ -201,8 +226,9 @@ def heatmap(matrix: np.ndarray, labels: Sequence[str], *, title: str = "", vmin:
     return fig
 
 
-def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str = "",
-                     columns: Sequence[str] | None = None):
+def confusion_figure(
+    counts: np.ndarray, class_names: Sequence[str], title: str = "", columns: Sequence[str] | None = None
+):
     """Counts and row-normalised rates side by side; `columns` names the columns when they are not the
     classes (clusters against labels)."""
     rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
@@ -218,8 +244,15 @@ def confusion_figure(counts: np.ndarray, class_names: Sequence[str], title: str 
         ax.set_title(f"{title} ({name})", fontsize=9)
         for i in range(m.shape[0]):
             for j in range(m.shape[1]):
-                ax.text(j, i, format(m[i, j], fmt), ha="center", va="center", fontsize=8,
-                        color="white" if m[i, j] > m.max() * 0.6 else "black")
+                ax.text(
+                    j,
+                    i,
+                    format(m[i, j], fmt),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if m[i, j] > m.max() * 0.6 else "black",
+                )
     fig.tight_layout()
     return fig
 
@@ -232,16 +265,26 @@ def world_map_svg(latest, trained: set[str], *, title: str, edges=(0.0, 0.25, 0.
     from pygal.style import Style
     from pygal_maps_world.maps import World
 
-    groups = {"trained on": ("#c6dbef", "#6baed6", "#2171b5", "#08306b"),
-              "scored only": ("#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")}
+    groups = {
+        "trained on": ("#c6dbef", "#6baed6", "#2171b5", "#08306b"),
+        "scored only": ("#fdd0a2", "#fd8d3c", "#d94801", "#7f2704"),
+    }
     series = {(g, i): {} for g in groups for i in range(len(edges) - 1)}
     for country, code, p in zip(latest["country"], latest["map_code"], latest["probability"]):
         band = min(int(np.searchsorted(edges, p, side="right")) - 1, len(edges) - 2)
         series[("trained on" if country in trained else "scored only", band)][code] = float(p)
     shown = {key: values for key, values in series.items() if values}
     colours = tuple(groups[g][i] for g, i in shown)
-    chart = World(js=[], style=Style(colors=colours or ("#2166ac",)), show_legend=True, legend_at_bottom=True,
-                  legend_at_bottom_columns=4, title=title, width=900, height=560)
+    chart = World(
+        js=[],
+        style=Style(colors=colours or ("#2166ac",)),
+        show_legend=True,
+        legend_at_bottom=True,
+        legend_at_bottom_columns=4,
+        title=title,
+        width=900,
+        height=560,
+    )
     for (g, i), values in shown.items():
         chart.add(f"P {edges[i]:.2f}-{edges[i + 1]:.2f}, {g}", values)
     # js=[] drops pygal's tooltip script; its inline config script is useless without it, so it goes too

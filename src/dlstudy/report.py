@@ -3,6 +3,7 @@ short summary table printed in the terminal. Every string that reaches the page 
 
 A page reads top-down: the headline numbers against their baselines (a card), the homework
 questions with their one-line answers, a table of contents, then one section per question."""
+
 from __future__ import annotations
 
 import base64
@@ -40,6 +41,8 @@ pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px;white-space:p
 p.answer{background:#f2f7fd;border-left:4px solid #2166ac;padding:.4em .7em}
 nav ul{list-style:none;padding-left:0}.answers ol{padding-left:1.6em}details{margin:.6em 0}summary{cursor:pointer;color:#2166ac}
 """
+
+
 class Link(NamedTuple):
     """A table cell that links somewhere (a relative path inside the output folder)."""
 
@@ -66,8 +69,13 @@ def versions() -> dict:
     import sklearn
     import torch
 
-    return {"python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "scikit-learn": sklearn.__version__, "platform": platform.platform()}
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "platform": platform.platform(),
+    }
 
 
 class Report:
@@ -118,14 +126,20 @@ class Report:
     def bullets(self, items: Sequence[str]) -> None:
         self.blocks.append("<ul>" + "".join(f"<li>{escape(i)}</li>" for i in items) + "</ul>")
 
-    def table(self, rows: Sequence[dict], *, caption: str | None = None, highlight: int | None = None,
-              first: Sequence[str] = (), collapse: bool | None = None) -> None:
+    def table(
+        self,
+        rows: Sequence[dict],
+        *,
+        caption: str | None = None,
+        highlight: int | None = None,
+        first: Sequence[str] = (),
+        collapse: bool | None = None,
+    ) -> None:
         """`first`: the columns a reader compares (the key and the selection's), moved to the left.
         Tables longer than COLLAPSE_ROWS fold under a <details> unless collapse is False."""
         table = html_table(rows, caption=caption, highlight=highlight, first=first)
         if collapse or (collapse is None and len(rows) > COLLAPSE_ROWS):
-            table = (f"<details><summary>{escape(caption or 'table')} ({len(rows)} rows)</summary>"
-                     f"{table}</details>")
+            table = f"<details><summary>{escape(caption or 'table')} ({len(rows)} rows)</summary>{table}</details>"
         self.blocks.append(table)
 
     def grid(self, cells: dict[tuple[str, str], GridCell], *, rows: str, columns: str, caption: str) -> None:
@@ -150,30 +164,48 @@ class Report:
             f"<figcaption>{escape(caption)}</figcaption></figure>"
         )
 
-    def render(self, *, config: dict | None = None, metrics: dict | None = None, card: Sequence = (),
-               seconds: float | None = None) -> str:
+    def render(
+        self,
+        *,
+        config: dict | None = None,
+        metrics: dict | None = None,
+        card: Sequence = (),
+        seconds: float | None = None,
+    ) -> str:
         """`card`: (label, value, baseline value, baseline name) headline numbers shown first."""
-        parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(self.title)}</title>",
-                 f"<style>{CSS}</style></head><body><h1>{escape(self.title)}</h1>"]
+        parts = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(self.title)}</title>",
+            f"<style>{CSS}</style></head><body><h1>{escape(self.title)}</h1>",
+        ]
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         took = f" in {seconds:.1f} s" if seconds is not None else ""
         parts.append(f"<p class='note'>Written {escape(stamp)}{escape(took)}.</p>")
         parts.append(card_html(card))
         parts.append(self._answers_html())
-        tail = [("metrics", "All metrics", metrics), ("configuration", "Configuration", config),
-                ("environment", "Environment", True)]
+        tail = [
+            ("metrics", "All metrics", metrics),
+            ("configuration", "Configuration", config),
+            ("environment", "Environment", True),
+        ]
         toc = [(s["anchor"], f"{s['question']}. {s['title']}" if s["question"] else s["title"]) for s in self.sections]
         toc += [(anchor, title) for anchor, title, shown in tail if shown]
-        parts.append("<nav><h2 id='contents'>Contents</h2><ul>" + "".join(
-            f'<li><a href="#{a}">{escape(t)}</a></li>' for a, t in toc) + "</ul></nav>")
+        parts.append(
+            "<nav><h2 id='contents'>Contents</h2><ul>"
+            + "".join(f'<li><a href="#{a}">{escape(t)}</a></li>' for a, t in toc)
+            + "</ul></nav>"
+        )
         parts.extend(self.blocks)
         if metrics:  # every number of metrics.json; nested values (a grid's rows) have their own tables
             rows = [{"metric": k, "value": v} for k, v in metrics.items() if not isinstance(v, (list, dict, tuple))]
-            parts.append("<h2 id='metrics'>All metrics</h2>" + f"<details><summary>{len(rows)} numbers "
-                         "(also in metrics.json)</summary>" + html_table(rows) + "</details>")
+            parts.append(
+                "<h2 id='metrics'>All metrics</h2>" + f"<details><summary>{len(rows)} numbers "
+                "(also in metrics.json)</summary>" + html_table(rows) + "</details>"
+            )
         if config is not None:
-            parts.append("<h2 id='configuration'>Configuration</h2><details><summary>the resolved config "
-                         "(also in config.yaml)</summary><pre>" + escape(dump_yaml(config)) + "</pre></details>")
+            parts.append(
+                "<h2 id='configuration'>Configuration</h2><details><summary>the resolved config "
+                "(also in config.yaml)</summary><pre>" + escape(dump_yaml(config)) + "</pre></details>"
+            )
         parts.append("<h2 id='environment'>Environment</h2>")
         parts.append(html_table([{"package": k, "version": v} for k, v in versions().items()]))
         parts.append("</body></html>")
@@ -183,16 +215,23 @@ class Report:
         asked = [s for s in self.sections if s["question"]]
         if not asked:
             return ""
-        items = "".join(f'<li value="{s["question"]}"><a href="#{s["anchor"]}">{escape(s["title"])}</a>: '
-                        f'{escape(s["answer"] or "see the section.")}</li>' for s in asked)
+        items = "".join(
+            f'<li value="{s["question"]}"><a href="#{s["anchor"]}">{escape(s["title"])}</a>: '
+            f"{escape(s['answer'] or 'see the section.')}</li>"
+            for s in asked
+        )
         return f"<section class='answers'><h2 id='answers'>Answers</h2><ol>{items}</ol></section>"
 
     def write(self, **kwargs) -> None:
         page = self.render(**kwargs)
         size = len(page.encode("utf-8"))
         if size > SIZE_BUDGET:
-            log.warning("%s is %.1f MB, above the %.0f MB budget; fewer figures (figures.*, explain.*) make it "
-                        "lighter", self.run.file("report.html"), size / 1e6, SIZE_BUDGET / 1e6)
+            log.warning(
+                "%s is %.1f MB, above the %.0f MB budget; fewer figures (figures.*, explain.*) make it lighter",
+                self.run.file("report.html"),
+                size / 1e6,
+                SIZE_BUDGET / 1e6,
+            )
         self.run.write_text("report.html", page)
 
 
@@ -210,8 +249,9 @@ def card_html(card: Sequence) -> str:
     return "<div class='card'>" + "".join(boxes) + "</div>"
 
 
-def html_table(rows: Sequence[dict], *, caption: str | None = None, highlight: int | None = None,
-               first: Sequence[str] = ()) -> str:
+def html_table(
+    rows: Sequence[dict], *, caption: str | None = None, highlight: int | None = None, first: Sequence[str] = ()
+) -> str:
     if not rows:
         return "<p class='note'>(no rows)</p>"
     present = list(dict.fromkeys(k for row in rows for k in row))
@@ -249,9 +289,12 @@ def grid_html(cells: dict[tuple[str, str], GridCell], *, rows: str, columns: str
     shaded by its value and the best one marked; `class="grid-pivot"`."""
     row_labels = list(dict.fromkeys(r for r, _ in cells))
     col_labels = list(dict.fromkeys(c for _, c in cells))
-    out = [f'<table class="grid-pivot"><caption>{escape(caption)}</caption>',
-           f'<tr><th class="t">{escape(rows)} \\ {escape(columns)}</th>'
-           + "".join(f"<th>{escape(c)}</th>" for c in col_labels) + "</tr>"]
+    out = [
+        f'<table class="grid-pivot"><caption>{escape(caption)}</caption>',
+        f'<tr><th class="t">{escape(rows)} \\ {escape(columns)}</th>'
+        + "".join(f"<th>{escape(c)}</th>" for c in col_labels)
+        + "</tr>",
+    ]
     for r in row_labels:
         out.append(f'<tr><th class="t">{escape(r)}</th>')
         for c in col_labels:
@@ -299,15 +342,25 @@ def is_index_page(path) -> bool:
 def index_page(title: str, entries: Sequence[dict], *, started: str, seconds: float, command: str) -> str:
     """The page `run all` writes: when, how long and how, then one row per study with its data, its
     headline numbers against their baselines, its time and a link to its report."""
-    rows = [{"study": Link(e["study"], e["href"]), "state": e["state"], "data": e.get("data"),
-             "headline numbers (against the baselines of the same run)": e["summary"], "seconds": e.get("seconds")}
-            for e in entries]
+    rows = [
+        {
+            "study": Link(e["study"], e["href"]),
+            "state": e["state"],
+            "data": e.get("data"),
+            "headline numbers (against the baselines of the same run)": e["summary"],
+            "seconds": e.get("seconds"),
+        }
+        for e in entries
+    ]
     minutes = f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
-    return (f"<!doctype html><html><head><meta charset='utf-8'>{INDEX_MARK}<title>{escape(title)}</title>"
-            f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
-            f"<p class='note'>Started {escape(started)}, took {escape(minutes)}: <code>{escape(command)}</code>. "
-            "Each study's report has its config, environment and figures; every number below comes from that run.</p>"
-            + html_table(rows) + "</body></html>")
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'>{INDEX_MARK}<title>{escape(title)}</title>"
+        f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
+        f"<p class='note'>Started {escape(started)}, took {escape(minutes)}: <code>{escape(command)}</code>. "
+        "Each study's report has its config, environment and figures; every number below comes from that run.</p>"
+        + html_table(rows)
+        + "</body></html>"
+    )
 
 
 def add_index_link(report_file, href: str = "../index.html") -> None:

@@ -7,6 +7,7 @@ run folder it holds an advisory lock on `.lock` (the kernel drops it when the pr
 killed run's folder is free for `--resume`), and a small reserve file that is given back so that a run
 that fills the disk can still record that it failed.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -34,9 +35,14 @@ log = logging.getLogger("dlstudy")
 MAX_JSON_BYTES = 64 * 2**20  # metrics and summaries are kilobytes; a larger file is not one of ours
 STATUS = "status.json"
 RESERVE_BYTES = 256 * 1024
-DISK_ERRORS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-               errno.EFBIG: "file too large for this file system", errno.EACCES: "permission denied",
-               errno.EPERM: "permission denied", errno.EROFS: "read-only file system"}
+DISK_ERRORS = {
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large for this file system",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EROFS: "read-only file system",
+}
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -146,8 +152,10 @@ def output_file(out: str | Path, *, suffix: str, force: bool, allowed: Path | No
         if not (folder / STATUS).exists():
             continue
         if allowed is None or allowed.resolve() not in target.parents:
-            raise InputError(f"--out {given} lies inside the run folder {folder}; write "
-                             f"{'under ' + str(allowed) + ' or ' if allowed else ''}elsewhere")
+            raise InputError(
+                f"--out {given} lies inside the run folder {folder}; write "
+                f"{'under ' + str(allowed) + ' or ' if allowed else ''}elsewhere"
+            )
         if locked(folder):
             raise InputError(f"--out {given}: the run in {folder} is being written; wait for it to finish")
     if target.exists() and not force:
@@ -174,6 +182,34 @@ def is_complete(path: Path) -> bool:
     return bool(status) and status.get("state") == "complete"
 
 
+def check_resume(root: Path, status: dict | None, *, study: str, sweep: str | None, inputs: dict, config: dict) -> None:
+    """A run may continue only as the same study, on the same data, with the same config (a sweep's trial only
+    from its sweep)."""
+    if not status:
+        raise InputError(f"nothing to resume in {root}: it holds no unfinished run")
+    if status.get("study") != study:
+        raise InputError(f"{root} is a '{status.get('study')}' run, not '{study}'")
+    if status.get("sweep") and not sweep:  # trial folders live in their sweep's: any sweep here is it
+        raise InputError(
+            f"{root} is a trial of the sweep in {status['sweep']}; run that sweep's command "
+            "again to continue it (a trial's state is the sweep's to keep)"
+        )
+    changed = next((k for k in inputs if k in status.get("inputs", {}) and status["inputs"][k] != inputs[k]), None)
+    if changed:
+        raise InputError(
+            f"{root}: {inputs[changed].get('path')} changed since this run started; resume needs "
+            "the same data: restore it, or start a new run with another --out"
+        )
+    saved = load_yaml(root / "config.yaml")
+    diff = first_difference(saved, config)
+    if diff:
+        raise InputError(
+            f"config key '{diff}' differs from {root / 'config.yaml'}; resume with the same flags, "
+            "or choose another --out"
+        )
+    log.info("resuming the run in %s", root)
+
+
 class Run:
     """One run folder. Use `Run.open`; every write goes through `file()` so nothing lands outside."""
 
@@ -188,16 +224,19 @@ class Run:
         try:
             f = open(path, "a+")
         except OSError as exc:  # a read-only mount (EROFS), no permission
-            raise InputError(f"{self.root}: cannot lock the run folder ({exc.strerror}); a run needs a folder it can "
-                             "write: copy it elsewhere and --resume there") from None
+            raise InputError(
+                f"{self.root}: cannot lock the run folder ({exc.strerror}); a run needs a folder it can "
+                "write: copy it elsewhere and --resume there"
+            ) from None
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "another process"
             f.close()
-            raise InputError(f"{self.root} is being written by {holder}; wait for it to finish, "
-                             "or choose another --out") from None
+            raise InputError(
+                f"{self.root} is being written by {holder}; wait for it to finish, or choose another --out"
+            ) from None
         f.seek(0)
         f.truncate()
         f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
@@ -214,8 +253,16 @@ class Run:
             self._lock = None
 
     @classmethod
-    def open(cls, root: str | Path, config: dict, *, resume: bool, study: str, inputs: dict | None = None,
-             sweep: str | None = None) -> Run:
+    def open(
+        cls,
+        root: str | Path,
+        config: dict,
+        *,
+        resume: bool,
+        study: str,
+        inputs: dict | None = None,
+        sweep: str | None = None,
+    ) -> Run:
         """`inputs`: the data's fingerprint (a resume on changed data is refused); `sweep`: the sweep folder
         that owns this run, the only caller that may resume it."""
         root = Path(root)
@@ -229,29 +276,12 @@ class Run:
             raise InputError(f"{root} holds a finished run; choose another --out")
         if has_files and not resume:
             if status:
-                raise InputError(f"{root} holds an unfinished run; add --resume to continue it, or choose another --out")
+                raise InputError(
+                    f"{root} holds an unfinished run; add --resume to continue it, or choose another --out"
+                )
             raise InputError(f"{root} is not empty and is no dlstudy run; choose another --out")
         if resume:
-            if not status:
-                raise InputError(f"nothing to resume in {root}: it holds no unfinished run")
-            if status.get("study") != study:
-                raise InputError(f"{root} is a '{status.get('study')}' run, not '{study}'")
-            if status.get("sweep") and not sweep:  # trial folders live in their sweep's: any sweep here is it
-                raise InputError(f"{root} is a trial of the sweep in {status['sweep']}; run that sweep's command "
-                                 "again to continue it (a trial's state is the sweep's to keep)")
-            changed = next((k for k in (inputs or {}) if k in status.get("inputs", {}) and
-                            status["inputs"][k] != inputs[k]), None)
-            if changed:
-                raise InputError(f"{root}: {inputs[changed].get('path')} changed since this run started; resume needs "
-                                 "the same data: restore it, or start a new run with another --out")
-            saved = load_yaml(root / "config.yaml")
-            diff = first_difference(saved, config)
-            if diff:
-                raise InputError(
-                    f"config key '{diff}' differs from {root / 'config.yaml'}; resume with the same flags, "
-                    "or choose another --out"
-                )
-            log.info("resuming the run in %s", root)
+            check_resume(root, status, study=study, sweep=sweep, inputs=inputs or {}, config=config)
         run = cls(root)
         try:
             run.root.mkdir(parents=True, exist_ok=True)
@@ -383,8 +413,10 @@ def load_weights(model: torch.nn.Module, root: Path, name: str) -> torch.nn.Modu
     try:
         model.load_state_dict(load_file(path))
     except Exception as exc:  # truncated files, another model's weights, an edited config
-        raise InputError(f"{path} does not load into the model its config.yaml describes "
-                         f"({type(exc).__name__}: {str(exc)[:120]}); rerun the study or restore the file") from None
+        raise InputError(
+            f"{path} does not load into the model its config.yaml describes "
+            f"({type(exc).__name__}: {str(exc)[:120]}); rerun the study or restore the file"
+        ) from None
     return model
 
 

@@ -5,6 +5,7 @@ Each epoch it records the mean of every metric in `history_`, saves a checkpoint
 schedule, history, RNG state) so a killed run resumes at the next epoch, and optionally writes the
 scalars to TensorBoard and stops early on the validation loss.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,10 +17,13 @@ import math
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import Annotated
 
 import torch
+from pydantic import Field
 from torch import nn
 
+from dlstudy.config import Count, Epochs, Schema, key, one_of
 from dlstudy.errors import InputError
 
 log = logging.getLogger("dlstudy")
@@ -47,8 +51,9 @@ OPTIMIZERS = {
     "adam": lambda params, t: torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay),
     "adamw": lambda params, t: torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay),
     "sgd": lambda params, t: torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay),
-    "nesterov": lambda params, t: torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay,
-                                                  nesterov=True),
+    "nesterov": lambda params, t: torch.optim.SGD(
+        params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=True
+    ),
 }
 SCHEDULES = {
     "cosine": lambda opt, t: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(t.epochs, 1)),
@@ -57,16 +62,16 @@ SCHEDULES = {
 }
 
 
-def check_training(cfg: dict, prefix: str = "") -> None:
-    """Every section of a config that names an optimizer or a schedule names one the Trainer has: checked
-    with the config, before any data is read or folder made."""
-    for key, value in cfg.items():
-        if isinstance(value, dict):
-            check_training(value, f"{prefix}{key}.")
-        elif key in ("optimizer", "schedule"):
-            known = OPTIMIZERS if key == "optimizer" else SCHEDULES
-            if value not in known:
-                raise InputError(f"{prefix}{key} must be one of {', '.join(known)}, not '{value}'")
+class Training(Schema):
+    """The Trainer's settings: a config's train section. Studies subclass it to change the defaults."""
+
+    epochs: Epochs = key(10, "passes over the training data")
+    batch_size: Annotated[int, Field(ge=1, le=10**7)] = key(128, "examples a step")
+    lr: Annotated[float, Field(gt=0, le=100)] = key(1e-3, "the optimizer's (peak) learning rate")
+    optimizer: one_of(*OPTIMIZERS) = key("adam", "the optimizer (dlstudy.train.OPTIMIZERS)")
+    weight_decay: Annotated[float, Field(ge=0, le=10)] = key(0.0, "L2 weight decay (decoupled for adamw)")
+    schedule: one_of(*SCHEDULES) = key("none", "the learning rate over the epochs (cosine: down to 0 at the last)")
+    patience: Count | None = key(None, "stop after this many epochs without a better validation loss; null: never")
 
 
 TRAINING_BYTES_PER_PARAMETER = 16  # float32 weights, their gradients and Adam's two moments
@@ -194,7 +199,9 @@ class Trainer:
         return SCHEDULES[self.schedule](opt, self)
 
     def _autocast(self):
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp and bf16_native(self.device))
+        return torch.autocast(
+            device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp and bf16_native(self.device)
+        )
 
     def _epoch(self, tensors, *, train: bool, opt=None, generator=None) -> dict:
         self.model.train(train)
@@ -224,8 +231,9 @@ class Trainer:
         return self._epoch(tensors, train=False)
 
     # the loop ---------------------------------------------------------------------------------
-    def fit(self, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None,
-            **evals: Sequence[torch.Tensor]) -> Trainer:
+    def fit(
+        self, train: Sequence[torch.Tensor], val: Sequence[torch.Tensor] | None = None, **evals: Sequence[torch.Tensor]
+    ) -> Trainer:
         """Train; `val` (and any other named set, e.g. test=...) is scored each epoch into the history
         as val_loss, test_loss, ... Early stopping watches val_loss only. A loss with a
         `start_epoch(epoch)` method hears the 0-based epoch before each one (a KL warm-up needs it)."""
@@ -257,12 +265,7 @@ class Trainer:
             done = done or self.epoch_ >= self.epochs
             self._record(row, writer, bar)
             if self.run:
-                self.run.save_torch(self._checkpoint_name(), {
-                    "model": self.model.state_dict(), "optimizer": opt.state_dict(),
-                    "schedule": sched.state_dict() if sched is not None else {},
-                    "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), **self._loss_rng(),
-                    "history": json.dumps(self.history_), "epoch": self.epoch_, "best_loss": self._best["loss"],
-                    "stale": self._best["stale"], "best_state": self._best["state"] or {}, "done": done})
+                self._checkpoint(opt, sched, generator, done=done)
             self._notify(row)
         for closing in (writer, bar):
             if closing is not None:
@@ -273,6 +276,24 @@ class Trainer:
             self.model.load_state_dict(self._best["state"])
         self.model.eval()
         return self
+
+    def _checkpoint(self, opt, sched, generator: torch.Generator, *, done: bool) -> None:
+        """Everything a killed run needs to go on at the next epoch as if never stopped."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": opt.state_dict(),
+            "schedule": sched.state_dict() if sched is not None else {},
+            "generator": generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            **self._loss_rng(),
+            "history": json.dumps(self.history_),
+            "epoch": self.epoch_,
+            "best_loss": self._best["loss"],
+            "stale": self._best["stale"],
+            "best_state": self._best["state"] or {},
+            "done": done,
+        }
+        self.run.save_torch(self._checkpoint_name(), state)
 
     def _loss_rng(self) -> dict:
         """The state of a loss's own generator (its augmentation draws), for the checkpoint."""
@@ -323,9 +344,15 @@ class Trainer:
 
     def _record(self, row: dict, writer, bar) -> None:
         """The epoch's line in log.txt (on the terminal with -v, else a bar), and in TensorBoard."""
-        log.log(logging.INFO if self.verbose else logging.DEBUG, "%s epoch %d/%d  %s", self.name, self.epoch_,
-                self.epochs, "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")),
-                extra={"detail": True})
+        log.log(
+            logging.INFO if self.verbose else logging.DEBUG,
+            "%s epoch %d/%d  %s",
+            self.name,
+            self.epoch_,
+            self.epochs,
+            "  ".join(f"{k} {v:.4g}" for k, v in row.items() if k not in ("epoch", "lr")),
+            extra={"detail": True},
+        )
         if bar is not None:
             bar.update(1)
         if writer:
@@ -340,14 +367,33 @@ class Trainer:
                 fn(self.name, row, self.epochs)
 
 
-def train_variant(run, cfg: dict, model: nn.Module, loss_fn: LossFn, name: str, *, train, val=None,
-                  device, settings: dict | None = None, **evals) -> Trainer:
+def train_variant(
+    run,
+    cfg,
+    model: nn.Module,
+    loss_fn: LossFn,
+    name: str,
+    *,
+    train,
+    val=None,
+    device,
+    settings: Training | None = None,
+    **evals,
+) -> Trainer:
     """The studies' one way to train a named model inside a run folder (checkpointed, resumable) and
-    keep its weights under the name predict loads them by. `settings`: the train section (default cfg["train"])."""
+    keep its weights under the name predict loads them by. `settings`: the train section (default cfg.train)."""
     from dlstudy.runs import weights_file
 
-    trainer = Trainer(model, loss_fn, **(settings or cfg["train"]), device=device, seed=cfg["seed"], run=run,
-                      name=name, tensorboard=cfg["tensorboard"])
+    trainer = Trainer(
+        model,
+        loss_fn,
+        **(settings or cfg.train).model_dump(),
+        device=device,
+        seed=cfg.seed,
+        run=run,
+        name=name,
+        tensorboard=cfg.tensorboard,
+    )
     trainer.fit(train, val, **evals)
     run.save_weights(weights_file(name), model)
     return trainer

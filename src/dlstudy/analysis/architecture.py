@@ -1,5 +1,6 @@
 """The table of layers the homework asks for (layer, output shape, parameters), for any network,
 measured by forward hooks on a real batch rather than read from the constructor."""
+
 from __future__ import annotations
 
 import torch
@@ -14,8 +15,14 @@ def layer_table(model: nn.Module, example: torch.Tensor) -> list[dict]:
     def record(name: str):
         def hook(module, _inputs, output):
             out = output[0] if isinstance(output, (tuple, list)) else output
-            rows.append({"layer": f"{name} ({type(module).__name__})", "output": " x ".join(map(str, out.shape[1:])),
-                         "parameters": sum(p.numel() for p in module.parameters(recurse=False))})
+            rows.append(
+                {
+                    "layer": f"{name} ({type(module).__name__})",
+                    "output": " x ".join(map(str, out.shape[1:])),
+                    "parameters": sum(p.numel() for p in module.parameters(recurse=False)),
+                }
+            )
+
         return hook
 
     hooks = [m.register_forward_hook(record(n)) for n, m in model.named_modules() if not list(m.children())]

@@ -1,4 +1,5 @@
 """Binary and multi-class classification scores, one place for every study."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,17 +7,21 @@ import torch
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, f1_score, roc_auc_score
 
 
-def binary_scores(y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5, *,
-                  prefix: str = "") -> dict[str, float | None]:
+def binary_scores(
+    y_true: np.ndarray, prob: np.ndarray, threshold: float = 0.5, *, prefix: str = ""
+) -> dict[str, float | None]:
     """accuracy, balanced accuracy, F1 at the threshold and ROC AUC, each key after `prefix`."""
     pred = (prob >= threshold).astype(int)
     both = len(np.unique(y_true)) == 2
-    return {prefix + k: v for k, v in {
-        "accuracy": float(accuracy_score(y_true, pred)),
-        "balanced_accuracy": float(balanced_accuracy_score(y_true, pred)),
-        "f1": float(f1_score(y_true, pred, zero_division=0)),
-        "roc_auc": float(roc_auc_score(y_true, prob)) if both else None,  # undefined with one class
-    }.items()}
+    return {
+        prefix + k: v
+        for k, v in {
+            "accuracy": float(accuracy_score(y_true, pred)),
+            "balanced_accuracy": float(balanced_accuracy_score(y_true, pred)),
+            "f1": float(f1_score(y_true, pred, zero_division=0)),
+            "roc_auc": float(roc_auc_score(y_true, prob)) if both else None,  # undefined with one class
+        }.items()
+    }
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -28,8 +33,10 @@ def class_report(y: np.ndarray, pred: np.ndarray, names: list[str]) -> tuple[lis
 
     labels = list(range(len(names)))
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
-    rows = [{"class": n, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
-            for i, n in enumerate(names)]
+    rows = [
+        {"class": n, "precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+        for i, n in enumerate(names)
+    ]
     return rows, float(f1_score(y, pred, labels=labels, average="macro", zero_division=0))
 
 
@@ -75,7 +82,12 @@ def baselines(x: np.ndarray, y: np.ndarray, parts: dict, *, balanced: bool) -> l
     majority = int(np.bincount(y[fit_], minlength=2).argmax())
     logistic = LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None)
     logistic.fit(x[fit_], y[fit_])
-    return [{"model": "majority", **binary_scores(y[test], np.full(len(test), float(majority)), prefix="test_")},
-            {"model": "logistic", "train_accuracy": logistic.score(x[fit_], y[fit_]),
-             "val_balanced_accuracy": binary_scores(y[val], logistic.predict_proba(x[val])[:, 1])["balanced_accuracy"],
-             **binary_scores(y[test], logistic.predict_proba(x[test])[:, 1], prefix="test_")}]
+    return [
+        {"model": "majority", **binary_scores(y[test], np.full(len(test), float(majority)), prefix="test_")},
+        {
+            "model": "logistic",
+            "train_accuracy": logistic.score(x[fit_], y[fit_]),
+            "val_balanced_accuracy": binary_scores(y[val], logistic.predict_proba(x[val])[:, 1])["balanced_accuracy"],
+            **binary_scores(y[test], logistic.predict_proba(x[test])[:, 1], prefix="test_"),
+        },
+    ]

@@ -1,6 +1,7 @@
 """The cluster study's variant grid: every reduction chain and clustering method of every encoder's
 features, scored against labels where there are any and always by label-free scores, saved to the
 run folder (reductions per encoder, clusterings per encoder and k) so a resumed run skips them."""
+
 from __future__ import annotations
 
 import time
@@ -8,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dlstudy.analysis.clustering import METHODS, cluster
+from dlstudy.analysis.clustering import cluster
 from dlstudy.analysis.label_free import combined, k_curve, label_free_scores
 from dlstudy.analysis.metrics import clustering_scores
 from dlstudy.analysis.reduction import parse_chain, reduce_chains
@@ -30,40 +31,48 @@ def parse_k(value) -> tuple[int | None, list[int]]:
     low, _, high = ("2-20" if text == "auto" else text).partition("-")
     if low.isdigit() and high.isdigit() and 2 <= int(low) < int(high) <= 200:
         return None, list(range(int(low), int(high) + 1))
-    raise InputError(f"--clusters must be a whole number of at least 1, 'auto' (2-20) or a range like 2-20, got {value!r}")
+    raise InputError(
+        f"--clusters must be a whole number of at least 1, 'auto' (2-20) or a range like 2-20, got {value!r}"
+    )
 
 
-def check_grid(cfg: dict) -> None:
-    """What can be checked before any data is read or folder made."""
-    grid = cfg["grid"]
-    for chain in grid["reductions"]:
+def check_grid(cfg) -> None:
+    """The reduction chains and K, before any data is read or folder made (the schema checked the rest)."""
+    for chain in cfg.grid.reductions:
         parse_chain(chain)
-    if not grid["encoders"] or not grid["reductions"] or not grid["clusterings"]:
-        raise InputError("grid.encoders, grid.reductions and grid.clusterings need at least one entry each, "
-                         "e.g. [pool], [none], [kmeans]")
-    for method in grid["clusterings"]:
-        if method not in METHODS:
-            raise InputError(f"grid.clusterings: unknown method '{method}'; use any of {', '.join(METHODS)}")
-    parse_k(cfg["clustering"]["n_clusters"])
+    parse_k(cfg.clustering.n_clusters)
 
 
 def unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+@dataclass(frozen=True)
+class Trained:
+    """One trained encoder, as the grid's rows and the report read it."""
+
+    history: list[dict]
+    latents: np.ndarray  # (N, D)
+    errors: (
+        np.ndarray | None
+    )  # (N,) reconstruction MSE per pixel in [0, 1]; None for an encoder that does not reconstruct
+    features: dict[str, np.ndarray]  # reduction chain -> (N, d)
+    columns: dict  # what its rows share: latent size, reconstruction error, neighbour accuracy, seconds
+
+
 @dataclass
 class Grid:
     run: object
-    cfg: dict
+    cfg: object  # the cluster study's Config
     labels: np.ndarray | None  # -1: unlabelled
 
     def cluster(self, features: np.ndarray, method: str, k: int) -> np.ndarray:
         c = self.cfg
-        return cluster(features, method, k, seed=c["seed"], n_init=c["clustering"]["n_init"], scan=c["scan"])
+        return cluster(features, method, k, seed=c.seed, n_init=c.clustering.n_init, scan=c.scan.model_dump())
 
     def scores(self, space: np.ndarray, clusters: np.ndarray) -> dict:
         """Label-free scores in `space` (the encoder's L2-normalised features), and the labelled ones."""
-        free = label_free_scores(space, clusters, seed=self.cfg["seed"])
+        free = label_free_scores(space, clusters, seed=self.cfg.seed)
         labelled = clustering_scores(self.labels, clusters) if self.labels is not None else {}
         return {**free, "label_free": combined(free), **labelled}
 
@@ -72,7 +81,7 @@ class Grid:
         if self.labels is None:
             return {}
         known = self.labels >= 0
-        mined = mine_neighbours(features, self.cfg["scan"]["n_neighbors"], rows=np.flatnonzero(known))
+        mined = mine_neighbours(features, self.cfg.scan.n_neighbors, rows=np.flatnonzero(known))
         theirs = self.labels[mined]
         same = (theirs == self.labels[known][:, None])[theirs >= 0]
         return {"neighbour_accuracy": float(same.mean()) if same.size else None}
@@ -80,37 +89,44 @@ class Grid:
     def reduce(self, spec: str, z: np.ndarray, err: np.ndarray | None, *, seconds: float) -> tuple[dict, dict]:
         """For one encoder's features z (and per-image reconstruction errors): (chain -> reduced features,
         the columns its rows share). `seconds`: its training time, shared among its rows."""
-        chains = self.cfg["grid"]["reductions"]
+        chains = self.cfg.grid.reductions
         saved = self.run.load_arrays(f"grid/encoder-{slug(spec)}.npz")
         if saved is None:
             t0 = time.time()
-            reduced = reduce_chains(z, chains, seed=self.cfg["seed"], n_jobs=self.cfg["reduction"]["n_jobs"],
-                                    kpca_fit_samples=self.cfg["reduction"]["kpca_fit_samples"])
+            reduced = reduce_chains(
+                z,
+                chains,
+                seed=self.cfg.seed,
+                n_jobs=self.cfg.reduction.n_jobs,
+                kpca_fit_samples=self.cfg.reduction.kpca_fit_samples,
+            )
             saved = {f"chain_{i}": f for i, (chain, f) in enumerate(reduced.items()) if parse_chain(chain)}
             saved["reduce_seconds"] = np.array(time.time() - t0)
             saved.update({k: np.array(np.nan if v is None else v) for k, v in self.neighbours(z).items()})
             self.run.save_arrays(f"grid/encoder-{slug(spec)}.npz", **saved)
         features = {chain: saved.get(f"chain_{i}", z) for i, chain in enumerate(chains)}
         neighbours = float(saved.get("neighbour_accuracy", np.nan))
-        rows = len(chains) * len(self.cfg["grid"]["clusterings"])
-        return features, {"latent_dim": int(z.shape[1]), "reconstruction_mse": None if err is None else float(err.mean()),
-                          "neighbour_accuracy": neighbours if np.isfinite(neighbours) else None,
-                          "seconds": (seconds + float(saved["reduce_seconds"])) / rows}
+        rows = len(chains) * len(self.cfg.grid.clusterings)
+        return features, {
+            "latent_dim": int(z.shape[1]),
+            "reconstruction_mse": None if err is None else float(err.mean()),
+            "neighbour_accuracy": neighbours if np.isfinite(neighbours) else None,
+            "seconds": (seconds + float(saved["reduce_seconds"])) / rows,
+        }
 
-    def evaluate(self, k: int, pixels: np.ndarray, trained: dict) -> tuple[list[dict], dict]:
-        """The raw-pixel baseline and every variant at k clusters: (rows, "encoder|chain|method" -> clusters).
-        `trained`: spec -> (..., chain -> features, shared columns) as fit builds it."""
+    def evaluate(self, k: int, pixels: np.ndarray, trained: dict[str, Trained]) -> tuple[list[dict], dict]:
+        """The raw-pixel baseline and every variant at k clusters: (rows, "encoder|chain|method" -> clusters)."""
         raw, raw_clusters = self.baseline(pixels, k)
         rows, assignments = [raw], {"raw pixels|none|kmeans": raw_clusters}
-        for spec, (_, z, _, features, shared) in trained.items():
-            more, clusters = self.variants(spec, z, features, k, base=shared)
+        for spec, t in trained.items():
+            more, clusters = self.variants(spec, t.latents, t.features, k, base=t.columns)
             rows += more
             assignments.update(clusters)
         return rows, assignments
 
     def variants(self, spec: str, z: np.ndarray, features: dict[str, np.ndarray], k: int, *, base: dict):
         """Every (chain, method) of one encoder at k: (rows, "encoder|chain|method" -> clusters)."""
-        methods = self.cfg["grid"]["clusterings"]
+        methods = self.cfg.grid.clusterings
         saved = self.run.load_arrays(f"grid/encoder-{slug(spec)}-k{k}.npz")
         if saved is None:
             saved = {}
@@ -126,9 +142,17 @@ class Grid:
             for j, method in enumerate(methods):
                 found = saved[f"clusters_{i}_{j}"]
                 clusters[f"{spec}|{chain}|{method}"] = found
-                rows.append({"encoder": spec, "reduction": chain, "reduced_dim": int(feats.shape[1]),
-                             "clustering": method, **base, **self.scores(space, found),
-                             "seconds": round(base["seconds"] + float(saved[f"seconds_{i}_{j}"]), 1)})
+                rows.append(
+                    {
+                        "encoder": spec,
+                        "reduction": chain,
+                        "reduced_dim": int(feats.shape[1]),
+                        "clustering": method,
+                        **base,
+                        **self.scores(space, found),
+                        "seconds": round(base["seconds"] + float(saved[f"seconds_{i}_{j}"]), 1),
+                    }
+                )
         return rows, clusters
 
     def baseline(self, pixels: np.ndarray, k: int) -> tuple[dict, np.ndarray]:
@@ -143,15 +167,23 @@ class Grid:
             mined = {k_: np.array(np.nan if v is None else v) for k_, v in self.neighbours(pixels).items()}
             self.run.save_arrays("grid/raw.npz", **mined)
         neighbours = {k_: float(v) if np.isfinite(v) else None for k_, v in mined.items()}
-        row = {"encoder": "raw pixels", "latent_dim": pixels.shape[1], "reduction": "none",
-               "reduced_dim": pixels.shape[1], "clustering": "kmeans", "reconstruction_mse": None,
-               **neighbours, **self.scores(unit(pixels), saved["clusters"]),
-               "seconds": round(float(saved["seconds"]), 1)}
+        row = {
+            "encoder": "raw pixels",
+            "latent_dim": pixels.shape[1],
+            "reduction": "none",
+            "reduced_dim": pixels.shape[1],
+            "clustering": "kmeans",
+            "reconstruction_mse": None,
+            **neighbours,
+            **self.scores(unit(pixels), saved["clusters"]),
+            "seconds": round(float(saved["seconds"]), 1),
+        }
         return row, saved["clusters"]
 
     def choose_k(self, features: np.ndarray, z: np.ndarray, ks: list[int]) -> tuple[int, list[dict]]:
         """KMeans on `features` for each k in `ks`, scored in the encoder's features z: the k with the best
         silhouette, and the whole curve."""
-        curve = k_curve(features, ks, seed=self.cfg["seed"], labels=self.labels,
-                        n_init=self.cfg["clustering"]["n_init"], space=unit(z))
+        curve = k_curve(
+            features, ks, seed=self.cfg.seed, labels=self.labels, n_init=self.cfg.clustering.n_init, space=unit(z)
+        )
         return max(curve, key=lambda r: r["silhouette"])["k"], curve

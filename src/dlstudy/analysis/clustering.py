@@ -1,5 +1,6 @@
 """Clustering estimators by name, all with scikit-learn's fit_predict; 'scan' takes its settings as a dict
 of SCAN's keyword arguments."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -27,12 +28,15 @@ def make_clusterer(method: str, n_clusters: int, *, seed: int = 0, n_init: int =
     raise InputError(f"unknown clustering method '{method}' (use {', '.join(METHODS)})")
 
 
-def cluster(features: np.ndarray, method: str, n_clusters: int, *, seed: int = 0, n_init: int = 4,
-            scan: dict | None = None) -> np.ndarray:
+def cluster(
+    features: np.ndarray, method: str, n_clusters: int, *, seed: int = 0, n_init: int = 4, scan: dict | None = None
+) -> np.ndarray:
     """Cluster index per row (N,) int64."""
     if n_clusters > len(features):
         raise InputError(f"--clusters {n_clusters} is larger than the number of images ({len(features)})")
-    return np.asarray(make_clusterer(method, n_clusters, seed=seed, n_init=n_init, scan=scan).fit_predict(features), np.int64)
+    return np.asarray(
+        make_clusterer(method, n_clusters, seed=seed, n_init=n_init, scan=scan).fit_predict(features), np.int64
+    )
 
 
 def assign_new(train_features: np.ndarray, train_clusters: np.ndarray, features: np.ndarray, k: int = 10) -> np.ndarray:

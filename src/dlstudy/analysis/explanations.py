@@ -1,6 +1,10 @@
 """Explaining an image classifier: saliency maps (captum), the input that most excites a filter
 (regularised gradient ascent from noise) and a layer's feature maps for one image."""
+
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -8,40 +12,95 @@ from torch import nn
 
 from dlstudy.data.sharpness import gaussian_blur
 
-SALIENCY_METHODS = ("gradient", "smoothgrad", "integrated_gradients", "grad_cam", "occlusion")
+
+# each method: (B, C, H, W) inputs (requiring grad), (B,) classes -> (B, C, H, W) or (B, 1, H, W) attribution
+def _gradient(model, x, target, *, samples, noise, layer):
+    from captum.attr import Saliency
+
+    return Saliency(model).attribute(x, target=target, abs=True)
 
 
-def saliency(model: nn.Module, x: torch.Tensor, target: torch.Tensor, method: str, *,
-             samples: int = 25, noise: float = 0.15, layer: nn.Module | None = None) -> torch.Tensor:
-    """(B, C, H, W) inputs, (B,) classes -> (B, H, W) non-negative attribution of the class score.
-    gradient: |d score / d pixel| as in the course reports; smoothgrad: that gradient averaged over
-    noisy copies (noise is a fraction of the input range); integrated_gradients: from a black image
-    (see integrated_gradients for its convergence delta); grad_cam: captum's LayerGradCam on `layer`
+def _smoothgrad(model, x, target, *, samples, noise, layer):
+    from captum.attr import NoiseTunnel, Saliency
+
+    spread = float(x.max() - x.min())
+    return NoiseTunnel(Saliency(model)).attribute(
+        x,
+        nt_type="smoothgrad",
+        nt_samples=samples,
+        nt_samples_batch_size=samples,
+        stdevs=noise * spread,
+        target=target,
+        abs=True,
+    )
+
+
+def _integrated_gradients(model, x, target, *, samples, noise, layer):
+    return integrated_gradients(model, x, target, steps=samples)[0]
+
+
+def _grad_cam(model, x, target, *, samples, noise, layer):
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    cam = LayerGradCam(model, layer or model.conv_layers()[-1]).attribute(x, target=target, relu_attributions=True)
+    return LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear").clamp_min(0)
+
+
+def _occlusion(model, x, target, *, samples, noise, layer):
+    from captum.attr import Occlusion
+
+    window = (x.shape[1], 6, 6)
+    return (
+        Occlusion(model)
+        .attribute(
+            x,
+            sliding_window_shapes=window,
+            strides=(x.shape[1], 3, 3),
+            target=target,
+            baselines=float(x.min()),
+            perturbations_per_eval=64,
+        )
+        .clamp_min(0)
+    )
+
+
+@dataclass(frozen=True)
+class Method:
+    attribute: Callable  # (model, x, target, *, samples, noise, layer) -> attribution
+    about: str  # how the report's caption describes it; {samples} is filled in
+
+
+# name -> method: the config's choices (explain.methods), the defaults and the report's caption read this table
+SALIENCY = {
+    "gradient": Method(_gradient, "the vanilla gradient of the course reports"),
+    "smoothgrad": Method(_smoothgrad, "SmoothGrad ({samples} noisy copies)"),
+    "integrated_gradients": Method(_integrated_gradients, "Integrated Gradients (from a black image)"),
+    "grad_cam": Method(_grad_cam, "Grad-CAM on the last conv layer (upsampled)"),
+    "occlusion": Method(_occlusion, "occlusion (6x6 patches)"),
+}
+
+
+def saliency(
+    model: nn.Module,
+    x: torch.Tensor,
+    target: torch.Tensor,
+    method: str,
+    *,
+    samples: int = 25,
+    noise: float = 0.15,
+    layer: nn.Module | None = None,
+) -> torch.Tensor:
+    """(B, C, H, W) inputs, (B,) classes -> (B, H, W) non-negative attribution of the class score, by a
+    method of SALIENCY. gradient: |d score / d pixel| as in the course reports; smoothgrad: that gradient
+    averaged over noisy copies (noise is a fraction of the input range); integrated_gradients: from a black
+    image (see integrated_gradients for its convergence delta); grad_cam: captum's LayerGradCam on `layer`
     (default: the model's last conv layer), upsampled to the image; occlusion: the score's drop when a
     6x6 patch (stride 3) is set to black."""
-    from captum.attr import LayerAttribution, LayerGradCam, NoiseTunnel, Occlusion, Saliency
-
+    if method not in SALIENCY:
+        raise ValueError(f"unknown saliency method '{method}' (one of {', '.join(SALIENCY)})")
     model.eval()
-    x = x.detach().clone()
-    spread, black = float(x.max() - x.min()), float(x.min())
-    x.requires_grad_(True)
-    if method == "gradient":
-        attr = Saliency(model).attribute(x, target=target, abs=True)
-    elif method == "smoothgrad":
-        attr = NoiseTunnel(Saliency(model)).attribute(x, nt_type="smoothgrad", nt_samples=samples,
-                                                      nt_samples_batch_size=samples, stdevs=noise * spread,
-                                                      target=target, abs=True)
-    elif method == "integrated_gradients":
-        attr, _ = integrated_gradients(model, x, target, steps=samples)
-    elif method == "grad_cam":
-        cam = LayerGradCam(model, layer or model.conv_layers()[-1]).attribute(x, target=target, relu_attributions=True)
-        attr = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), interpolate_mode="bilinear").clamp_min(0)
-    elif method == "occlusion":
-        window = (x.shape[1], 6, 6)
-        attr = Occlusion(model).attribute(x, sliding_window_shapes=window, strides=(x.shape[1], 3, 3), target=target,
-                                          baselines=black, perturbations_per_eval=64).clamp_min(0)
-    else:
-        raise ValueError(f"unknown saliency method '{method}' (one of {', '.join(SALIENCY_METHODS)})")
+    x = x.detach().clone().requires_grad_(True)
+    attr = SALIENCY[method].attribute(model, x, target, samples=samples, noise=noise, layer=layer)
     return attr.detach().sum(dim=1)  # (B, H, W)
 
 
@@ -52,14 +111,27 @@ def integrated_gradients(model: nn.Module, x: torch.Tensor, target: torch.Tensor
     from captum.attr import IntegratedGradients
 
     baseline = torch.full_like(x, float(x.detach().min()))
-    attr, delta = IntegratedGradients(model).attribute(x, baselines=baseline, target=target, n_steps=steps,
-                                                       internal_batch_size=len(x) * steps,
-                                                       return_convergence_delta=True)
+    attr, delta = IntegratedGradients(model).attribute(
+        x,
+        baselines=baseline,
+        target=target,
+        n_steps=steps,
+        internal_batch_size=len(x) * steps,
+        return_convergence_delta=True,
+    )
     return attr.abs(), delta.detach().abs()
 
 
-def randomisation_check(model: nn.Module, top: list[nn.Module], x: torch.Tensor, target: torch.Tensor,
-                        methods: list[str], *, seed: int = 0, samples: int = 10) -> dict[str, float]:
+def randomisation_check(
+    model: nn.Module,
+    top: list[nn.Module],
+    x: torch.Tensor,
+    target: torch.Tensor,
+    methods: list[str],
+    *,
+    seed: int = 0,
+    samples: int = 10,
+) -> dict[str, float]:
     """The model-randomisation sanity check (Adebayo et al. 2018): re-initialise the `top` layers of a copy
     of the model and compare each method's maps before and after by Spearman rank correlation (mean over
     the images). Maps that explain the trained model must change: a correlation near 1 means the
@@ -81,8 +153,10 @@ def randomisation_check(model: nn.Module, top: list[nn.Module], x: torch.Tensor,
         before = saliency(model, x, target, method, samples=samples).flatten(1).cpu().numpy()
         after = saliency(shuffled, x, target, method, samples=samples).flatten(1).cpu().numpy()
         # a constant map has no ranks: it counts as unchanged only if the other map is the same
-        rho = [float(np.allclose(a, b)) if a.std() == 0 or b.std() == 0 else spearmanr(a, b).statistic
-               for a, b in zip(before, after)]
+        rho = [
+            float(np.allclose(a, b)) if a.std() == 0 or b.std() == 0 else spearmanr(a, b).statistic
+            for a, b in zip(before, after)
+        ]
         out[method] = float(np.mean(rho))
     return out
 
@@ -100,8 +174,16 @@ def remove_pixels(x: torch.Tensor, order: torch.Tensor, fraction: float, fill: t
 
 
 @torch.no_grad()
-def deletion_curves(model: nn.Module, x: torch.Tensor, y: torch.Tensor, maps: dict[str, torch.Tensor], *,
-                    fractions=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5), fill: str = "blur", seed: int = 0) -> dict[str, list[dict]]:
+def deletion_curves(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    maps: dict[str, torch.Tensor],
+    *,
+    fractions=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
+    fill: str = "blur",
+    seed: int = 0,
+) -> dict[str, list[dict]]:
     """Accuracy as pixels are removed in the order of each method's maps: {"most": rows, "least": rows}, most
     salient first (a faithful map makes accuracy fall faster than random order) and least salient first (it
     keeps accuracy above random), each row with the one random order's accuracy beside the methods'. A
@@ -121,8 +203,17 @@ def deletion_curves(model: nn.Module, x: torch.Tensor, y: torch.Tensor, maps: di
         return float((model(remove_pixels(x, order, f, filled)).argmax(1) == y).float().mean())
 
     random = [accuracy(shuffled, f) for f in fractions]
-    return {first: [{"removed": f, **{m: accuracy(o if first == "most" else o.flip(1), f) for m, o in ranked.items()},
-                     "random": r} for f, r in zip(fractions, random)] for first in ("most", "least")}
+    return {
+        first: [
+            {
+                "removed": f,
+                **{m: accuracy(o if first == "most" else o.flip(1), f) for m, o in ranked.items()},
+                "random": r,
+            }
+            for f, r in zip(fractions, random)
+        ]
+        for first in ("most", "least")
+    }
 
 
 class _Capture:
@@ -151,9 +242,20 @@ def feature_maps(model: nn.Module, layer: nn.Module, x: torch.Tensor) -> torch.T
     return hook.output[0].float()
 
 
-def excite_filters(model: nn.Module, layer: nn.Module, filters: list[int], shape: tuple[int, int, int], *,
-                   steps: int = 120, lr: float = 0.05, weight_decay: float = 1e-3, blur_every: int = 4,
-                   blur_sigma: float = 0.6, seed: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+def excite_filters(
+    model: nn.Module,
+    layer: nn.Module,
+    filters: list[int],
+    shape: tuple[int, int, int],
+    *,
+    steps: int = 120,
+    lr: float = 0.05,
+    weight_decay: float = 1e-3,
+    blur_every: int = 4,
+    blur_sigma: float = 0.6,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """The input that most activates each filter: start from faint noise and follow the gradient of
     the filter's mean activation. Weight decay keeps pixel values small and an occasional blur keeps
     the pattern smooth (Yosinski et al. 2015); without them the ascent finds high-frequency noise.
@@ -203,7 +305,9 @@ def region_shares(maps: torch.Tensor, regions: dict[str, tuple[float, float, flo
 
 
 @torch.no_grad()
-def filter_gain(model: nn.Module, layer: nn.Module, filters: list[int], excited: torch.Tensor, seed: int = 0) -> list[float]:
+def filter_gain(
+    model: nn.Module, layer: nn.Module, filters: list[int], excited: torch.Tensor, seed: int = 0
+) -> list[float]:
     """Each filter's mean activation on its gradient-ascent input, divided by its mean activation on
     noise of the same spread: how strongly the found pattern drives it."""
     g = torch.Generator().manual_seed(seed)
@@ -226,40 +330,82 @@ def readable_maps(model, convs: list, index: int, x: torch.Tensor, *, min_px: in
     return index, maps
 
 
-def explain_predictions(model: nn.Module, x: torch.Tensor, y: np.ndarray, e: dict, *, faces: bool, seed: int,
-                        device) -> dict:
+@dataclass(frozen=True)
+class SaliencyResults:
+    """What question 22 shows."""
+
+    chosen: list[int]  # the scored images shown, `per_class` of each class
+    maps: dict[str, torch.Tensor]  # method -> (len(chosen), H, W)
+    ig_delta: np.ndarray  # Integrated Gradients' convergence delta per image
+    regions: list[str]
+    shares: np.ndarray  # (len(chosen), len(regions)): the vanilla gradient's share in each region
+    randomisation: dict[str, float]  # method -> rank correlation after re-initialising the top layers
+    deletion: dict[str, list[dict]]  # "most" / "least" salient first -> accuracy as pixels are removed
+    deletion_images: int
+
+
+@dataclass(frozen=True)
+class FilterResults:
+    """What question 23 shows."""
+
+    index: int  # the conv layer whose filters are excited
+    n_convs: int
+    width: int  # its number of filters
+    filters: list[int]
+    inputs: np.ndarray  # (len(filters), C, H, W): the input that most excites each
+    gains: list[float]  # each filter's activation on its input against noise
+    maps_layer: int  # the conv layer whose feature maps are shown (index, or earlier when too small)
+    maps: np.ndarray  # (<=32, h, w)
+
+
+def explain_predictions(
+    model: nn.Module, x: torch.Tensor, y: np.ndarray, e, *, faces: bool, seed: int, device
+) -> SaliencyResults:
     """Everything question 22 shows, for the scored images x (normalised) with labels y: maps of every
     method for `per_class` images of each class, their region shares, IG's convergence delta, the
     randomisation check and the deletion curves, most and least salient first (on up to `deletion_images`
     images)."""
-    chosen = [int(i) for c in np.unique(y) for i in np.flatnonzero(y == c)[: e["per_class"]]]
+    chosen = [int(i) for c in np.unique(y) for i in np.flatnonzero(y == c)[: e.per_class]]
     xs, target = x[chosen].to(device), torch.as_tensor(y[chosen], device=device)
-    maps = {m: saliency(model, xs, target, m, samples=e["samples"]).cpu() for m in e["methods"]}
-    _, delta = integrated_gradients(model, xs, target, steps=e["samples"])
+    maps = {m: saliency(model, xs, target, m, samples=e.samples).cpu() for m in e.methods}
+    _, delta = integrated_gradients(model, xs, target, steps=e.samples)
     regions = FACE_REGIONS if faces else CENTRE
     shares = region_shares(maps.get("gradient", next(iter(maps.values()))), regions).numpy()
     top = [model.features[-1], model.classifier] if hasattr(model, "classifier") else list(model.children())[-1:]
-    check = randomisation_check(model, top, xs, target, [m for m in e["randomise"] if m in SALIENCY_METHODS],
-                                seed=seed, samples=e["samples"])
-    n = min(e["deletion_images"], len(x))
+    check = randomisation_check(model, top, xs, target, list(e.randomise), seed=seed, samples=e.samples)
+    n = min(e.deletion_images, len(x))
     pick = np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))
     xd, yd = x[pick].to(device), torch.as_tensor(y[pick], device=device)
     maps_d = {m: saliency(model, xd, yd, m) for m in ("gradient", "grad_cam")}
-    deletion = deletion_curves(model, xd, yd, maps_d, fill=e["deletion_fill"], seed=seed)
-    return {"chosen": chosen, "maps": maps, "ig_delta": delta.cpu().numpy(), "regions": [*regions, "rest"],
-            "shares": shares, "randomisation": check, "deletion": deletion, "deletion_images": n}
+    deletion = deletion_curves(model, xd, yd, maps_d, fill=e.deletion_fill, seed=seed)
+    return SaliencyResults(
+        chosen=chosen,
+        maps=maps,
+        ig_delta=delta.cpu().numpy(),
+        regions=[*regions, "rest"],
+        shares=shares,
+        randomisation=check,
+        deletion=deletion,
+        deletion_images=n,
+    )
 
 
-def explain_filters(model: nn.Module, x_example: torch.Tensor, e: dict, *, seed: int, device) -> dict:
+def explain_filters(model: nn.Module, x_example: torch.Tensor, e, *, seed: int, device) -> FilterResults:
     """What question 23 shows: inputs that excite filters of one conv layer, how strongly (against noise),
     and the feature maps of one image."""
     convs = model.conv_layers()
-    index = e["layer"] % len(convs)
+    index = e.layer % len(convs)
     layer = convs[index]
-    chosen = [int(f) for f in e["filter_indices"]] or list(range(min(e["filters"], layer.out_channels)))
-    inputs = excite_filters(model, layer, chosen, tuple(x_example.shape[1:]), steps=e["steps"], seed=seed,
-                            device=device)
+    chosen = [int(f) for f in e.filter_indices] or list(range(min(e.filters, layer.out_channels)))
+    inputs = excite_filters(model, layer, chosen, tuple(x_example.shape[1:]), steps=e.steps, seed=seed, device=device)
     shown, maps = readable_maps(model, convs, index, x_example.to(device))
-    return {"index": index, "n_convs": len(convs), "width": layer.out_channels, "filters": chosen,
-            "inputs": inputs.cpu().numpy(), "gains": filter_gain(model, layer, chosen, inputs, seed=seed),
-            "maps_layer": shown, "maps": maps}
+    return FilterResults(
+        index=index,
+        n_convs=len(convs),
+        width=layer.out_channels,
+        filters=chosen,
+        inputs=inputs.cpu().numpy(),
+        gains=filter_gain(model, layer, chosen, inputs, seed=seed),
+        maps_layer=shown,
+        maps=maps,
+    )

@@ -1,5 +1,6 @@
 """What a trained VAE does, measured: per-image ELBO terms, active units, decodes of the prior and the
 posterior, interpolation, and simple image statistics the generate answers quote."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,17 @@ from dlstudy.models.vae import VAE, elbo_terms
 
 
 @torch.no_grad()
-def score(model: VAE, x: torch.Tensor, device, *, likelihood: str, sigma: float, samples: int = 1, seed: int = 0,
-          batch_size: int = 512) -> dict[str, np.ndarray]:
+def score(
+    model: VAE,
+    x: torch.Tensor,
+    device,
+    *,
+    likelihood: str,
+    sigma: float,
+    samples: int = 1,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> dict[str, np.ndarray]:
     """Per image: reconstruction, kl and neg_elbo (nats), averaged over `samples` draws of z, and the
     posterior mean mu. A fixed seed makes the Monte Carlo estimate repeatable."""
     model.eval()

@@ -1,6 +1,7 @@
 """Judging a clustering without labels, and reading its clusters: scores that need no labels,
 their agreement with accuracy where labels exist, the number of clusters, and each cluster's most
 typical and least typical images."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,8 +9,9 @@ import numpy as np
 SCORES = ("silhouette", "neighbour_consistency", "size_entropy")
 
 
-def label_free_scores(features: np.ndarray, clusters: np.ndarray, *, k: int = 10, sample: int = 2000,
-                      seed: int = 0) -> dict[str, float]:
+def label_free_scores(
+    features: np.ndarray, clusters: np.ndarray, *, k: int = 10, sample: int = 2000, seed: int = 0
+) -> dict[str, float]:
     """silhouette: cohesion against separation in `features` (on a fixed sample of `sample` points);
     neighbour_consistency: the share of each image's k nearest neighbours (Euclidean, in `features`)
     in its own cluster; size_entropy: the entropy of the cluster sizes over its maximum, 1 for equal
@@ -25,8 +27,11 @@ def label_free_scores(features: np.ndarray, clusters: np.ndarray, *, k: int = 10
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(n, min(n, sample), replace=False))
     silhouette = float(silhouette_score(features[rows], clusters[rows]))
-    idx = NearestNeighbors(n_neighbors=min(k, n - 1) + 1).fit(features).kneighbors(features[rows],
-                                                                                   return_distance=False)[:, 1:]
+    idx = (
+        NearestNeighbors(n_neighbors=min(k, n - 1) + 1)
+        .fit(features)
+        .kneighbors(features[rows], return_distance=False)[:, 1:]
+    )
     consistency = float(np.mean(clusters[idx] == clusters[rows, None]))
     p = np.bincount(np.searchsorted(values, clusters)) / n
     entropy = float(-(p * np.log(p)).sum() / np.log(len(values)))
@@ -65,8 +70,15 @@ def majority_accuracy(labels: np.ndarray, clusters: np.ndarray) -> float:
     return float(hits / max(len(labels), 1))
 
 
-def k_curve(features: np.ndarray, ks: list[int], *, seed: int, labels: np.ndarray | None = None,
-            n_init: int = 4, space: np.ndarray | None = None) -> list[dict]:
+def k_curve(
+    features: np.ndarray,
+    ks: list[int],
+    *,
+    seed: int,
+    labels: np.ndarray | None = None,
+    n_init: int = 4,
+    space: np.ndarray | None = None,
+) -> list[dict]:
     """KMeans for each k on one set of features, with the label-free scores in `space` (default: those
     features) and majority-vote accuracy where labels exist."""
     from sklearn.cluster import KMeans
@@ -81,8 +93,9 @@ def k_curve(features: np.ndarray, ks: list[int], *, seed: int, labels: np.ndarra
     return rows
 
 
-def prototypes(features: np.ndarray, clusters: np.ndarray, *, near: int = 6, far: int = 3,
-               most: int = 20) -> list[dict]:
+def prototypes(
+    features: np.ndarray, clusters: np.ndarray, *, near: int = 6, far: int = 3, most: int = 20
+) -> list[dict]:
     """For the `most` largest clusters: size, the images nearest the cluster's centre (prototypes) and
     the farthest members (outliers), by Euclidean distance in the clustered features."""
     out = []
@@ -91,6 +104,12 @@ def prototypes(features: np.ndarray, clusters: np.ndarray, *, near: int = 6, far
         members = np.flatnonzero(clusters == c)
         dist = np.linalg.norm(features[members] - features[members].mean(0), axis=1)
         order = members[np.argsort(dist)]
-        out.append({"cluster": int(c), "size": len(members), "prototypes": order[:near].tolist(),
-                    "outliers": order[::-1][: min(far, max(len(members) - near, 0))].tolist()})
+        out.append(
+            {
+                "cluster": int(c),
+                "size": len(members),
+                "prototypes": order[:near].tolist(),
+                "outliers": order[::-1][: min(far, max(len(members) - near, 0))].tolist(),
+            }
+        )
     return out

@@ -1,5 +1,6 @@
 """Clustering metrics: accuracy under the best one-to-one matching of clusters to labels
 (Hungarian), NMI, ARI, and the course leaderboard's public / private halves."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -63,7 +64,10 @@ def class_recall(labels: np.ndarray, clusters: np.ndarray) -> dict[int, dict]:
     for c in np.unique(labels):
         mine = labels == c
         _, counts = np.unique(clusters[mine], return_counts=True)
-        out[int(c)] = {"recall": float(np.mean(predicted[mine] == c)), "clusters": int((counts >= 0.1 * mine.sum()).sum())}
+        out[int(c)] = {
+            "recall": float(np.mean(predicted[mine] == c)),
+            "clusters": int((counts >= 0.1 * mine.sum()).sum()),
+        }
     return out
 
 

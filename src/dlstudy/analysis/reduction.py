@@ -6,6 +6,7 @@ each row to unit length (for contrastive features, whose angles carry the meanin
 identity. Every step has fit / transform / fit_transform; for t-SNE and UMAP, fit_transform returns
 the optimised embedding and transform places new points into it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,14 @@ class OpenTSNE(TransformerMixin, BaseEstimator):
         # FFT gradients exist for 1-2 dimensions only; Barnes-Hut covers 3.
         method = "fft" if self.n_components <= 2 else "bh"
         perplexity = min(self.perplexity, max((len(X) - 1) / 3.0, 1.0))
-        self.embedding_ = TSNE(n_components=self.n_components, perplexity=perplexity, negative_gradient_method=method,
-                               random_state=self.random_state, n_jobs=self.n_jobs, verbose=False).fit(np.asarray(X, np.float64))
+        self.embedding_ = TSNE(
+            n_components=self.n_components,
+            perplexity=perplexity,
+            negative_gradient_method=method,
+            random_state=self.random_state,
+            n_jobs=self.n_jobs,
+            verbose=False,
+        ).fit(np.asarray(X, np.float64))
         return self
 
     def fit_transform(self, X, y=None):
@@ -58,8 +65,9 @@ class SubsampledKernelPCA(TransformerMixin, BaseEstimator):
         fit_rows = X if len(X) <= self.max_fit_samples else X[rng.choice(len(X), self.max_fit_samples, replace=False)]
         gamma = 1.0 / (X.shape[1] * max(float(fit_rows.var()), 1e-12))
         n = min(self.n_components, len(fit_rows) - 1)
-        self.kpca_ = KernelPCA(n, kernel="rbf", gamma=gamma, eigen_solver="randomized",
-                               random_state=self.random_state).fit(fit_rows)
+        self.kpca_ = KernelPCA(
+            n, kernel="rbf", gamma=gamma, eigen_solver="randomized", random_state=self.random_state
+        ).fit(fit_rows)
         return self
 
     def transform(self, X):
@@ -93,15 +101,25 @@ def parse_chain(text: str) -> list[tuple[str, int]]:
         except ValueError:
             d = 0
         if d < 1:
-            raise InputError(f"reduction '{text}': write each step as method:dimension with a positive dimension, e.g. pca:32")
+            raise InputError(
+                f"reduction '{text}': write each step as method:dimension with a positive dimension, e.g. pca:32"
+            )
         if method == "tsne" and d > 3:
             raise InputError(f"reduction '{text}': t-SNE embeds in 1 to 3 dimensions; reduce with pca or umap first")
         steps.append((method, d))
     return steps
 
 
-def make_step(method: str, dim: int, *, n_features: int, n_samples: int, seed: int = 0, n_jobs: int = 1,
-              kpca_fit_samples: int = 4000) -> TransformerMixin:
+def make_step(
+    method: str,
+    dim: int,
+    *,
+    n_features: int,
+    n_samples: int,
+    seed: int = 0,
+    n_jobs: int = 1,
+    kpca_fit_samples: int = 4000,
+) -> TransformerMixin:
     if method == "pca":
         return PCA(min(dim, n_features, n_samples), random_state=seed)
     if method == "kpca":
@@ -121,8 +139,9 @@ def make_step(method: str, dim: int, *, n_features: int, n_samples: int, seed: i
     raise InputError(f"unknown reduction method '{method}'")
 
 
-def reduce_chains(X: np.ndarray, chains: list[str], *, seed: int = 0, n_jobs: int = 1,
-                  kpca_fit_samples: int = 4000) -> dict[str, np.ndarray]:
+def reduce_chains(
+    X: np.ndarray, chains: list[str], *, seed: int = 0, n_jobs: int = 1, kpca_fit_samples: int = 4000
+) -> dict[str, np.ndarray]:
     """Fit every chain on X; chains that share a prefix ('kpca:200' and 'kpca:200>tsne:2') fit it once."""
     cache: dict[tuple, np.ndarray] = {(): np.asarray(X, np.float32)}
     out = {}
@@ -133,8 +152,15 @@ def reduce_chains(X: np.ndarray, chains: list[str], *, seed: int = 0, n_jobs: in
             if key not in cache:
                 prev = cache[key[:-1]]
                 method, dim = steps[i - 1]
-                step = make_step(method, dim, n_features=prev.shape[1], n_samples=len(prev), seed=seed,
-                                 n_jobs=n_jobs, kpca_fit_samples=kpca_fit_samples)
+                step = make_step(
+                    method,
+                    dim,
+                    n_features=prev.shape[1],
+                    n_samples=len(prev),
+                    seed=seed,
+                    n_jobs=n_jobs,
+                    kpca_fit_samples=kpca_fit_samples,
+                )
                 cache[key] = np.asarray(step.fit_transform(prev), np.float32)
         out[chain] = cache[tuple(steps)]
     return out

@@ -12,6 +12,7 @@ fixed features, with scikit-learn's interface so it sits beside KMeans in the cl
 Unlike the paper the backbone stays frozen (its features come from the study's encoder); that keeps
 the step to seconds on a CPU.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -62,9 +63,21 @@ class SCAN:
     """fit(features) -> self; labels_ (N,), neighbours_ (N, k), head_ (the kept head's index),
     confident_ (share of images above the self-labelling threshold)."""
 
-    def __init__(self, n_clusters: int, *, n_neighbors: int = 20, entropy_weight: float = 5.0, n_heads: int = 5,
-                 hidden: int = 512, epochs: int = 30, batch_size: int = 256, lr: float = 1e-2,
-                 self_label_threshold: float = 0.99, self_label_epochs: int = 0, seed: int = 0):
+    def __init__(
+        self,
+        n_clusters: int,
+        *,
+        n_neighbors: int = 20,
+        entropy_weight: float = 5.0,
+        n_heads: int = 5,
+        hidden: int = 512,
+        epochs: int = 30,
+        batch_size: int = 256,
+        lr: float = 1e-2,
+        self_label_threshold: float = 0.99,
+        self_label_epochs: int = 0,
+        seed: int = 0,
+    ):
         self.n_clusters = n_clusters
         self.n_neighbors = n_neighbors
         self.entropy_weight = entropy_weight
@@ -91,8 +104,9 @@ class SCAN:
             per_head, consistency, entropy = scan_loss(model(xb), model(x[j]), self.entropy_weight)
             return per_head.sum(), {"consistency": consistency.min(), "entropy": entropy.max()}
 
-        train = dict(batch_size=self.batch_size, lr=self.lr, optimizer="adam", weight_decay=1e-4, seed=self.seed,
-                     verbose=False)  # a few seconds a fit, many fits a run: epoch lines only at DEBUG
+        train = dict(
+            batch_size=self.batch_size, lr=self.lr, optimizer="adam", weight_decay=1e-4, seed=self.seed, verbose=False
+        )  # a few seconds a fit, many fits a run: epoch lines only at DEBUG
         Trainer(heads, neighbour_loss, epochs=self.epochs, name="scan", **train).fit((x, nbrs))
         with torch.no_grad():
             heads.eval()
@@ -122,7 +136,8 @@ class SCAN:
             return F.cross_entropy(model(xb)[:, head], yb, weight=weight), {}
 
         Trainer(heads, self_label_loss, epochs=self.self_label_epochs, name="scan-self-label", **train).fit(
-            (x[confident], target[confident]))
+            (x[confident], target[confident])
+        )
         with torch.no_grad():
             return heads(x)[:, head].softmax(-1)
 

@@ -6,6 +6,7 @@ whatever the number of transforms; colour transforms are per-image factors and 3
 - random_erasing: a random rectangle per image set to zero (Zhong et al. 2020; classify, after random_affine)
 - random_resized_crop, colour_jitter: SimCLR's views (the cluster study's contrastive encoder)
 - ten_crop: the fixed views of ten-crop test-time averaging (classify)"""
+
 from __future__ import annotations
 
 import math
@@ -14,8 +15,16 @@ import torch
 import torch.nn.functional as F
 
 
-def random_affine(x: torch.Tensor, *, shift: float = 0.0, rotate: float = 0.0, scale: tuple[float, float] = (1.0, 1.0),
-                  flip: bool = False, generator: torch.Generator | None = None, padding_mode: str = "border") -> torch.Tensor:
+def random_affine(
+    x: torch.Tensor,
+    *,
+    shift: float = 0.0,
+    rotate: float = 0.0,
+    scale: tuple[float, float] = (1.0, 1.0),
+    flip: bool = False,
+    generator: torch.Generator | None = None,
+    padding_mode: str = "border",
+) -> torch.Tensor:
     """x (B, C, H, W) -> same shape. shift: largest translation as a fraction of the image side (a random
     crop with padding of shift * side pixels); rotate: largest rotation in degrees; scale: zoom range
     (> 1 zooms in, like a random resized crop); flip: mirror half the images left-right."""
@@ -30,16 +39,25 @@ def random_affine(x: torch.Tensor, *, shift: float = 0.0, rotate: float = 0.0, s
     if flip:
         sign = torch.where(torch.rand(b, generator=generator).to(x.device) < 0.5, -1.0, 1.0)
     cos, sin = torch.cos(angle) * zoom, torch.sin(angle) * zoom
-    theta = torch.stack([
-        torch.stack([cos * sign, -sin, uniform(-2 * shift, 2 * shift)], 1),  # grid units: the side is 2
-        torch.stack([sin * sign, cos, uniform(-2 * shift, 2 * shift)], 1),
-    ], 1)  # (B, 2, 3)
+    theta = torch.stack(
+        [
+            torch.stack([cos * sign, -sin, uniform(-2 * shift, 2 * shift)], 1),  # grid units: the side is 2
+            torch.stack([sin * sign, cos, uniform(-2 * shift, 2 * shift)], 1),
+        ],
+        1,
+    )  # (B, 2, 3)
     grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
     return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
-def random_erasing(x: torch.Tensor, *, p: float = 0.5, area: tuple[float, float] = (0.02, 0.33),
-                   ratio: tuple[float, float] = (0.3, 3.3), generator: torch.Generator | None = None) -> torch.Tensor:
+def random_erasing(
+    x: torch.Tensor,
+    *,
+    p: float = 0.5,
+    area: tuple[float, float] = (0.02, 0.33),
+    ratio: tuple[float, float] = (0.3, 3.3),
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Random erasing: with probability p, one rectangle of a random share `area` of the image and aspect
     `ratio` (height / width), at a random place, is set to 0 (the mean of standardised inputs), so the
     model cannot rely on any one face region. x (B, C, H, W) -> same shape, a new tensor."""
@@ -62,8 +80,15 @@ def random_erasing(x: torch.Tensor, *, p: float = 0.5, area: tuple[float, float]
     return x.masked_fill(mask[:, None].to(x.device), 0.0)
 
 
-def random_resized_crop(x: torch.Tensor, *, scale: tuple[float, float] = (0.2, 1.0), ratio: tuple[float, float] = (3 / 4, 4 / 3),
-                        flip: bool = True, size: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+def random_resized_crop(
+    x: torch.Tensor,
+    *,
+    scale: tuple[float, float] = (0.2, 1.0),
+    ratio: tuple[float, float] = (3 / 4, 4 / 3),
+    flip: bool = True,
+    size: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """SimCLR's crop: a window of a random share `scale` of the image's area and aspect `ratio`, at a random
     place, resized to size x size (default: the input's side), mirrored for half the images when `flip`.
     x (B, C, H, W) -> (B, C, size, size), through one affine grid."""
@@ -93,8 +118,10 @@ def ten_crop(x: torch.Tensor, *, fraction: float = 0.9) -> list[torch.Tensor]:
     h, w = x.shape[-2:]
     ch, cw = max(1, round(fraction * h)), max(1, round(fraction * w))
     tops, lefts = (0, 0, h - ch, h - ch, (h - ch) // 2), (0, w - cw, 0, w - cw, (w - cw) // 2)
-    crops = [F.interpolate(x[..., t : t + ch, s : s + cw], size=(h, w), mode="bilinear", align_corners=False)
-             for t, s in zip(tops, lefts)]
+    crops = [
+        F.interpolate(x[..., t : t + ch, s : s + cw], size=(h, w), mode="bilinear", align_corners=False)
+        for t, s in zip(tops, lefts)
+    ]
     return crops + [c.flip(-1) for c in crops]
 
 
@@ -102,9 +129,17 @@ def ten_crop(x: torch.Tensor, *, fraction: float = 0.9) -> list[torch.Tensor]:
 _RGB_TO_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
 
 
-def colour_jitter(x: torch.Tensor, *, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4,
-                  hue: float = 0.1, p: float = 0.8, grayscale: float = 0.2,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def colour_jitter(
+    x: torch.Tensor,
+    *,
+    brightness: float = 0.4,
+    contrast: float = 0.4,
+    saturation: float = 0.4,
+    hue: float = 0.1,
+    p: float = 0.8,
+    grayscale: float = 0.2,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """SimCLR's colour distortion on images in [0, 1]: with probability p, random brightness, contrast,
     saturation (factors in 1 +- the given amount) and hue (a rotation of up to hue * 360 degrees); then
     grayscale with probability `grayscale`. Single-channel images get brightness and contrast only.
@@ -130,8 +165,9 @@ def colour_jitter(x: torch.Tensor, *, brightness: float = 0.4, contrast: float =
         angle = torch.where(on, hue * (2 * rand() - 1), 0.0).view(b) * 2 * math.pi
         cos, sin = torch.cos(angle), torch.sin(angle)
         one, zero = torch.ones_like(cos), torch.zeros_like(cos)
-        rotate = torch.stack([torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1),
-                              torch.stack([zero, sin, cos], 1)], 1)  # (B, 3, 3) in YIQ
+        rotate = torch.stack(
+            [torch.stack([one, zero, zero], 1), torch.stack([zero, cos, -sin], 1), torch.stack([zero, sin, cos], 1)], 1
+        )  # (B, 3, 3) in YIQ
         to_yiq = _RGB_TO_YIQ.to(x)
         mix = torch.linalg.inv(to_yiq) @ rotate.to(x) @ to_yiq  # (B, 3, 3) in RGB
         out = torch.einsum("bij,bjhw->bihw", mix, out)

@@ -8,6 +8,7 @@ Formats, detected from the header:
 - a plain wide CSV (entity, then one column per date) and a long CSV (entity, date, value).
 Without a path: the WHO daily series of 201 countries that ships with aeon (no country names).
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,9 @@ def _numeric(table: pd.DataFrame, path: Path) -> pd.DataFrame:
     cell = _first_cell(~np.isfinite(values))  # 'inf' parses as a number; as a count it is a typo
     if cell:
         row, col = cell
-        raise InputError(f"{path}: count {str(table.loc[row, col])[:30]!r} for '{row}' on {col} is not finite; "
-                         "fix that cell")
+        raise InputError(
+            f"{path}: count {str(table.loc[row, col])[:30]!r} for '{row}' on {col} is not finite; fix that cell"
+        )
     return values.astype(np.float64)
 
 
@@ -84,8 +86,9 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
         X, _ = load_covid_3month()
         days = pd.date_range("2020-01-22", periods=X.shape[2], freq="D")  # aeon gives no dates; days are relative
         counts = pd.DataFrame(X[:, 0, :], index=[f"series {i}" for i in range(len(X))], columns=days)
-        return CaseSeries(counts, cumulative=False, source="WHO daily cases, 201 countries (aeon Covid3Month)",
-                          named=False)
+        return CaseSeries(
+            counts, cumulative=False, source="WHO daily cases, 201 countries (aeon Covid3Month)", named=False
+        )
     path = Path(path)
     if not path.exists():
         raise InputError(f"--data {path} does not exist")
@@ -101,8 +104,10 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
     if not date_cols:
         if len(raw.columns) == 3 and raw.iloc[:, 1].map(parse_date).notna().mean() > 0.5:
             return _long(raw, path)
-        raise InputError(f"{path}: no date columns found (headers like 1/22/20 or 2020-01-22); "
-                         "give a wide table (entity, dates...) or a long one (entity, date, value)")
+        raise InputError(
+            f"{path}: no date columns found (headers like 1/22/20 or 2020-01-22); "
+            "give a wide table (entity, dates...) or a long one (entity, date, value)"
+        )
     if "Country/Region" in info:  # JHU: one row per province, summed per country
         table = raw.set_index("Country/Region")
         counts = _numeric(table[date_cols], path).groupby(level=0, sort=True).sum()
@@ -119,8 +124,10 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
     if counts.columns.duplicated().any():
         day = counts.columns[counts.columns.duplicated()][0]
         twins = [c for c in date_cols if dates[c] == day]
-        raise InputError(f"{path}: columns {' and '.join(repr(c) for c in twins[:2])} are the same day "
-                         f"({day:%Y-%m-%d}); keep one column a day")
+        raise InputError(
+            f"{path}: columns {' and '.join(repr(c) for c in twins[:2])} are the same day "
+            f"({day:%Y-%m-%d}); keep one column a day"
+        )
     counts = counts.sort_index(axis=1)
     counts.index = counts.index.map(str)
     if counts.index.duplicated().any():

@@ -2,6 +2,7 @@
 ML2019 HW3 `train.csv` (label,feature), the image-folder release (`train/<emotion>/*.jpg`,
 `test/<emotion>/*.jpg`) and `.npz` with `x`, `y` and optional `usage`. Every loader returns an
 `ImageSet` plus a split name per image: Training, PublicTest or PrivateTest."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dlstudy.data.images import (ImageSet, check_images, load_image_folder, load_images, mnist_digits, read_numpy,
-                                 subfolders, subsample, to_unit_tensor)
+from dlstudy.data.images import (
+    ImageSet,
+    check_images,
+    load_image_folder,
+    load_images,
+    mnist_digits,
+    read_numpy,
+    subfolders,
+    subsample,
+    to_unit_tensor,
+)
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
 from dlstudy.errors import InputError
 
@@ -35,12 +45,16 @@ class Splits:
         return ImageSet(d.images[keep], d.labels[keep], d.class_names, f"{d.source} [{split}]")
 
 
-def check_labels(labels: np.ndarray, n_classes: int, where: str, row_offset: int = 0, row_word: str = "row") -> np.ndarray:
+def check_labels(
+    labels: np.ndarray, n_classes: int, where: str, row_offset: int = 0, row_word: str = "row"
+) -> np.ndarray:
     bad = np.flatnonzero((labels < 0) | (labels >= n_classes))
     if len(bad):
         i = int(bad[0])
-        raise InputError(f"{where}: {row_word} {i + row_offset} has label {labels[i]}, outside 0..{n_classes - 1} "
-                         f"({', '.join(f'{k} {n}' for k, n in enumerate(EMOTIONS))}); fix or drop that {row_word}")
+        raise InputError(
+            f"{where}: {row_word} {i + row_offset} has label {labels[i]}, outside 0..{n_classes - 1} "
+            f"({', '.join(f'{k} {n}' for k, n in enumerate(EMOTIONS))}); fix or drop that {row_word}"
+        )
     return labels.astype(np.int64)
 
 
@@ -57,8 +71,10 @@ def load_fer_csv(path: Path) -> Splits:
     label_col = columns.get("emotion") or columns.get("label")
     pixel_col = columns.get("pixels") or columns.get("feature")
     if label_col is None or pixel_col is None:
-        raise InputError(f"{path}: expected columns emotion,pixels[,Usage] (fer2013.csv) or label,feature (HW3 "
-                         f"train.csv); found {', '.join(table.columns)}")
+        raise InputError(
+            f"{path}: expected columns emotion,pixels[,Usage] (fer2013.csv) or label,feature (HW3 "
+            f"train.csv); found {', '.join(table.columns)}"
+        )
     if table.empty:
         raise InputError(f"{path} holds no rows")
     # row numbers in messages are file lines: the header is line 1
@@ -67,16 +83,23 @@ def load_fer_csv(path: Path) -> Splits:
         try:
             labels.append(int(text))
         except ValueError:
-            raise InputError(f"{path}: line {i + 2} has label '{text}', not a whole number 0..6; fix or drop that line") from None
+            raise InputError(
+                f"{path}: line {i + 2} has label '{text}', not a whole number 0..6; fix or drop that line"
+            ) from None
     labels = check_labels(np.asarray(labels), len(EMOTIONS), str(path), row_offset=2, row_word="line")
-    rows = [np.array(text.split(), dtype=np.float32) if text.strip() else np.zeros(0, np.float32) for text in table[pixel_col]]
+    rows = [
+        np.array(text.split(), dtype=np.float32) if text.strip() else np.zeros(0, np.float32)
+        for text in table[pixel_col]
+    ]
     sizes = np.array([len(r) for r in rows])
     side = int(round(np.sqrt(np.bincount(sizes).argmax())))
     bad = np.flatnonzero(sizes != side * side)
     if len(bad) or side == 0:
         i = int(bad[0]) if len(bad) else 0
-        raise InputError(f"{path}: line {i + 2} has {sizes[i]} pixels; every face needs {side * side} ({side}x{side}); "
-                         "fix or drop that line")
+        raise InputError(
+            f"{path}: line {i + 2} has {sizes[i]} pixels; every face needs {side * side} ({side}x{side}); "
+            "fix or drop that line"
+        )
     images = check_images(np.stack(rows).reshape(-1, side, side), str(path))
     usage_col = columns.get("usage")
     usage = table[usage_col].str.strip().to_numpy() if usage_col else np.full(len(table), "Training")
@@ -93,8 +116,12 @@ def emotion_order(names: list[str], where: Path) -> tuple[list[int], list[str]]:
     fer = {n.lower(): i for i, n in enumerate(EMOTIONS)}
     if all(n.lower() in fer for n in names):
         return [fer[n.lower()] for n in names], EMOTIONS
-    log.info("%s: class folders %s are not the seven FER2013 emotions; using them as classes in sorted order", where, names,
-             extra={"detail": True})
+    log.info(
+        "%s: class folders %s are not the seven FER2013 emotions; using them as classes in sorted order",
+        where,
+        names,
+        extra={"detail": True},
+    )
     return list(range(len(names))), list(names)
 
 
@@ -112,12 +139,16 @@ def load_fer_folder(root: Path, *, size: int | None, skip_bad: bool) -> Splits:
         part = load_image_folder(folder, size=target, skip_bad=skip_bad)
         if part.labels is None:
             subs = [d.name for d in subfolders(folder)]
-            raise InputError(f"{folder}: expected one subfolder per emotion (angry, happy, ...), found "
-                             f"{f'one subfolder ({subs[0]}/)' if subs else 'only files'}; point --data at the folder "
-                             "whose subfolders are the classes, or at the one holding train/ and test/")
+            raise InputError(
+                f"{folder}: expected one subfolder per emotion (angry, happy, ...), found "
+                f"{f'one subfolder ({subs[0]}/)' if subs else 'only files'}; point --data at the folder "
+                "whose subfolders are the classes, or at the one holding train/ and test/"
+            )
         order, names = emotion_order(part.class_names, folder)
         if class_names is not None and names != class_names:
-            raise InputError(f"{folder}: class folders differ from those in {split_dirs['train']}; use the same class names")
+            raise InputError(
+                f"{folder}: class folders differ from those in {split_dirs['train']}; use the same class names"
+            )
         class_names = names
         target = target or part.images.shape[1:3]
         images.append(part.images)
@@ -126,8 +157,11 @@ def load_fer_folder(root: Path, *, size: int | None, skip_bad: bool) -> Splits:
         if split == "train":
             usage.append(np.full(len(part), "Training"))
         else:
-            usage.append(np.array(["PrivateTest" if Path(n).name.startswith("PrivateTest") else "PublicTest"
-                                   for n in part.names]))
+            usage.append(
+                np.array(
+                    ["PrivateTest" if Path(n).name.startswith("PrivateTest") else "PublicTest" for n in part.names]
+                )
+            )
     x = np.concatenate(images) if len({im.shape[1:] for im in images}) == 1 else None
     if x is None:
         raise InputError(f"{root}: train/ and test/ images differ in colour mode; convert them to one mode")
@@ -162,7 +196,9 @@ def default_digits(seed: int = 0, public_fraction: float = 0.2) -> Splits:
     return Splits(data, usage.astype(str))
 
 
-def load_expressions(path: str | Path | None, *, size: int | None = None, skip_bad: bool = False, seed: int = 0) -> Splits:
+def load_expressions(
+    path: str | Path | None, *, size: int | None = None, skip_bad: bool = False, seed: int = 0
+) -> Splits:
     if path is None:
         return default_digits(seed)
     path = Path(path)
@@ -188,47 +224,86 @@ def split_validation(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
     return np.sort(train), np.sort(val)
 
 
-def prepare_splits(cfg: dict, splits: Splits) -> dict:
+@dataclass(frozen=True)
+class Prepared:
+    """Every split as model input, and what predict needs to prepare new images the same way."""
+
+    tensors: dict[str, tuple[torch.Tensor, torch.Tensor]]  # split -> ((N, C, H, W) normalised, (N,) labels)
+    size: int
+    n_classes: int
+    mean: float  # the training images' statistics the inputs are normalised with
+    std: float
+    target_sharpness: float  # the training images' median sharpness
+    sigmas: dict[str, float]  # split -> the blur applied to match it
+    sharpness_table: list[dict]
+    originals: dict[str, np.ndarray]  # test split -> the images as the user gave them
+    train_images: np.ndarray
+
+
+def blur_to(x: torch.Tensor, sigma: float, target: float, *, source: str) -> torch.Tensor:
+    """Test faces blurred by sigma (0: unchanged) towards the training faces' sharpness, saying so."""
+    if sigma:
+        log.warning(
+            "%s: test faces are %.1fx sharper than the training faces (median neighbour difference); "
+            "blurring them with sigma %.2f px to match",
+            source,
+            float(sharpness(x).median()) / target,
+            sigma,
+        )
+    return gaussian_blur(x, sigma)
+
+
+def prepare_splits(cfg, splits: Splits) -> Prepared:
     """Tensors for every split, normalised with the training statistics, with the sharpness check."""
-    d = cfg["data"]
+    d = cfg.data
     training = splits.part("Training")
     if training is None:
         raise InputError(f"{splits.data.source}: no Training images; the data needs a Training split to learn from")
-    training = subsample(training, d["limit"], cfg["seed"])
-    size = d["image_size"] or training.images.shape[1]
+    training = subsample(training, d.limit, cfg.seed)
+    size = d.image_size or training.images.shape[1]
     n_classes = len(splits.data.class_names)
     counts = np.bincount(training.labels, minlength=n_classes)
     if counts.min() < 2:  # one image cannot be both trained on and validated; batch norm needs two
         name = splits.data.class_names[int(counts.argmin())]
-        raise InputError(f"{splits.data.source}: class '{name}' has {counts.min()} training image(s); each class needs at "
-                         f"least 2 (training and validation){' (raise data.limit)' if d['limit'] else ''}: add images "
-                         "of it, or leave its folder out")
-    tr_idx, val_idx = split_validation(training.labels, d["val_fraction"], cfg["seed"])
-    x_all = to_unit_tensor(training.images, size, channels=d["channels"], source=training.source)
+        raise InputError(
+            f"{splits.data.source}: class '{name}' has {counts.min()} training image(s); each class needs at "
+            f"least 2 (training and validation){' (raise data.limit)' if d.limit else ''}: add images "
+            "of it, or leave its folder out"
+        )
+    tr_idx, val_idx = split_validation(training.labels, d.val_fraction, cfg.seed)
+    x_all = to_unit_tensor(training.images, size, channels=d.channels, source=training.source)
     sets = {"train": (x_all[tr_idx], training.labels[tr_idx]), "val": (x_all[val_idx], training.labels[val_idx])}
     target = float(sharpness(sets["train"][0]).median())
-    sigmas = {"train": 0.0, "val": 0.0}
-    shown = {}
+    sigmas, shown = {"train": 0.0, "val": 0.0}, {}
     for name, split in (("public", "PublicTest"), ("private", "PrivateTest")):
         part = splits.part(split)
-        if part is None:
-            continue
-        x = to_unit_tensor(part.images, size, channels=d["channels"], source=part.source)
-        sigma = matching_sigma(x, target) if d["match_sharpness"] else 0.0
-        if sigma:
-            log.warning("%s: test faces are %.1fx sharper than the training faces (median neighbour difference); "
-                        "blurring them with sigma %.2f px to match", part.source,
-                        float(sharpness(x).median()) / target, sigma)
-        shown[name] = part.images
-        sets[name] = (gaussian_blur(x, sigma), part.labels)
-        sigmas[name] = sigma
+        if part is not None:
+            x = to_unit_tensor(part.images, size, channels=d.channels, source=part.source)
+            sigmas[name] = matching_sigma(x, target) if d.match_sharpness else 0.0
+            sets[name], shown[name] = (blur_to(x, sigmas[name], target, source=part.source), part.labels), part.images
     mean, std = float(sets["train"][0].mean()), float(sets["train"][0].std())
     tensors = {k: ((x - mean) / std, torch.from_numpy(y)) for k, (x, y) in sets.items()}
-    table = [{"split": k, "images": len(v[1]), "median_sharpness": float(sharpness(sets[k][0]).median()),
-              "blur_sigma": sigmas[k]} for k, v in tensors.items()]
-    return {"tensors": tensors, "size": size, "n_classes": n_classes, "mean": mean, "std": std,
-            "target_sharpness": target, "sigmas": sigmas, "sharpness_table": table, "originals": shown,
-            "train_images": training.images[tr_idx]}
+    table = [
+        {
+            "split": k,
+            "images": len(v[1]),
+            "median_sharpness": float(sharpness(sets[k][0]).median()),
+            "blur_sigma": sigmas[k],
+        }
+        for k, v in tensors.items()
+    ]
+    return Prepared(
+        tensors=tensors,
+        size=size,
+        n_classes=n_classes,
+        mean=mean,
+        std=std,
+        target_sharpness=target,
+        sigmas=sigmas,
+        sharpness_table=table,
+        originals=shown,
+        train_images=training.images[tr_idx],
+    )
 
 
 def load_new_faces(path: str, skip_bad: bool) -> tuple[ImageSet, np.ndarray]:

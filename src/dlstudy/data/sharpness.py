@@ -3,6 +3,7 @@
 blurred faces then sees sharp ones as out of distribution. We measure sharpness as the mean
 absolute difference between neighbouring pixels and, when asked (data.match_sharpness), blur a
 clearly sharper test side with the Gaussian that brings its median sharpness to the training median."""
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,12 @@ def match_groups(x: torch.Tensor, groups: np.ndarray, target: float, *, source: 
         rows = torch.from_numpy(np.flatnonzero(groups == group))
         sigma = matching_sigma(x[rows], target)
         if sigma:
-            logging.getLogger("dlstudy").warning("%s (%s): images are sharper than the training images; blurring "
-                                                 "with sigma %.2f px to match", source, group, sigma)
+            logging.getLogger("dlstudy").warning(
+                "%s (%s): images are sharper than the training images; blurring with sigma %.2f px to match",
+                source,
+                group,
+                sigma,
+            )
             x[rows] = gaussian_blur(x[rows], sigma)
         sigmas[str(group)] = sigma
     return sigmas

@@ -1,6 +1,7 @@
 """From case series to the trend study's examples: daily counts from a start date, the correlation
 filter between countries, windows of L days labelled 'rise' or not, and the honest (time) and the
 reports' (random) splits."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -10,24 +11,28 @@ from dlstudy.data.covid import CaseSeries, daily_new_cases, load_case_series
 from dlstudy.errors import InputError
 
 
-def load_daily(cfg: dict) -> tuple[CaseSeries, pd.DataFrame, pd.Series]:
+def load_daily(cfg) -> tuple[CaseSeries, pd.DataFrame, pd.Series]:
     """(series as read, daily new cases from data.start_date, negative corrections per series)."""
-    series = load_case_series(cfg["data"]["path"])
-    daily, corrected = daily_new_cases(series, cfg["data"]["negative_policy"])
-    start = cfg["data"]["start_date"]
+    series = load_case_series(cfg.data.path)
+    daily, corrected = daily_new_cases(series, cfg.data.negative_policy)
+    start = cfg.data.start_date
     if start is not None:
         try:
             when = pd.Timestamp(str(start))
         except ValueError:
             raise InputError(f"data.start_date '{start}' is not a date like 2020-02-01") from None
         if not daily.columns[0] <= when <= daily.columns[-1]:
-            raise InputError(f"data.start_date {when.date()} is outside the data "
-                             f"({daily.columns[0].date()} to {daily.columns[-1].date()})")
+            raise InputError(
+                f"data.start_date {when.date()} is outside the data "
+                f"({daily.columns[0].date()} to {daily.columns[-1].date()})"
+            )
         daily = daily.loc[:, when:]
-    longest = max(cfg["windows"]["lengths"])
+    longest = max(cfg.windows.lengths)
     if longest >= daily.shape[1]:
-        raise InputError(f"a window of {longest} days needs more than the {daily.shape[1]} days in the data; "
-                         "use shorter windows or an earlier data.start_date")
+        raise InputError(
+            f"a window of {longest} days needs more than the {daily.shape[1]} days in the data; "
+            "use shorter windows or an earlier data.start_date"
+        )
     return series, daily, corrected
 
 
@@ -69,16 +74,19 @@ def make_windows(daily: np.ndarray, length: int):
     return x, y, series, target
 
 
-def split_indices(target: np.ndarray, n_days: int, how: str, cfg: dict, seed: int):
+def split_indices(target: np.ndarray, n_days: int, how: str, cfg, seed: int):
     """(fit, val, test) index arrays. time: test = windows whose target day lies in the last
     test_fraction of days, val = the last val_fraction of the remaining days. random: shuffled 7:3."""
-    tf, vf = cfg["split"]["test_fraction"], cfg["split"]["val_fraction"]
+    tf, vf = cfg.split.test_fraction, cfg.split.val_fraction
     if how == "time":
         first = target.min()
         test_from = first + int(round((n_days - first) * (1 - tf)))
         val_from = first + int(round((test_from - first) * (1 - vf)))
-        return (np.flatnonzero(target < val_from), np.flatnonzero((target >= val_from) & (target < test_from)),
-                np.flatnonzero(target >= test_from))
+        return (
+            np.flatnonzero(target < val_from),
+            np.flatnonzero((target >= val_from) & (target < test_from)),
+            np.flatnonzero(target >= test_from),
+        )
     order = np.random.default_rng(seed).permutation(len(target))
     n_test = int(round(len(order) * tf))
     n_val = int(round((len(order) - n_test) * vf))

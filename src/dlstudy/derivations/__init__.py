@@ -1,7 +1,8 @@
 """Hand derivations computed step by step in NumPy (float64) and checked against PyTorch autograd.
 
-Each module has `DEFAULTS` (its config section) and `derive(params, seed) -> Derivation`.
+Each module has `Params` (its config section's schema) and `derive(params, seed) -> Derivation`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,8 +31,12 @@ class Check:
         return bool(np.isfinite(self.error) and self.error <= self.tolerance)
 
     def row(self) -> dict:
-        return {"check": self.name, "relative error": self.error, "tolerance": self.tolerance,
-                "verdict": "pass" if self.passed else "FAIL"}
+        return {
+            "check": self.name,
+            "relative error": self.error,
+            "tolerance": self.tolerance,
+            "verdict": "pass" if self.passed else "FAIL",
+        }
 
 
 @dataclass

@@ -1,14 +1,24 @@
 """Cross-entropy through softmax, dL/dz = (softmax(z) - y) / N for the batch mean, and the binary
 case through a sigmoid, dL/dz = (sigmoid(z) - y) / N."""
+
 from __future__ import annotations
+
+from typing import Annotated
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
+from dlstudy.config import Schema, key
 from dlstudy.derivations import Derivation, fmt
 
-DEFAULTS = {"batch": 4, "classes": 5}
+
+class Params(Schema):
+    """Softmax with cross-entropy on random logits."""
+
+    batch: Annotated[int, Field(ge=1, le=10_000)] = key(4, "rows of logits")
+    classes: Annotated[int, Field(ge=2, le=10_000)] = key(5, "classes")
 
 
 def softmax(z):
@@ -24,10 +34,10 @@ def sigmoid_bce_grad(z, y):
     return (1 / (1 + np.exp(-z)) - y) / len(z)
 
 
-def derive(p: dict, seed: int = 0) -> Derivation:
+def derive(p: Params, seed: int = 0) -> Derivation:
     d = Derivation("softmax-ce", "Softmax cross-entropy gradient")
     rng = np.random.default_rng(seed)
-    n, k = int(p["batch"]), int(p["classes"])
+    n, k = int(p.batch), int(p.classes)
     z = rng.normal(0, 2, (n, k))
     labels = rng.integers(0, k, n)
     y = np.eye(k)[labels]
@@ -52,7 +62,9 @@ def derive(p: dict, seed: int = 0) -> Derivation:
     F.binary_cross_entropy_with_logits(zbt, torch.tensor(yb)).backward()
     d.check("binary dL/dz against autograd", gb, zbt.grad.numpy(), 1e-12)
     d.results = {"grad": grad.tolist(), "binary_grad": gb.tolist(), "loss": float(loss)}
-    d.answer = (f"Softmax with cross-entropy has dL/dz = (softmax(z) - y) / N (sigmoid with binary cross-entropy: "
-                f"(s(z) - y) / N); on this batch of {n} the loss is {loss:.4f}, each row of the gradient sums to "
-                f"{np.abs(grad.sum(1)).max():.1e} (zero, as it must), and {d.agreement()}.")
+    d.answer = (
+        f"Softmax with cross-entropy has dL/dz = (softmax(z) - y) / N (sigmoid with binary cross-entropy: "
+        f"(s(z) - y) / N); on this batch of {n} the loss is {loss:.4f}, each row of the gradient sums to "
+        f"{np.abs(grad.sum(1)).max():.1e} (zero, as it must), and {d.agreement()}."
+    )
     return d

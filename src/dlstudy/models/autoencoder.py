@@ -7,6 +7,7 @@ images in [-1, 1] (Tanh output) and expose `encode(x) -> (B, D)` for clustering.
   transposed-conv decoder.
 Odd sizes (MNIST's 28 -> 14 -> 7 -> 3) are handled by giving the decoder the encoder's sizes.
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,7 +39,8 @@ class PoolAutoencoder(nn.Module):
         self.latent_dim = channels[-1] * h * w
         widths = [c, *channels]
         self.enc = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU()) for a, b in zip(widths, widths[1:])
+            nn.Sequential(nn.Conv2d(a, b, 3, padding=1), nn.BatchNorm2d(b), nn.ReLU())
+            for a, b in zip(widths, widths[1:])
         )
         self.pool = nn.MaxPool2d(2, return_indices=True)
         self.unpool = nn.MaxUnpool2d(2)
@@ -72,7 +74,9 @@ class PoolAutoencoder(nn.Module):
 class DenseAutoencoder(nn.Module):
     reconstructs = True  # has a decoder: reconstruction error, reconstruction figures
 
-    def __init__(self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (32, 64, 128), latent_dim: int = 128):
+    def __init__(
+        self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (32, 64, 128), latent_dim: int = 128
+    ):
         super().__init__()
         assert latent_dim >= 1, "latent_dim must be positive"
         _check_size(in_shape, len(channels))
@@ -86,8 +90,9 @@ class DenseAutoencoder(nn.Module):
             self.sizes.append((h, w))
         self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(channels[-1] * h * w, latent_dim))
         self.latent_dim = latent_dim
-        self.project = nn.Sequential(nn.Linear(latent_dim, channels[-1] * h * w), nn.ReLU(),
-                                     nn.Unflatten(1, (channels[-1], h, w)))
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, channels[-1] * h * w), nn.ReLU(), nn.Unflatten(1, (channels[-1], h, w))
+        )
         levels = range(len(channels), 0, -1)
         self.up = nn.ModuleList(nn.ConvTranspose2d(widths[i], widths[i - 1], 4, stride=2, padding=1) for i in levels)
         self.norms = nn.ModuleList(nn.Sequential(nn.BatchNorm2d(widths[i - 1]), nn.ReLU()) for i in levels if i > 1)
@@ -105,17 +110,17 @@ class DenseAutoencoder(nn.Module):
         return torch.tanh(z)
 
 
-def build_autoencoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg: dict) -> nn.Module:
+def build_autoencoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg) -> nn.Module:
     """'pool' or 'dense:<latent_dim>' (e.g. 'dense:128'), with channels from the config."""
     family, _, arg = spec.partition(":")
     if family == "pool" and not arg:
-        return PoolAutoencoder(in_shape=in_shape, channels=tuple(model_cfg["pool"]["channels"]))
+        return PoolAutoencoder(in_shape=in_shape, channels=tuple(model_cfg.pool.channels))
     if family == "dense":
         try:
-            latent = int(arg) if arg else int(model_cfg["dense"]["latent_dim"])
+            latent = int(arg) if arg else int(model_cfg.dense.latent_dim)
         except ValueError:
             latent = 0
         if latent < 1:
             raise InputError(f"autoencoder '{spec}': the latent size after 'dense:' must be a positive integer")
-        return DenseAutoencoder(in_shape=in_shape, channels=tuple(model_cfg["dense"]["channels"]), latent_dim=latent)
+        return DenseAutoencoder(in_shape=in_shape, channels=tuple(model_cfg.dense.channels), latent_dim=latent)
     raise InputError(f"unknown autoencoder '{spec}'; use 'pool' or 'dense:<latent size>'")

@@ -2,6 +2,7 @@
 LeakyReLU) x n, max-pool and dropout, then fully connected layers. Widths and depths come from the
 config; any input size of at least 2**blocks pixels works (the head pools to a fixed 3x3 grid, which
 is the identity for 48x48 faces after four blocks)."""
+
 from __future__ import annotations
 
 import torch
@@ -13,22 +14,37 @@ from dlstudy.errors import InputError
 
 
 class ExpressionCNN(nn.Module):
-    def __init__(self, *, in_channels: int = 1, num_classes: int = 7, image_size: int = 48,
-                 channels: tuple[int, ...] = (32, 64, 128, 256), convs: tuple[int, ...] = (1, 1, 1, 1),
-                 hidden: tuple[int, ...] = (256,), conv_dropout: float = 0.1, dropout: float = 0.4,
-                 negative_slope: float = 0.1, grid: int = 3):
+    def __init__(
+        self,
+        *,
+        in_channels: int = 1,
+        num_classes: int = 7,
+        image_size: int = 48,
+        channels: tuple[int, ...] = (32, 64, 128, 256),
+        convs: tuple[int, ...] = (1, 1, 1, 1),
+        hidden: tuple[int, ...] = (256,),
+        conv_dropout: float = 0.1,
+        dropout: float = 0.4,
+        negative_slope: float = 0.1,
+        grid: int = 3,
+    ):
         super().__init__()
         assert len(channels) == len(convs) >= 1, "channels and convs need one entry per block"
         if image_size < 2 ** len(channels):
-            raise InputError(f"images of {image_size}x{image_size} are too small for {len(channels)} pooling blocks; "
-                             "use fewer model.channels or larger images")
+            raise InputError(
+                f"images of {image_size}x{image_size} are too small for {len(channels)} pooling blocks; "
+                "use fewer model.channels or larger images"
+            )
         blocks, c = [], in_channels
         for width, n in zip(channels, convs):
             layers = []
             for _ in range(n):
                 # no conv bias: batch norm's shift does that job
-                layers += [nn.Conv2d(c, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                           nn.LeakyReLU(negative_slope)]
+                layers += [
+                    nn.Conv2d(c, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.LeakyReLU(negative_slope),
+                ]
                 c = width
             blocks.append(nn.Sequential(*layers, nn.MaxPool2d(2), nn.Dropout(conv_dropout)))
         self.features = nn.Sequential(*blocks)
@@ -47,20 +63,21 @@ class ExpressionCNN(nn.Module):
         return self.classifier(self.features(x))  # (B, C, H, W) -> (B, num_classes) logits
 
 
-def expression_loss(cfg: dict, weights: torch.Tensor | None, seed: int):
+def expression_loss(cfg, weights: torch.Tensor | None, seed: int):
     """Cross-entropy with label smoothing and class weights, on batches augmented in training mode
-    (shift, rotation, scale, flip, then random erasing with probability `erase`, from cfg["augment"])."""
-    aug = cfg["augment"]
-    smoothing = cfg["loss"]["label_smoothing"]
+    (shift, rotation, scale, flip, then random erasing with probability `erase`, from cfg.augment)."""
+    aug = cfg.augment
+    smoothing = cfg.loss.label_smoothing
     generator = torch.Generator().manual_seed(seed + 1)  # augmentation draws, apart from the batch order
 
     def loss_fn(model, batch):
         x, y = batch  # (B, C, H, W), (B,)
         if model.training:
-            x = random_affine(x, shift=aug["shift"], rotate=aug["rotate"], scale=tuple(aug["scale"]),
-                              flip=aug["flip"], generator=generator)
-            if aug["erase"]:
-                x = random_erasing(x, p=aug["erase"], generator=generator)
+            x = random_affine(
+                x, shift=aug.shift, rotate=aug.rotate, scale=tuple(aug.scale), flip=aug.flip, generator=generator
+            )
+            if aug.erase:
+                x = random_erasing(x, p=aug.erase, generator=generator)
         logits = model(x.contiguous(memory_format=torch.channels_last))
         w = None if weights is None else weights.to(logits.device)
         loss = F.cross_entropy(logits.float(), y, weight=w, label_smoothing=smoothing)

@@ -5,6 +5,7 @@ the NT-Xent loss over two augmented views of every image in a batch.
 The head is thrown away after training because the layer before it keeps more of what the
 augmentations do not control (the paper's finding); the features are L2-normalised downstream.
 """
+
 from __future__ import annotations
 
 import torch
@@ -27,8 +28,12 @@ class ContrastiveEncoder(nn.Module):
                 blocks.append(nn.MaxPool2d(2))
         self.backbone = nn.Sequential(*blocks, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.feature_dim = channels[-1]
-        self.head = nn.Sequential(nn.Linear(channels[-1], channels[-1]), nn.BatchNorm1d(channels[-1]),
-                                  nn.ReLU(inplace=True), nn.Linear(channels[-1], projection_dim))
+        self.head = nn.Sequential(
+            nn.Linear(channels[-1], channels[-1]),
+            nn.BatchNorm1d(channels[-1]),
+            nn.ReLU(inplace=True),
+            nn.Linear(channels[-1], projection_dim),
+        )
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)  # (B, C_last): the features to cluster
@@ -40,7 +45,9 @@ class ContrastiveEncoder(nn.Module):
 def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.2) -> torch.Tensor:
     """Normalised temperature-scaled cross-entropy: each of the 2B views must pick its partner out of
     the other 2B - 1 views by cosine similarity. z1, z2: (B, D), row i of both from the same image."""
-    assert z1.shape == z2.shape and z1.ndim == 2, f"need two (B, D) batches of the same shape, got {z1.shape}, {z2.shape}"
+    assert z1.shape == z2.shape and z1.ndim == 2, (
+        f"need two (B, D) batches of the same shape, got {z1.shape}, {z2.shape}"
+    )
     b = z1.shape[0]
     z = F.normalize(torch.cat([z1, z2]), dim=1)  # (2B, D)
     self_pairs = torch.eye(2 * b, dtype=torch.bool, device=z.device)

@@ -1,6 +1,7 @@
 """The cluster study's encoders, by what they can do: the reports' convolutional autoencoders
 ('pool', 'dense:<latent size>') reconstruct their input; the SimCLR encoder ('simclr') only makes
 features. Images enter as (N, C, H, W) in [-1, 1]; every reported error is per pixel in [0, 1]."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,29 +14,30 @@ from dlstudy.models.autoencoder import build_autoencoder
 from dlstudy.models.contrastive import ContrastiveEncoder, nt_xent
 
 
-def build_encoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg: dict) -> torch.nn.Module:
+def build_encoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg) -> torch.nn.Module:
     family = spec.partition(":")[0]
     if spec == "simclr":
-        channels = tuple(model_cfg["simclr"]["channels"])
+        channels = tuple(model_cfg.simclr.channels)
         if min(in_shape[1:]) < 2 ** (len(channels) - 1):
-            raise InputError(f"images of {in_shape[1]}x{in_shape[2]} are too small for {len(channels) - 1} pooling steps; "
-                             "give model.simclr.channels fewer entries")
-        return ContrastiveEncoder(in_channels=in_shape[0], channels=channels,
-                                  projection_dim=int(model_cfg["simclr"]["projection_dim"]))
+            raise InputError(
+                f"images of {in_shape[1]}x{in_shape[2]} are too small for {len(channels) - 1} pooling steps; "
+                "give model.simclr.channels fewer entries"
+            )
+        return ContrastiveEncoder(
+            in_channels=in_shape[0], channels=channels, projection_dim=int(model_cfg.simclr.projection_dim)
+        )
     if family in ("pool", "dense"):
         return build_autoencoder(spec, in_shape=in_shape, model_cfg=model_cfg)
     raise InputError(f"unknown encoder '{spec}'; use pool, dense:<latent size> or simclr")
 
 
-def check_encoders(cfg: dict) -> None:
+def check_encoders(cfg) -> None:
     """The encoder specs and SimCLR's settings, before any data is read."""
-    for spec in cfg["grid"]["encoders"]:
-        build_encoder(spec, in_shape=(1, 64, 64), model_cfg=cfg["model"])
-    lo, hi = cfg["contrastive"]["augment"]["crop_scale"]
-    if not 0 < lo <= hi <= 1:
-        raise InputError(f"contrastive.augment.crop_scale must be [low, high] with 0 < low <= high <= 1, got {[lo, hi]}")
-    if not cfg["contrastive"]["temperature"] > 0:
-        raise InputError("contrastive.temperature must be positive, e.g. 0.2")
+    for spec in cfg.grid.encoders:
+        build_encoder(spec, in_shape=(1, 64, 64), model_cfg=cfg.model)
+    lo, hi = cfg.contrastive.augment.crop_scale
+    if not lo <= hi:
+        raise InputError(f"contrastive.augment.crop_scale must be [low, high] with low <= high, got {[lo, hi]}")
 
 
 def reconstruction_loss(model, batch):
@@ -43,33 +45,41 @@ def reconstruction_loss(model, batch):
     return F.mse_loss(model(x), x), {}
 
 
-def contrastive_loss(cfg: dict, seed: int):
+def contrastive_loss(cfg, seed: int):
     """SimCLR's loss for the Trainer: two augmented views of every image in the batch, drawn on the whole
     batch at once, through the encoder and head in one pass (batch norm sees both views)."""
-    aug = cfg["augment"]
+    aug = cfg.augment
     generator = torch.Generator().manual_seed(seed)
 
     def view(x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) in [-1, 1] -> (B, C, S, S) in [-1, 1]
-        x = random_resized_crop(x, scale=tuple(aug["crop_scale"]), flip=aug["flip"], size=aug["crop_size"] or None,
-                                generator=generator)
-        x = colour_jitter((x + 1) / 2, brightness=aug["jitter"], contrast=aug["jitter"], saturation=aug["jitter"],
-                          hue=aug["hue"], grayscale=aug["grayscale"], generator=generator)
+        x = random_resized_crop(
+            x, scale=tuple(aug.crop_scale), flip=aug.flip, size=aug.crop_size or None, generator=generator
+        )
+        x = colour_jitter(
+            (x + 1) / 2,
+            brightness=aug.jitter,
+            contrast=aug.jitter,
+            saturation=aug.jitter,
+            hue=aug.hue,
+            grayscale=aug.grayscale,
+            generator=generator,
+        )
         return x * 2 - 1
 
     def loss(model, batch):
         (x,) = batch
         z1, z2 = model(torch.cat([view(x), view(x)])).chunk(2)  # (B, P) each
-        return nt_xent(z1, z2, cfg["temperature"]), {}
+        return nt_xent(z1, z2, cfg.temperature), {}
 
     loss.generator = generator  # the Trainer checkpoints its state, so a resumed run draws the same views
     return loss
 
 
-def training_for(model: torch.nn.Module, cfg: dict):
+def training_for(model: torch.nn.Module, cfg):
     """(loss, train settings) for an encoder: reconstruction for autoencoders, SimCLR otherwise."""
     if model.reconstructs:
-        return reconstruction_loss, cfg["train"]
-    return contrastive_loss(cfg["contrastive"], cfg["seed"]), cfg["contrastive"]["train"]
+        return reconstruction_loss, cfg.train
+    return contrastive_loss(cfg.contrastive, cfg.seed), cfg.contrastive.train
 
 
 @torch.no_grad()
@@ -83,4 +93,3 @@ def encode(model, x: torch.Tensor, device, batch_size: int = 512) -> tuple[np.nd
         if model.reconstructs:  # [-1, 1] -> [0, 1] divides squared errors by 4
             errors.append(((model(xb) - xb) ** 2).mean(dim=(1, 2, 3)).cpu() / 4)
     return torch.cat(latents).numpy(), torch.cat(errors).numpy() if errors else None
-

@@ -1,5 +1,6 @@
 """A recurrent binary classifier: torch's RNN, LSTM or GRU over a window, then a linear head on the
 last hidden state. One logit out: the chance the next value rises."""
+
 from __future__ import annotations
 
 import torch
@@ -9,13 +10,21 @@ CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 class RecurrentClassifier(nn.Module):
-    def __init__(self, *, cell: str = "lstm", input_size: int = 1, hidden_size: int = 32, num_layers: int = 1,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        *,
+        cell: str = "lstm",
+        input_size: int = 1,
+        hidden_size: int = 32,
+        num_layers: int = 1,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         assert cell in CELLS, f"cell must be one of {list(CELLS)}"
         # torch applies dropout between stacked layers only
-        self.rnn = CELLS[cell](input_size, hidden_size, num_layers=num_layers, batch_first=True,
-                               dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = CELLS[cell](
+            input_size, hidden_size, num_layers=num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+        )
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(hidden_size, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -23,9 +32,9 @@ class RecurrentClassifier(nn.Module):
         return self.head(out[:, -1]).squeeze(1)  # (B,) logits
 
 
-def build_recurrent(model_cfg: dict, cell: str) -> RecurrentClassifier:
+def build_recurrent(model_cfg, cell: str) -> RecurrentClassifier:
     m = model_cfg
-    return RecurrentClassifier(cell=cell, hidden_size=m["hidden_size"], num_layers=m["num_layers"], dropout=m["dropout"])
+    return RecurrentClassifier(cell=cell, hidden_size=m.hidden_size, num_layers=m.num_layers, dropout=m.dropout)
 
 
 def rise_loss(pos_weight: float | None):
@@ -36,8 +45,10 @@ def rise_loss(pos_weight: float | None):
         x, y = batch  # (B, L, 1), (B,)
         logits = model(x)
         w = None if weight is None else weight.to(x.device)
-        return (nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=w),
-                {"accuracy": ((logits > 0).float() == y).float().mean()})
+        return (
+            nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=w),
+            {"accuracy": ((logits > 0).float() == y).float().mean()},
+        )
 
     return loss_fn
 

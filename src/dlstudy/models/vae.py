@@ -1,6 +1,7 @@
 """Variational autoencoders (Kingma and Welling 2014): the NCTU DL HW2 MLP VAE and a convolutional
 one. Both map an image to the mean and log-variance of a diagonal Gaussian posterior q(z|x) and
 decode a latent vector to per-pixel logits; `elbo_terms` gives the two parts of the negative ELBO."""
+
 from __future__ import annotations
 
 import math
@@ -44,14 +45,18 @@ class ConvVAE(VAE):
     """Strided 4x4 convolutions halve the side per block (with batch norm and LeakyReLU); the decoder
     mirrors them with transposed convolutions."""
 
-    def __init__(self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (32, 64, 128), latent_dim: int = 50):
+    def __init__(
+        self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (32, 64, 128), latent_dim: int = 50
+    ):
         super().__init__()
         c, h, w = in_shape
         step = 2 ** len(channels)
         if h % step or w % step or h < 2 * step:
-            raise InputError(f"images of {h}x{w} do not fit the conv VAE's {len(channels)} halvings: the side must be a "
-                             f"multiple of {step} and at least {2 * step}; set data.image_size (e.g. 32) or fewer "
-                             "model.conv.channels")
+            raise InputError(
+                f"images of {h}x{w} do not fit the conv VAE's {len(channels)} halvings: the side must be a "
+                f"multiple of {step} and at least {2 * step}; set data.image_size (e.g. 32) or fewer "
+                "model.conv.channels"
+            )
         self.in_shape, self.latent_dim = tuple(in_shape), latent_dim
         self.grid = (channels[-1], h // step, w // step)  # the encoder's last feature map
         enc, prev = [], c
@@ -73,13 +78,19 @@ class ConvVAE(VAE):
         return self.decoder(F.relu(self.project(z)).view(-1, *self.grid))
 
 
-def build_vae(kind: str, *, in_shape: tuple[int, int, int], model_cfg: dict) -> VAE:
-    if kind == "mlp":
-        return MLPVAE(in_shape=in_shape, **model_cfg["mlp"])
-    if kind == "conv":
-        return ConvVAE(in_shape=in_shape, channels=tuple(model_cfg["conv"]["channels"]),
-                       latent_dim=model_cfg["conv"]["latent_dim"])
-    raise InputError(f"unknown VAE '{kind}' (use mlp or conv)")
+# kind -> builder from the generate study's model section: the names grid.models takes
+VAES = {
+    "mlp": lambda in_shape, m: MLPVAE(in_shape=in_shape, hidden=m.mlp.hidden, latent_dim=m.mlp.latent_dim),
+    "conv": lambda in_shape, m: ConvVAE(
+        in_shape=in_shape, channels=tuple(m.conv.channels), latent_dim=m.conv.latent_dim
+    ),
+}
+
+
+def build_vae(kind: str, *, in_shape: tuple[int, int, int], model_cfg) -> VAE:
+    if kind not in VAES:
+        raise InputError(f"unknown VAE '{kind}' (use {' or '.join(VAES)})")
+    return VAES[kind](in_shape, model_cfg)
 
 
 def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -117,8 +128,15 @@ class ELBOLoss:
     start_epoch before each epoch (also after a resume), so the schedule needs no other channel.
     Evaluation always weighs KL by the target beta."""
 
-    def __init__(self, *, beta: float, likelihood: str = "bernoulli", sigma: float = 0.1, warmup: str = "none",
-                 warmup_epochs: int = 1):
+    def __init__(
+        self,
+        *,
+        beta: float,
+        likelihood: str = "bernoulli",
+        sigma: float = 0.1,
+        warmup: str = "none",
+        warmup_epochs: int = 1,
+    ):
         self.beta, self.likelihood, self.sigma = beta, likelihood, sigma
         self.warmup, self.warmup_epochs = warmup, warmup_epochs
         self.epoch = 0

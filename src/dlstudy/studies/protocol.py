@@ -1,10 +1,15 @@
 """What a study is. The CLI, `run all`, `predict` and sweeps rely on this and nothing else.
 
-A study module trains in `fit(run, cfg) -> Results` and reports in `SECTIONS`: one function per
-homework question (`../shared/QUESTIONS.md` numbers them), each `section(report, results, cfg)`
-answering its question in a screenful and ending with `report.answer(...)`. `register` checks every
-module against the protocol when the registry is built, so a missing piece fails at import, not
-halfway through a run."""
+A study is a package under dlstudy/studies/: its `Config` (a pydantic schema, dlstudy.config.Schema)
+says every key, `fit(run, cfg) -> Results` trains, and `SECTIONS` report: one function per homework
+question (`../shared/QUESTIONS.md` numbers them), each `section(report, results, cfg)` answering its
+question in a screenful and ending with `report.answer(...)`. `register` checks every package against
+the protocol when the registry is built, so a missing piece fails at import, not halfway through a run.
+
+A study's answers.py turns numbers into one to three sentences: every number in them is read from the
+arguments, and every qualitative word ("helps", "collapses") is chosen by a rule named in the function, so a
+test can feed hand-made numbers and check that the words follow them."""
+
 from __future__ import annotations
 
 import argparse
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from dlstudy.config import Schema
 from dlstudy.report import Report, text_table
 
 
@@ -27,7 +33,7 @@ class Results:
     title: str | None = None  # the report's title when it depends on the data (digits are not faces)
 
 
-Section = Callable[[Report, Results, dict], None]
+Section = Callable[[Report, Results, Schema], None]
 
 
 def section(title: str, *, question: int | None = None) -> Callable[[Section], Section]:
@@ -44,8 +50,8 @@ def section(title: str, *, question: int | None = None) -> Callable[[Section], S
 class Study(Protocol):
     NAME: str
     TITLE: str
-    DEFAULTS: dict
-    QUICK: dict
+    Config: type[Schema]  # the config schema: every key's type, default, range and description
+    QUICK: dict  # what --quick changes, as dotted sections like a config file
     OBJECTIVE: tuple[str, str] | None  # a sweep's default (metric, direction); None: nothing to sweep
     PRUNE_ON: tuple[str, str] | None  # the per-epoch value a sweep's pruner watches
     METRICS: tuple[str, ...]  # the numbers metrics.json holds: what a sweep's --metric may name
@@ -54,22 +60,32 @@ class Study(Protocol):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
     def flag_overrides(self, args: argparse.Namespace) -> dict: ...
-    def check_config(self, cfg: dict) -> None: ...
-    def fit(self, run, cfg: dict) -> Results: ...
-    def predict(self, root: Path, cfg: dict, metrics: dict, *, data_path: str, labels: str | None, out: Path,
-                device: str = "auto") -> dict: ...
+    def check_config(self, cfg: Schema) -> None: ...
+    def fit(self, run, cfg: Schema) -> Results: ...
+    def predict(
+        self,
+        root: Path,
+        cfg: Schema,
+        metrics: dict,
+        *,
+        data_path: str,
+        labels: str | None,
+        out: Path,
+        device: str = "auto",
+    ) -> dict: ...
     def summary(self, metrics: dict) -> str: ...
 
 
 def register(*modules) -> dict[str, Study]:
     """The registry by CLI name, after checking each module has every member of `Study`."""
-    wanted = [n for n in Study.__annotations__] + [n for n, v in vars(Study).items()
-                                                    if inspect.isfunction(v) and not n.startswith("_")]
+    wanted = [n for n in Study.__annotations__] + [
+        n for n, v in vars(Study).items() if inspect.isfunction(v) and not n.startswith("_")
+    ]
     out = {}
     for module in modules:
         missing = [n for n in wanted if not hasattr(module, n)]
         if missing:
-            raise TypeError(f"study module {module.__name__} lacks {', '.join(missing)} (see dlstudy.studies.protocol)")
+            raise TypeError(f"study {module.__name__} lacks {', '.join(missing)} (see dlstudy.studies.protocol)")
         unmarked = [s.__name__ for s in module.SECTIONS if not hasattr(s, "title")]
         if unmarked:
             raise TypeError(f"{module.__name__}: sections {unmarked} need the @section(title, question=N) mark")
@@ -77,16 +93,18 @@ def register(*modules) -> dict[str, Study]:
     return out
 
 
-def execute(study: Study, run, cfg: dict) -> dict:
+def execute(study: Study, run, cfg: Schema) -> dict:
     """Fit, then write the report section by section; returns the metrics."""
     results = study.fit(run, cfg)
     report = Report(results.title or study.TITLE, run=run)
     for fn in study.SECTIONS:
         with report.section(fn.title, question=fn.question):
             fn(report, results, cfg)
-    card = [(label, results.metrics.get(key), None if base is None else results.metrics.get(base), base)
-            for label, key, base in study.CARD]
-    report.write(config=cfg, metrics=results.metrics, card=card, seconds=run.elapsed())
+    card = [
+        (label, results.metrics.get(key), None if base is None else results.metrics.get(base), base)
+        for label, key, base in study.CARD
+    ]
+    report.write(config=cfg.model_dump(), metrics=results.metrics, card=card, seconds=run.elapsed())
     if results.table:
         print(text_table(results.table, results.columns))
     return results.metrics

@@ -1,5 +1,6 @@
 """`dlstudy sweep` and `dlstudy STUDY --seeds K`: grids, sampled spaces and repeated seeds on Optuna.
 Read engine.py for how trials run exactly once, results.py for what a sweep folder holds."""
+
 from __future__ import annotations
 
 import errno
@@ -8,11 +9,23 @@ from pathlib import Path
 
 import pandas as pd
 
-from dlstudy.config import RANGES, load_yaml
+from dlstudy.config import MAX_SEED, load_yaml
 from dlstudy.errors import DiskError, InputError
 from dlstudy.sweep.backends import Backend, make_backend
-from dlstudy.sweep.engine import (FolderLock, Job, SweepSpec, check_journal, check_storage, fill_queue, journal_path,
-                                  load_study, open_folder, open_storage, recover_lost, study_module)
+from dlstudy.sweep.engine import (
+    FolderLock,
+    Job,
+    SweepSpec,
+    check_journal,
+    check_storage,
+    fill_queue,
+    journal_path,
+    load_study,
+    open_folder,
+    open_storage,
+    recover_lost,
+    study_module,
+)
 from dlstudy.sweep.pruning import PRUNERS
 from dlstudy.sweep.results import summarize, trials_frame, write
 from dlstudy.sweep.space import MAX_GRID, load_space
@@ -20,15 +33,33 @@ from dlstudy.sweep.space import MAX_GRID, load_space
 log = logging.getLogger("dlstudy")
 
 MAX_TRIALS = MAX_GRID  # configurations, and seeds of each: more is a typo, not a plan
-MAX_SEED = RANGES["seed"][1]
 
 
-def sweep(study: str, *, space: str | Path | None = None, trials: int | None = None, seeds: int = 1,
-          workers: int | None = None, storage: str | None = None, name: str | None = None, out: str | Path | None = None,
-          metric: str | None = None, direction: str | None = None, pruner: str | None = None,
-          data: str | Path | None = None, config: str | Path | None = None, sets=(), seed: int | None = None,
-          quick: bool = False, device: str | None = None, backend: str = "local", ray_address: str | None = None,
-          trial_cpus: int | None = None, trial_gpus: float = 0, resume: bool = False) -> tuple[dict | None, pd.DataFrame]:
+def sweep(
+    study: str,
+    *,
+    space: str | Path | None = None,
+    trials: int | None = None,
+    seeds: int = 1,
+    workers: int | None = None,
+    storage: str | None = None,
+    name: str | None = None,
+    out: str | Path | None = None,
+    metric: str | None = None,
+    direction: str | None = None,
+    pruner: str | None = None,
+    data: str | Path | None = None,
+    config: str | Path | None = None,
+    sets=(),
+    seed: int | None = None,
+    quick: bool = False,
+    device: str | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    trial_cpus: int | None = None,
+    trial_gpus: float = 0,
+    resume: bool = False,
+) -> tuple[dict | None, pd.DataFrame]:
     """Run (or continue) a sweep; returns the best configuration's resolved config and the trials table
     (its attrs["folder"] is the sweep folder). Rerunning the same call continues the same study:
     finished trials are never run again. Several calls (processes, machines) may share one storage."""
@@ -36,38 +67,67 @@ def sweep(study: str, *, space: str | Path | None = None, trials: int | None = N
 
     module = study_module(study)
     flags = {"seed": seed} if seed is not None else {}
-    cfg = resolve_config(study, config=config, sets=sets, quick=quick, flags=flags)
-    check(study, cfg)
+    cfg = check(study, resolve_config(study, config=config, sets=sets, quick=quick, flags=flags))
     parsed = load_space(space, cfg, check=lambda c: check(study, c))
-    spec = make_spec(study, module, parsed, cfg, trials=trials, seeds=seeds, metric=metric, direction=direction,
-                     pruner=pruner, data=data, config=config, sets=sets, quick=quick, device=device)
+    spec = make_spec(
+        study,
+        module,
+        parsed,
+        cfg,
+        trials=trials,
+        seeds=seeds,
+        metric=metric,
+        direction=direction,
+        pruner=pruner,
+        data=data,
+        config=config,
+        sets=sets,
+        quick=quick,
+        device=device,
+    )
     if ray_address and (out is None or not Path(out).is_absolute()):  # checked before any connection
-        raise InputError(f"--out {out or '(none)'}: with a remote --ray-address, give an absolute path on storage "
-                         "every node shares")
+        raise InputError(
+            f"--out {out or '(none)'}: with a remote --ray-address, give an absolute path on storage every node shares"
+        )
     runner = make_backend(backend, address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus)
     try:  # connect first: an unreachable Ray or database is one line, with nothing created
         workers, threads = placement(runner, workers, trial_cpus=trial_cpus, trial_gpus=trial_gpus, storage=storage)
         name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
-        folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
-        if resume and not (folder / "status.json").exists():
-            raise InputError(f"--resume: no sweep to continue in {folder}; run it without --resume, with the same flags")
-        check_journal(journal_path(storage, folder))
-        run = open_folder(folder, spec)
-        optuna_study = load_study(spec, open_storage(storage, folder), name, create=True)
-        lock = FolderLock(folder).acquire()
-        try:
-            recover_lost(optuna_study)
-            fill_queue(optuna_study, spec, parsed, retry_failed=True)
-        finally:
-            lock.release()
-        log.info("sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s", study, spec.trials,
-                 spec.seeds, workers, folder)
-        runner.start(Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads,
-                         workers=workers))
+        run, optuna_study = open_sweep(spec, parsed, name=name, out=out, storage=storage, resume=resume)
+        folder = run.root
+        log.info(
+            "sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s",
+            study,
+            spec.trials,
+            spec.seeds,
+            workers,
+            folder,
+        )
+        runner.start(
+            Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads, workers=workers)
+        )
         runner.wait()
     finally:
         runner.stop()
     return finish(run, optuna_study, parsed, spec)
+
+
+def open_sweep(spec: SweepSpec, parsed, *, name: str, out, storage: str | None, resume: bool):
+    """The sweep folder (made, or checked to be this sweep's) and its Optuna study with every (cell, seed)
+    queued: trials lost with a dead worker, and failed ones, are queued again."""
+    folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
+    if resume and not (folder / "status.json").exists():
+        raise InputError(f"--resume: no sweep to continue in {folder}; run it without --resume, with the same flags")
+    check_journal(journal_path(storage, folder))
+    run = open_folder(folder, spec)
+    optuna_study = load_study(spec, open_storage(storage, folder), name, create=True)
+    lock = FolderLock(folder).acquire()
+    try:
+        recover_lost(optuna_study)
+        fill_queue(optuna_study, spec, parsed, retry_failed=True)
+    finally:
+        lock.release()
+    return run, optuna_study
 
 
 def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.DataFrame]:
@@ -79,8 +139,9 @@ def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.
     write(run, optuna_study, parsed, spec, trials=frame, summary=summary)
     running = int((frame["state"] == "running").sum())
     if running:  # other processes sharing the storage are still at work: the last one to finish reports
-        log.warning("sweep: %d trial(s) still run in other processes; the last one to finish completes %s",
-                    running, folder)
+        log.warning(
+            "sweep: %d trial(s) still run in other processes; the last one to finish completes %s", running, folder
+        )
         return None, frame
     unfinished = spec.trials * spec.seeds - summary["n_complete"] - summary["n_pruned"] - summary["n_failed"]
     errors = frame.loc[frame["state"] == "failed", "reason"].dropna()
@@ -92,8 +153,10 @@ def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.
             raise DiskError(errno.ENOSPC, message)  # exit 1, like a full disk in a single run
         raise InputError(message)
     if summary["n_failed"]:  # complete means every trial complete or pruned; a rerun retries the failed ones
-        run.fail(f"{summary['n_failed']} trial(s) failed, the last: {errors.iloc[-1] if len(errors) else 'its worker died'}; "
-                 "rerun the same command to retry them")
+        run.fail(
+            f"{summary['n_failed']} trial(s) failed, the last: {errors.iloc[-1] if len(errors) else 'its worker died'}; "
+            "rerun the same command to retry them"
+        )
     else:
         run.complete(summary)
     best = summary["best_config"]
@@ -101,8 +164,9 @@ def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.
     return (load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None), frame
 
 
-def placement(runner: Backend, workers: int | None, *, trial_cpus: int | None, trial_gpus: float,
-              storage: str | None) -> tuple[int, int]:
+def placement(
+    runner: Backend, workers: int | None, *, trial_cpus: int | None, trial_gpus: float, storage: str | None
+) -> tuple[int, int]:
     """(workers, CPU threads per trial), checked (and the backend and storage reached) before anything is created."""
     if (trial_cpus is not None and trial_cpus < 1) or trial_gpus < 0:
         raise InputError("--trial-cpus must be at least 1 and --trial-gpus at least 0")
@@ -113,24 +177,30 @@ def placement(runner: Backend, workers: int | None, *, trial_cpus: int | None, t
     return workers, threads
 
 
-def make_spec(study, module, space, cfg, *, trials, seeds, metric, direction, pruner, data, config, sets, quick,
-              device) -> SweepSpec:
+def make_spec(
+    study, module, space, cfg, *, trials, seeds, metric, direction, pruner, data, config, sets, quick, device
+) -> SweepSpec:
     combos = len(space.combinations())
     if trials is None:
         trials = combos if not space.params else max(combos, 20)
     if not (1 <= trials <= MAX_TRIALS and 1 <= seeds <= MAX_TRIALS):
         raise InputError(f"--trials and --seeds must lie in 1..{MAX_TRIALS:,}, got {trials} and {seeds}")
-    if cfg["seed"] + seeds - 1 > MAX_SEED:
-        raise InputError(f"--seed {cfg['seed']} with --seeds {seeds} passes {MAX_SEED}, the largest seed every generator "
-                         "takes; choose a smaller --seed")
+    if cfg.seed + seeds - 1 > MAX_SEED:
+        raise InputError(
+            f"--seed {cfg.seed} with --seeds {seeds} passes {MAX_SEED}, the largest seed every generator "
+            "takes; choose a smaller --seed"
+        )
     if not space.params and trials > combos:
-        raise InputError(f"--trials {trials}: the grid has only {combos} combination(s); add keys under params: to sample more")
+        raise InputError(
+            f"--trials {trials}: the grid has only {combos} combination(s); add keys under params: to sample more"
+        )
     if metric is None:
         metric, default_direction = module.OBJECTIVE
         direction = direction or default_direction
     elif metric not in module.METRICS:  # checked now, not after a whole trial
-        raise InputError(f"--metric {metric}: the {study} study writes no such number; choose one of "
-                         f"{', '.join(module.METRICS)}")
+        raise InputError(
+            f"--metric {metric}: the {study} study writes no such number; choose one of {', '.join(module.METRICS)}"
+        )
     elif direction is None:
         raise InputError(f"--metric {metric}: say whether to --direction maximize or minimize it")
     if direction not in ("maximize", "minimize"):
@@ -142,7 +212,18 @@ def make_spec(study, module, space, cfg, *, trials, seeds, metric, direction, pr
         raise InputError(f"--pruner must be one of {', '.join(PRUNERS)}, not '{pruner}'")
     if data is not None and not Path(data).exists():
         raise InputError(f"--data {data} does not exist; give the data file or folder")
-    return SweepSpec(study=study, space=space.text, trials=trials, seeds=seeds, base_seed=cfg["seed"], metric=metric,
-                     direction=direction, pruner=pruner, data=None if data is None else str(Path(data).resolve()),
-                     config=None if config is None else str(Path(config).resolve()), sets=list(sets), quick=quick,
-                     device=device)
+    return SweepSpec(
+        study=study,
+        space=space.text,
+        trials=trials,
+        seeds=seeds,
+        base_seed=cfg.seed,
+        metric=metric,
+        direction=direction,
+        pruner=pruner,
+        data=None if data is None else str(Path(data).resolve()),
+        config=None if config is None else str(Path(config).resolve()),
+        sets=list(sets),
+        quick=quick,
+        device=device,
+    )

@@ -5,6 +5,7 @@ A backend is made before anything is created: `connect` checks that it can work 
 extra installed) and says how many workers and threads per trial; `start`, `wait` and `stop` run them.
 A new backend is one class here and one row of BACKENDS.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -52,8 +53,10 @@ class LocalBackend:
             raise InputError("--ray-address and --trial-gpus need --backend ray")
         cores = os.cpu_count() or 1
         if (workers or 1) > cores:  # each worker is a process training a model: more than cores only thrash
-            raise InputError(f"--workers {workers}: this machine has {cores} cores; use at most {cores}, or --backend ray "
-                             "to spread trials over several machines")
+            raise InputError(
+                f"--workers {workers}: this machine has {cores} cores; use at most {cores}, or --backend ray "
+                "to spread trials over several machines"
+            )
         workers = workers or 1
         return workers, self.trial_cpus or max(1, cores // workers)
 
@@ -79,8 +82,9 @@ class LocalBackend:
             p.join()
         bad = [p.exitcode for p in self.procs if p.exitcode]
         if bad:
-            log.warning("sweep: %d worker process(es) ended with exit codes %s; see %s/logs", len(bad), bad,
-                        self.job.folder)
+            log.warning(
+                "sweep: %d worker process(es) ended with exit codes %s; see %s/logs", len(bad), bad, self.job.folder
+            )
 
     def stop(self) -> None:
         for p in self.procs:
@@ -104,17 +108,26 @@ class RayBackend:
             reachable(self.address)
         if not ray.is_initialized():
             try:  # log_to_driver: each worker's one line a trial reaches this terminal
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=True,
-                         logging_level=logging.WARNING, **({} if self.address else {"num_cpus": os.cpu_count()}))
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=True,
+                    logging_level=logging.WARNING,
+                    **({} if self.address else {"num_cpus": os.cpu_count()}),
+                )
             except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise InputError(f"--ray-address {self.address}: Ray did not connect ({one_line(exc)}); check that "
-                                 "`ray start --head` runs there and this machine has the same Ray version") from None
+                raise InputError(
+                    f"--ray-address {self.address}: Ray did not connect ({one_line(exc)}); check that "
+                    "`ray start --head` runs there and this machine has the same Ray version"
+                ) from None
             self.started = True
         threads = self.trial_cpus or 1
         slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
         if workers is not None and workers > slots:
-            raise InputError(f"--workers {workers}: the Ray cluster's CPUs hold {slots} trial(s) at once at --trial-cpus "
-                             f"{threads}; use at most {slots}, or add nodes")
+            raise InputError(
+                f"--workers {workers}: the Ray cluster's CPUs hold {slots} trial(s) at once at --trial-cpus "
+                f"{threads}; use at most {slots}, or add nodes"
+            )
         return workers or slots, threads
 
     def writers(self, workers: int) -> int:
@@ -163,8 +176,10 @@ def reachable(address: str) -> None:
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except OSError as exc:
-        raise InputError(f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
-                         "with `ray start --head` on that machine, or leave --ray-address out to start Ray here") from None
+        raise InputError(
+            f"--ray-address {address}: nothing answers there ({exc.strerror or exc}); start the cluster "
+            "with `ray start --head` on that machine, or leave --ray-address out to start Ray here"
+        ) from None
 
 
 def one_line(exc: BaseException) -> str:

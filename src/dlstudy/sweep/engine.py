@@ -13,6 +13,7 @@ gone (same host) or its heartbeat is stale: Optuna's own on RDB storages (SQLite
 Workers are placed by a backend (backends.py: processes of this machine, or Ray tasks) and all run
 `work`, the same loop: params, seeds and pruning have one code path, Optuna's.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -69,29 +70,36 @@ def check_storage(url: str | None, writers: int) -> None:
     if url is None:
         return
     if url.startswith("journal:"):
-        if not url[len("journal:"):].strip():
+        if not url[len("journal:") :].strip():
             raise InputError(f"--storage {url}: name the journal file, e.g. journal:/shared/sweeps/study.journal")
         return
     if url.startswith("sqlite:"):
-        if not url.startswith("sqlite:///") or not url[len("sqlite:///"):].strip():
-            raise InputError(f"--storage {url}: name the database file, e.g. sqlite:///sweep.db (or "
-                             "sqlite:////abs/path.db)")
+        if not url.startswith("sqlite:///") or not url[len("sqlite:///") :].strip():
+            raise InputError(
+                f"--storage {url}: name the database file, e.g. sqlite:///sweep.db (or sqlite:////abs/path.db)"
+            )
         if writers > 1:
-            raise InputError(f"--storage {url}: SQLite is refused for more than one worker (one file lock serialises "
-                             "every writer, and Optuna's FAQ warns against concurrent use); use the default journal "
-                             "file or postgresql://")
+            raise InputError(
+                f"--storage {url}: SQLite is refused for more than one worker (one file lock serialises "
+                "every writer, and Optuna's FAQ warns against concurrent use); use the default journal "
+                "file or postgresql://"
+            )
         return
     if url.startswith(("postgresql:", "postgres:")):
         try:
             import psycopg
         except ImportError:
-            raise InputError(f"--storage {redacted(url)}: PostgreSQL needs a driver: pip install 'dlstudy[postgres]'") from None
+            raise InputError(
+                f"--storage {redacted(url)}: PostgreSQL needs a driver: pip install 'dlstudy[postgres]'"
+            ) from None
         try:  # connect once now, so an unreachable server is one line before anything is created
             psycopg.connect(url, connect_timeout=10).close()
         except psycopg.Error as exc:
             reason = " ".join(str(exc).split())[:200]
-            raise InputError(f"--storage {redacted(url)}: cannot connect to PostgreSQL ({reason}); check that the "
-                             "server runs at that host and port and accepts this user and database") from None
+            raise InputError(
+                f"--storage {redacted(url)}: cannot connect to PostgreSQL ({reason}); check that the "
+                "server runs at that host and port and accepts this user and database"
+            ) from None
         return
     raise InputError(f"--storage {redacted(url)}: use journal:PATH, sqlite:///FILE or postgresql://user@host/db")
 
@@ -134,7 +142,7 @@ def journal_path(url: str | None, folder: Path) -> Path | None:
     """The journal file of a journal storage (by default in the sweep folder); None for a database."""
     if url is None:
         return folder / "optuna.journal"
-    return Path(url[len("journal:"):]).expanduser() if url.startswith("journal:") else None
+    return Path(url[len("journal:") :]).expanduser() if url.startswith("journal:") else None
 
 
 def check_journal(path: Path | None) -> None:
@@ -161,8 +169,10 @@ def check_journal(path: Path | None) -> None:
             except ValueError:
                 entry = None
             if not isinstance(entry, dict) or "op_code" not in entry:
-                raise InputError(f"{path}: line {number} is not an Optuna journal entry, so the file is damaged or no "
-                                 "journal; move it aside to start afresh, or choose another --out or --storage")
+                raise InputError(
+                    f"{path}: line {number} is not an Optuna journal entry, so the file is damaged or no "
+                    "journal; move it aside to start afresh, or choose another --out or --storage"
+                )
         if cut < len(data):
             log.warning("sweep: %s ended in a line cut short (a writer was killed); it is dropped", path)
             with open(path, "r+b") as f:
@@ -198,15 +208,23 @@ def load_study(spec: SweepSpec, storage, name: str, *, create: bool):
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     sampler = optuna.samplers.TPESampler(seed=spec.base_seed)
     if create:
-        study = optuna.create_study(storage=storage, study_name=name, direction=spec.direction, sampler=sampler,
-                                    pruner=make_pruner(spec.pruner), load_if_exists=True)
+        study = optuna.create_study(
+            storage=storage,
+            study_name=name,
+            direction=spec.direction,
+            sampler=sampler,
+            pruner=make_pruner(spec.pruner),
+            load_if_exists=True,
+        )
         saved = study.user_attrs.get("spec")
         if saved is None:
             study.set_user_attr("spec", asdict(spec))
         elif saved != json.loads(json.dumps(asdict(spec))):
             differ = sorted(k for k in saved if saved.get(k) != json.loads(json.dumps(asdict(spec))).get(k))
-            raise InputError(f"study '{name}' in this storage was made with other settings ({', '.join(differ)}); "
-                             "rerun with the same flags, or choose another --name")
+            raise InputError(
+                f"study '{name}' in this storage was made with other settings ({', '.join(differ)}); "
+                "rerun with the same flags, or choose another --name"
+            )
         return study
     return optuna.load_study(storage=storage, study_name=name, sampler=sampler, pruner=make_pruner(spec.pruner))
 
@@ -245,8 +263,10 @@ def fill_queue(study, spec: SweepSpec, space: Space, *, retry_failed: bool = Fal
                 continue
             if space.params and c not in params_of and s > 0:
                 continue  # its parameters are drawn when seed 0 starts; the copies follow then
-            params = params_of.get(c) or {p.key: p.choices()[p.values.index(v)] for p, v in
-                                          ((space.param(k), v) for k, v in combos[c % len(combos)].items())}
+            params = params_of.get(c) or {
+                p.key: p.choices()[p.values.index(v)]
+                for p, v in ((space.param(k), v) for k, v in combos[c % len(combos)].items())
+            }
             attrs = {"config": c, "seed_index": s, "seed": spec.base_seed + s}
             if key in lost:
                 attrs["retry"] = lost[key] or 1
@@ -287,7 +307,9 @@ def recover_lost(study) -> int:
             dead = "heartbeat" in t.user_attrs and now - t.user_attrs["heartbeat"] > GRACE_S
         if not dead:
             continue
-        study._storage.set_trial_user_attr(t._trial_id, "lost", f"worker {w.get('pid')} on {w.get('host')} died during the trial")
+        study._storage.set_trial_user_attr(
+            t._trial_id, "lost", f"worker {w.get('pid')} on {w.get('host')} died during the trial"
+        )
         study._storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         log.warning("sweep: trial %d lost its worker; it is enqueued again and resumes its run folder", t.number)
         lost += 1
@@ -354,11 +376,14 @@ def work(job: Job) -> None:
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 return
             # the objective releases the lock once its trial is popped and its parameters drawn
-            study.optimize(lambda trial, lock=lock: objective(trial, spec, space, folder, study=study, lock=lock), n_trials=1,
-                           catch=(Exception,))
+            study.optimize(
+                lambda trial, lock=lock: objective(trial, spec, space, folder, study=study, lock=lock),
+                n_trials=1,
+                catch=(Exception,),
+            )
         finally:
             lock.release()
-        if any(t.user_attrs.get("stops_sweep") for t in study.get_trials(deepcopy=False)[-max(job.workers, 2):]):
+        if any(t.user_attrs.get("stops_sweep") for t in study.get_trials(deepcopy=False)[-max(job.workers, 2) :]):
             return  # bad data, a bad metric, a full disk: every further trial would fail the same way
 
 
@@ -382,17 +407,7 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
             fill_queue(study, spec, space)  # this configuration's other seeds, with the parameters just drawn
     finally:
         lock.release()
-    watched = study_module(spec.study).PRUNE_ON
-
-    def report(name: str, row: dict, epochs: int) -> None:  # per-epoch values, signed to the study's direction
-        if watched[0] not in row:
-            return
-        value = row[watched[0]] if watched[1] == spec.direction else -row[watched[0]]
-        trial.report(value, step(name, row["epoch"]))  # each model its own steps: compared like with like
-        if row["epoch"] >= warmup(epochs) and trial.should_prune():
-            raise Pruned(f"pruned by the {spec.pruner} pruner after {name} epoch {row['epoch']} of {epochs} "
-                         f"({watched[0]} {row[watched[0]]:.4g}, worse than the median of the finished trials there)")
-
+    report = pruning_reporter(trial, spec)
     started = time.time()
     label = f"trial {trial.number} (config {c}, seed {spec.base_seed + s})"
     try:
@@ -401,10 +416,18 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
                 metrics = read_json(run_dir / "metrics.json")
             else:
                 with heartbeat(study, trial), epoch_listener(report), contextlib.redirect_stdout(io.StringIO()):
-                    _, metrics = run_study(spec.study, data=spec.data, out=run_dir, config=spec.config,
-                                           sets=[*spec.sets, *(space.param(k).as_set(v) for k, v in values.items())],
-                                           seed=spec.base_seed + s, device=spec.device, quick=spec.quick,
-                                           resume=read_status(run_dir) is not None, sweep=str(folder))
+                    _, metrics = run_study(
+                        spec.study,
+                        data=spec.data,
+                        out=run_dir,
+                        config=spec.config,
+                        sets=[*spec.sets, *(space.param(k).as_set(v) for k, v in values.items())],
+                        seed=spec.base_seed + s,
+                        device=spec.device,
+                        quick=spec.quick,
+                        resume=read_status(run_dir) is not None,
+                        sweep=str(folder),
+                    )
             value = metric_value(metrics, spec.metric, run_dir)
         finally:
             trial.set_user_attr("seconds", round(time.time() - started, 1))
@@ -424,6 +447,25 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
     return value
 
 
+def pruning_reporter(trial, spec: SweepSpec):
+    """An epoch listener that reports each model's per-epoch value to the trial, signed to the study's
+    direction, and stops the run when the pruner says so."""
+    watched = study_module(spec.study).PRUNE_ON
+
+    def report(name: str, row: dict, epochs: int) -> None:
+        if watched[0] not in row:
+            return
+        value = row[watched[0]] if watched[1] == spec.direction else -row[watched[0]]
+        trial.report(value, step(name, row["epoch"]))  # each model its own steps: compared like with like
+        if row["epoch"] >= warmup(epochs) and trial.should_prune():
+            raise Pruned(
+                f"pruned by the {spec.pruner} pruner after {name} epoch {row['epoch']} of {epochs} "
+                f"({watched[0]} {row[watched[0]]:.4g}, worse than the median of the finished trials there)"
+            )
+
+    return report
+
+
 class SpareTrial(Exception):
     """A trial Optuna created because the queue emptied between a worker's look and its pop; it is
     marked failed with the attribute 'spare' and left out of every table."""
@@ -433,8 +475,10 @@ def metric_value(metrics: dict, key: str, run_dir: Path) -> float:
     value = metrics.get(key)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         numbers = sorted(k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
-        raise InputError(f"{run_dir / 'metrics.json'}: --metric {key} is {'missing' if value is None else 'not a number'}; "
-                         f"numbers there: {', '.join(numbers)}")
+        raise InputError(
+            f"{run_dir / 'metrics.json'}: --metric {key} is {'missing' if value is None else 'not a number'}; "
+            f"numbers there: {', '.join(numbers)}"
+        )
     return float(value)
 
 
@@ -459,17 +503,19 @@ def open_folder(folder: Path, spec: SweepSpec) -> Run:
     if status and status.get("study") != "sweep":
         raise InputError(f"{folder} is a '{status.get('study')}' run, not a sweep; choose another --out")
     if status and status.get("spec") != spec.digest():
-        raise InputError(f"{folder} holds a sweep with other settings (see its config.yaml); rerun with the same "
-                         "flags, or choose another --out")
+        raise InputError(
+            f"{folder} holds a sweep with other settings (see its config.yaml); rerun with the same "
+            "flags, or choose another --out"
+        )
     run = Run(folder)
     try:  # status.json is the first file (see above); a reason left by an earlier stop no longer holds
         run.root.mkdir(parents=True, exist_ok=True)
         run._write_status("running", study="sweep", spec=spec.digest(), swept=spec.study, reason=None)
     except OSError as exc:  # a read-only mount, a file in the way, no permission
-        raise InputError(f"--out {folder}: cannot write the sweep folder ({exc.strerror}); choose another --out") from None
+        raise InputError(
+            f"--out {folder}: cannot write the sweep folder ({exc.strerror}); choose another --out"
+        ) from None
     run.write_text("config.yaml", dump_yaml(asdict(spec)))
     if spec.space:
         run.write_text("space.yaml", dump_yaml(spec.space))
     return run
-
-

@@ -7,6 +7,7 @@ model's curve. Before a quarter of the model's epochs (`warmup`), and before MIN
 finished that model to that epoch, nothing is pruned: early epochs favour fast learners, not good ones
 (a lower learning rate always looks worse at epoch 2).
 """
+
 from __future__ import annotations
 
 import math
@@ -60,7 +61,10 @@ class ModelMedianPruner(optuna.pruners.BasePruner):
 
 # name -> (the pruner, what --help says of it)
 PRUNERS = {
-    "median": (ModelMedianPruner, "stop a trial whose model is worse than the median of finished trials at the same epoch"),
+    "median": (
+        ModelMedianPruner,
+        "stop a trial whose model is worse than the median of finished trials at the same epoch",
+    ),
     "none": (optuna.pruners.NopPruner, "run every trial to its end"),
 }
 

@@ -1,5 +1,6 @@
 """What a sweep leaves: trials.csv, summary.json (with each configuration's mean, sd and 95 % interval
 over seeds) and report.html (trials, best configuration, importances, Optuna's plots, seed spread)."""
+
 from __future__ import annotations
 
 import json
@@ -26,9 +27,13 @@ def trials_frame(study, space: Space) -> pd.DataFrame:
             continue
         a = t.user_attrs
         complete = t.state.name == "COMPLETE"  # a pruned trial's value is its last signed per-epoch report
-        row = {"number": t.number, "state": {"FAIL": "failed"}.get(t.state.name, t.state.name.lower()),
-               "value": t.value if complete else None, "seed": a.get("seed"),
-               "run_dir": a.get("run_dir")}
+        row = {
+            "number": t.number,
+            "state": {"FAIL": "failed"}.get(t.state.name, t.state.name.lower()),
+            "value": t.value if complete else None,
+            "seed": a.get("seed"),
+            "run_dir": a.get("run_dir"),
+        }
         row.update({k: space.param(k).decode(t.params[k]) if k in t.params else None for k in space.keys})
         row.update({"config": a["config"], "seconds": a.get("seconds"), "reason": a.get("error") or a.get("lost")})
         rows.append(row)
@@ -55,10 +60,19 @@ def per_config(trials: pd.DataFrame, space: Space, direction: str, seeds: int) -
         sd = float(values.std(ddof=1)) if n > 1 else None
         half = float(stats.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n > 1 else None
         params = {k: _plain(group.iloc[0][k]) for k in space.keys}
-        out.append({"config": int(c), **params, "n": n, "mean": float(values.mean()), "sd": sd,
-                    "ci95_low": None if half is None else float(values.mean()) - half,
-                    "ci95_high": None if half is None else float(values.mean()) + half,
-                    "values": [float(v) for v in values], "seeds": [int(v) for v in group["seed"]]})
+        out.append(
+            {
+                "config": int(c),
+                **params,
+                "n": n,
+                "mean": float(values.mean()),
+                "sd": sd,
+                "ci95_low": None if half is None else float(values.mean()) - half,
+                "ci95_high": None if half is None else float(values.mean()) + half,
+                "values": [float(v) for v in values],
+                "seeds": [int(v) for v in group["seed"]],
+            }
+        )
     sign = -1 if direction == "maximize" else 1
     return sorted(out, key=lambda r: (r["n"] < seeds, sign * r["mean"]))
 
@@ -68,9 +82,14 @@ def summarize(trials: pd.DataFrame, space: Space, spec: SweepSpec) -> dict:
     configs = per_config(ended, space, spec.direction, spec.seeds)
     best = configs[0] if configs else None
     return {
-        "study": spec.study, "metric": spec.metric, "direction": spec.direction, "seeds": spec.seeds,
-        "n_trials": int(len(trials)), "n_complete": int((ended["state"] == "complete").sum()),
-        "n_pruned": int((ended["state"] == "pruned").sum()), "n_failed": int((ended["state"] == "failed").sum()),
+        "study": spec.study,
+        "metric": spec.metric,
+        "direction": spec.direction,
+        "seeds": spec.seeds,
+        "n_trials": int(len(trials)),
+        "n_complete": int((ended["state"] == "complete").sum()),
+        "n_pruned": int((ended["state"] == "pruned").sum()),
+        "n_failed": int((ended["state"] == "failed").sum()),
         "n_retried": int(len(trials) - len(ended) - trials["state"].isin(["waiting", "running"]).sum()),
         "best_value": None if best is None else best["mean"],
         "best_params": None if best is None else {k: best[k] for k in space.keys},
@@ -91,29 +110,48 @@ def write(run: Run, study, space: Space, spec: SweepSpec, *, trials: pd.DataFram
         f"{summary['n_complete']} complete, {summary['n_pruned']} pruned and {summary['n_failed']} failed of "
         f"{spec.trials} configuration(s) x {spec.seeds} seed(s) (seeds {spec.base_seed} to {spec.base_seed + spec.seeds - 1}); "
         f"{summary['n_retried']} trial(s) lost to a dead worker and retried. Each trial is an ordinary run folder with "
-        f"its own report; the metric is read from its metrics.json. Space: {space.source}; pruner: {spec.pruner}.")
+        f"its own report; the metric is read from its metrics.json. Space: {space.source}; pruner: {spec.pruner}."
+    )
     configs = summary["configurations"]
     if configs:
         best = configs[0]
-        spread = (f" (sd {best['sd']:.4f}, 95 % interval {best['ci95_low']:.4f} to {best['ci95_high']:.4f})"
-                  if best["sd"] is not None else "")
-        report.paragraph(f"Best configuration: {_describe(best, space) or 'the study defaults'}, {spec.metric} "
-                         f"{best['mean']:.4f}{' mean over ' + str(best['n']) + ' seeds' if best['n'] > 1 else ''}{spread}.")
+        spread = (
+            f" (sd {best['sd']:.4f}, 95 % interval {best['ci95_low']:.4f} to {best['ci95_high']:.4f})"
+            if best["sd"] is not None
+            else ""
+        )
+        report.paragraph(
+            f"Best configuration: {_describe(best, space) or 'the study defaults'}, {spec.metric} "
+            f"{best['mean']:.4f}{' mean over ' + str(best['n']) + ' seeds' if best['n'] > 1 else ''}{spread}."
+        )
         report.heading("Configurations")
-        report.table([{k: v for k, v in r.items() if k not in ("values", "seeds")} for r in configs], highlight=0,
-                     caption=f"Mean {spec.metric} over each configuration's complete seeds, best first; the 95 % "
-                             "interval is the t interval of the mean")
+        report.table(
+            [{k: v for k, v in r.items() if k not in ("values", "seeds")} for r in configs],
+            highlight=0,
+            caption=f"Mean {spec.metric} over each configuration's complete seeds, best first; the 95 % "
+            "interval is the t interval of the mean",
+        )
         if spec.seeds > 1:
-            report.figure(seed_spread(configs, space, spec), "seed_spread",
-                          "Mean +- sd over seeds per configuration, with each seed's value as a dot")
+            report.figure(
+                seed_spread(configs, space, spec),
+                "seed_spread",
+                "Mean +- sd over seeds per configuration, with each seed's value as a dot",
+            )
     ranked = importances(study, space)
     missing_cells(report, trials, space, spec)
     grid_pivot(report, summary, final_rows(trials), space, ranked)
     report.heading("Trials")
     order = trials.sort_values("value", ascending=spec.direction == "minimize", na_position="last")
-    report.table([{**{k: _plain(v) for k, v in row.items() if k != "run_dir"},
-                   "report": Link("report", f"{row['run_dir']}/report.html") if row["run_dir"] else None}
-                  for row in order.to_dict("records")], caption="Every trial, ordered by the metric")
+    report.table(
+        [
+            {
+                **{k: _plain(v) for k, v in row.items() if k != "run_dir"},
+                "report": Link("report", f"{row['run_dir']}/report.html") if row["run_dir"] else None,
+            }
+            for row in order.to_dict("records")
+        ],
+        caption="Every trial, ordered by the metric",
+    )
     optuna_figures(report, study, space, ranked)
     report.write(config=json.loads(json.dumps(spec.__dict__)))
 
@@ -130,8 +168,13 @@ def seed_spread(configs: list[dict], space: Space, spec: SweepSpec):
         ax.errorbar(i, r["mean"], yerr=r["sd"] or 0, fmt="o", color="C0", capsize=4)
         ax.scatter(np.full(len(r["values"]), i + 0.15), r["values"], s=10, color="C1")
     labels = ["\n".join(f"{k.split('.')[-1]}={json.dumps(r[k])}" for k in space.keys) or "defaults" for r in configs]
-    ax.set_xticks(range(len(configs)), labels,
-                  fontsize=7, rotation=0 if len(configs) < 6 else 45, ha="center" if len(configs) < 6 else "right")
+    ax.set_xticks(
+        range(len(configs)),
+        labels,
+        fontsize=7,
+        rotation=0 if len(configs) < 6 else 45,
+        ha="center" if len(configs) < 6 else "right",
+    )
     ax.set_ylabel(spec.metric)
     return fig
 
@@ -150,21 +193,30 @@ def optuna_figures(report: Report, study, space: Space, ranked: dict) -> None:
         report.heading("Optimisation history")
         ax = ovm.plot_optimization_history(study)
         ax.set_ylabel(study.user_attrs["spec"]["metric"])
-        report.figure(ax.figure, "history",
-                      "The metric of each complete trial in the order they finished, and the best so far")
+        report.figure(
+            ax.figure, "history", "The metric of each complete trial in the order they finished, and the best so far"
+        )
         if not varied:
             return
         if len({t.value for t in complete}) == 1:
-            report.paragraph(f"Every complete trial scored {complete[0].value:.4f}: no parameter made a difference "
-                             "here, so there are no importances to estimate.", note=True)
+            report.paragraph(
+                f"Every complete trial scored {complete[0].value:.4f}: no parameter made a difference "
+                "here, so there are no importances to estimate.",
+                note=True,
+            )
         elif ranked:
             report.heading("Parameter importances")
-            report.table([{"parameter": k, "importance": v} for k, v in ranked.items()],
-                         caption="fANOVA importance: the share of the metric's variance each parameter explains "
-                                 "(a random forest fitted to the complete trials)")
+            report.table(
+                [{"parameter": k, "importance": v} for k, v in ranked.items()],
+                caption="fANOVA importance: the share of the metric's variance each parameter explains "
+                "(a random forest fitted to the complete trials)",
+            )
             report.heading("Parallel coordinates")
-            report.figure(ovm.plot_parallel_coordinate(study, params=varied).figure, "parallel_coordinates",
-                          "Each complete trial as a line through its parameter values, coloured by the metric")
+            report.figure(
+                ovm.plot_parallel_coordinate(study, params=varied).figure,
+                "parallel_coordinates",
+                "Each complete trial as a line through its parameter values, coloured by the metric",
+            )
         axes = ovm.plot_slice(study, params=varied)
         report.heading("Metric against each parameter")
         report.figure(np.ravel(axes)[0].figure, "slice", "The metric of every complete trial against each swept value")
@@ -188,7 +240,8 @@ def importances(study, space: Space) -> dict:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return optuna.importance.get_param_importances(
-            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=varied)
+            study, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), params=varied
+        )
 
 
 def missing_cells(report: Report, trials: pd.DataFrame, space: Space, spec: SweepSpec) -> None:
@@ -198,9 +251,11 @@ def missing_cells(report: Report, trials: pd.DataFrame, space: Space, spec: Swee
     if pruned.empty:
         return
     cells = "; ".join(sorted({_describe(r, space) or "the defaults" for r in pruned.to_dict("records")}))
-    report.paragraph(f"{len(pruned)} trial(s) were stopped by the {spec.pruner} pruner and are missing from the "
-                     f"means and the grid: {cells}. A pruned cell was worse than the median at an early epoch, which "
-                     "is not a measurement of its final value; rerun with --pruner none to measure every cell.")
+    report.paragraph(
+        f"{len(pruned)} trial(s) were stopped by the {spec.pruner} pruner and are missing from the "
+        f"means and the grid: {cells}. A pruned cell was worse than the median at an early epoch, which "
+        "is not a measurement of its final value; rerun with --pruner none to measure every cell."
+    )
 
 
 def grid_pivot(report: Report, summary: dict, ended: pd.DataFrame, space: Space, ranked: dict) -> None:
@@ -234,10 +289,14 @@ def grid_pivot(report: Report, summary: dict, ended: pd.DataFrame, space: Space,
     fixed = ", ".join(f"{k} = {v}" for k, v in held.items())
     fixed = f"; the other keys held at the best configuration's values ({fixed})" if held else ""
     report.heading(f"The grid: {rows_key} against {cols_key}")
-    report.grid(cells, rows=rows_key, columns=cols_key,
-                caption=f"Mean {summary['metric']} over seeds (± sd), darker is better, the best marked{fixed}. "
-                        "With seeds, each cell says whether it differs from the best by a paired t-test over the "
-                        "seeds both ran (p < 0.05), or not beyond the seed spread.")
+    report.grid(
+        cells,
+        rows=rows_key,
+        columns=cols_key,
+        caption=f"Mean {summary['metric']} over seeds (± sd), darker is better, the best marked{fixed}. "
+        "With seeds, each cell says whether it differs from the best by a paired t-test over the "
+        "seeds both ran (p < 0.05), or not beyond the seed spread.",
+    )
 
 
 def _label(value) -> str:
@@ -268,7 +327,11 @@ def paired_note(conf: dict, best: dict) -> str:
     b = np.array([best["values"][best["seeds"].index(s)] for s in shared])
     diff = a - b
     if np.allclose(diff, diff[0]):  # no spread in the differences: the t statistic is undefined
-        return "same as the best on every seed" if diff[0] == 0 else f"differs from the best on every seed by {diff[0]:+.4f}"
+        return (
+            "same as the best on every seed"
+            if diff[0] == 0
+            else f"differs from the best on every seed by {diff[0]:+.4f}"
+        )
     p = float(stats.ttest_rel(a, b).pvalue)
     if p < 0.05:
         return f"differs from the best (paired t, {len(shared)} seeds, p {p:.3f})"

@@ -9,6 +9,7 @@
 Keys are the dotted config keys of `--set`. A value reaches the study as `--set key=<JSON>` (JSON is
 YAML), so a swept run is an ordinary run whose config.yaml says what it was given.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dlstudy.config import load_yaml, merge, parse_set
+from dlstudy.config import Schema, load_yaml, merge, parse_set, validate
 from dlstudy.errors import InputError
 
 MAX_GRID = 10_000  # combinations; a larger grid is a typo, not a plan
@@ -77,22 +78,27 @@ class Space:
 
     def combinations(self) -> list[dict]:
         """Every grid combination, in file order (the last key varies fastest); [{}] without a grid."""
-        return [dict(zip([p.key for p in self.grid], values)) for values in itertools.product(*(p.values for p in self.grid))]
+        return [
+            dict(zip([p.key for p in self.grid], values))
+            for values in itertools.product(*(p.values for p in self.grid))
+        ]
 
     def param(self, key: str) -> Param:
         return next(p for p in (*self.grid, *self.params) if p.key == key)
 
 
-def load_space(path: str | Path | None, defaults: dict, check=None) -> Space:
-    """Read and check a space file against a study's resolved config (`defaults`); `check(cfg)` is
-    the study's own check_config, run on every grid combination with the ranges at both ends."""
+def load_space(path: str | Path | None, base: Schema, check=None) -> Space:
+    """Read and check a space file against a study's resolved config `base` (its schema types every value);
+    `check(cfg)` is the study's own check_config, run on every grid combination with the ranges at both ends."""
     if path is None:
         return Space()
-    path = Path(path)
+    path, defaults = Path(path), Typed(base)
     text = load_yaml(path)
     unknown = set(text) - {"grid", "params"}
     if unknown or not text:
-        raise InputError(f"{path}: a space file holds 'grid:' and/or 'params:' mappings, not {sorted(unknown) or 'nothing'}")
+        raise InputError(
+            f"{path}: a space file holds 'grid:' and/or 'params:' mappings, not {sorted(unknown) or 'nothing'}"
+        )
     grid = tuple(_grid_param(path, k, v, defaults) for k, v in _mapping(path, text, "grid").items())
     params = tuple(_sampled_param(path, k, v, defaults) for k, v in _mapping(path, text, "params").items())
     both = {p.key for p in grid} & {p.key for p in params}
@@ -101,7 +107,9 @@ def load_space(path: str | Path | None, defaults: dict, check=None) -> Space:
     space = Space(grid, params, str(path), text)
     n = math.prod(len(p.values) for p in grid)
     if n > MAX_GRID:
-        raise InputError(f"{path}: the grid has {n:,} combinations (at most {MAX_GRID:,}); sample some keys under params:")
+        raise InputError(
+            f"{path}: the grid has {n:,} combinations (at most {MAX_GRID:,}); sample some keys under params:"
+        )
     if check is not None:
         for cfg in _corners(space, defaults):
             try:
@@ -118,19 +126,34 @@ def _mapping(path: Path, text: dict, section: str) -> dict:
     return value
 
 
-def _typed(path: Path, key: str, value: Any, defaults: dict) -> Any:
+class Typed(dict):
+    """A resolved config as a dict (what the dotted keys index), with the schema that types its values."""
+
+    def __init__(self, base: Schema):
+        super().__init__(base.model_dump())
+        self.schema = type(base)
+
+    def merged(self, values: dict) -> dict:
+        """The config with `values` (dotted key -> value) set, checked against the schema."""
+        cfg = dict(self)
+        for key, value in values.items():
+            cfg = merge(cfg, parse_set(f"{key}={json.dumps(value)}"))
+        return validate(self.schema, cfg).model_dump()
+
+
+def _typed(path: Path, key: str, value: Any, defaults: Typed) -> Any:
     """The value as the config would hold it: unknown keys and wrong types are errors naming the file."""
     try:
         default_at(defaults, key)
     except KeyError:
         raise InputError(f"{path}: unknown config key '{key}' (use the dotted keys of --set)") from None
     try:
-        return default_at(merge(defaults, parse_set(f"{key}={json.dumps(value)}")), key)
+        return default_at(defaults.merged({key: value}), key)
     except InputError as exc:
         raise InputError(f"{path}: {str(exc)[:300]}") from None
 
 
-def _grid_param(path: Path, key: str, values: Any, defaults: dict) -> Param:
+def _grid_param(path: Path, key: str, values: Any, defaults: Typed) -> Param:
     if not isinstance(values, list) or not values:
         raise InputError(f"{path}: grid key '{key}' needs a non-empty list of values, got {str(values)[:80]}")
     typed = tuple(_typed(path, key, v, defaults) for v in values)
@@ -139,20 +162,23 @@ def _grid_param(path: Path, key: str, values: Any, defaults: dict) -> Param:
     return Param(key, values=typed)
 
 
-def _sampled_param(path: Path, key: str, spec: Any, defaults: dict) -> Param:
+def _sampled_param(path: Path, key: str, spec: Any, defaults: Typed) -> Param:
     if isinstance(spec, list):
         return _grid_param(path, key, spec, defaults)
     if not isinstance(spec, dict) or {"low", "high"} - set(spec) or set(spec) - {"low", "high", "step", "log"}:
-        raise InputError(f"{path}: params key '{key}' needs a list (categorical) or {{low, high, step?, log?}}, "
-                         f"got {str(spec)[:80]}")
+        raise InputError(
+            f"{path}: params key '{key}' needs a list (categorical) or {{low, high, step?, log?}}, got {str(spec)[:80]}"
+        )
     try:
         default = default_at(defaults, key)
     except KeyError:
         raise InputError(f"{path}: unknown config key '{key}' (use the dotted keys of --set)") from None
     integer = isinstance(default, int) and not isinstance(default, bool)
     if not (integer or isinstance(default, float)):
-        raise InputError(f"{path}: '{key}' holds {type(default).__name__} values; a range needs a number key, "
-                         "or give a list of choices")
+        raise InputError(
+            f"{path}: '{key}' holds {type(default).__name__} values; a range needs a number key, "
+            "or give a list of choices"
+        )
     low, high, step, log = spec["low"], spec["high"], spec.get("step"), spec.get("log", False)
     numbers = [v for v in (low, high, step) if v is not None]
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in numbers):
@@ -167,18 +193,20 @@ def _sampled_param(path: Path, key: str, spec: Any, defaults: dict) -> Param:
         raise InputError(f"{path}: '{key}' step must be positive")
     for end in (low, high):
         _typed(path, key, int(end) if integer else float(end), defaults)
-    return Param(key, low=float(low), high=float(high), step=None if step is None else float(step), log=log, integer=integer)
+    return Param(
+        key, low=float(low), high=float(high), step=None if step is None else float(step), log=log, integer=integer
+    )
 
 
-def _corners(space: Space, defaults: dict):
+def _corners(space: Space, defaults: Typed):
     """Configs to check: each grid combination with every range at its low end, then at its high end."""
     for combo in space.combinations():
         for end in ("low", "high"):
             values = dict(combo)
             for p in space.params:
-                values[p.key] = p.values[0 if end == "low" else -1] if p.values else (
-                    int(getattr(p, end)) if p.integer else getattr(p, end))
-            cfg = defaults
-            for key, value in values.items():
-                cfg = merge(cfg, parse_set(f"{key}={json.dumps(value)}"))
-            yield cfg
+                values[p.key] = (
+                    p.values[0 if end == "low" else -1]
+                    if p.values
+                    else (int(getattr(p, end)) if p.integer else getattr(p, end))
+                )
+            yield defaults.merged(values)

@@ -1,0 +1,91 @@
+"""The cluster study (NTU ML 2020 HW9): an encoder -> dimension reduction -> clustering, over a grid of
+encoders, reduction chains and clustering methods, beside KMeans on raw pixels.
+
+Encoders are the reports' convolutional autoencoders ('pool', 'dense:<size>') or a SimCLR encoder
+('simclr') trained contrastively on the same images; clustering is a scikit-learn method or SCAN,
+which trains clustering heads on the features' nearest neighbours.
+
+config.py holds the schema and defaults, experiment.py the run, sections.py the report (one section per
+homework question, and two for reading clusters without labels), answers.py the sentences."""
+
+from __future__ import annotations
+
+import argparse
+
+from dlstudy.analysis.cluster_grid import check_grid
+from dlstudy.errors import InputError
+from dlstudy.models.encoders import check_encoders
+from dlstudy.studies.cluster.config import QUICK, Config
+from dlstudy.studies.cluster.experiment import LABELLED, fit, predict
+from dlstudy.studies.cluster.sections import CARD, SECTIONS
+from dlstudy.train import resolve_device
+
+__all__ = ["CARD", "QUICK", "SECTIONS", "Config", "fit", "predict"]
+
+NAME, TITLE = "cluster", "Image clustering: encoder, dimension reduction, clustering"
+
+OBJECTIVE = (
+    "private_accuracy",
+    "maximize",
+)  # a sweep's default: the matching of clusters to labels on the held-out half
+PRUNE_ON = ("loss", "minimize")  # the per-epoch value a sweep's pruner watches
+METRICS = (
+    *LABELLED,
+    "public_accuracy",
+    "reconstruction_mse",
+    "silhouette",
+    "neighbour_consistency",
+    "size_entropy",
+    "n_labelled",
+    *(f"{who}_{s}" for who in ("raw_kmeans", "best_autoencoder") for s in LABELLED),  # for --metric
+    "label_free_pick_accuracy",
+    "label_free_pick_private_accuracy",
+    "n_images",
+    "n_clusters",
+    "seconds",
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--labels", help="labels file (.npy, .csv, .txt) for the images in --data; -1 or empty: unlabelled"
+    )
+    parser.add_argument(
+        "--val-data", metavar="PATH", help="a labelled sample to cluster with the data and score (valX.npy)"
+    )
+    parser.add_argument("--val-labels", metavar="PATH", help="the labels of --val-data (valY.npy)")
+    parser.add_argument(
+        "--clusters",
+        metavar="K",
+        help="number of clusters: K, 'auto' (2-20) or a range such as 2-20 "
+        "(chosen by silhouette, shown as a curve); default: the number of labels, else 2",
+    )
+
+
+def flag_overrides(args: argparse.Namespace) -> dict:
+    out: dict = {}
+    for flag, key in (("labels", "labels"), ("val_data", "val_path"), ("val_labels", "val_labels")):
+        if getattr(args, flag, None):
+            out.setdefault("data", {})[key] = getattr(args, flag)
+    if (k := getattr(args, "clusters", None)) is not None:
+        out["clustering"] = {"n_clusters": int(k) if str(k).isdigit() else k}
+    return out
+
+
+def check_config(cfg: Config) -> None:
+    """What can be checked before any data is read or folder made."""
+    resolve_device(cfg.device)
+    check_grid(cfg)
+    check_encoders(cfg)
+    if bool(cfg.data.val_path) != bool(cfg.data.val_labels):
+        raise InputError("--val-data and --val-labels go together: the sample and its labels")
+
+
+def summary(metrics: dict) -> str:
+    if metrics.get("accuracy") is None:
+        return f"{metrics['n_images']} images, {metrics['n_clusters']} clusters (no labels)"
+    return (
+        f"accuracy {metrics['accuracy']:.3f} (private {metrics['private_accuracy']:.3f}) vs raw-pixel KMeans "
+        f"{metrics['raw_kmeans_accuracy']:.3f}; "
+        f"{metrics['best_encoder']} + {metrics['best_reduction']} + {metrics['best_clustering']}"
+    )
