@@ -39,45 +39,104 @@ def test_the_kl_discussion_says_collapse_only_when_active_units_fall():
     assert "does not move the codes much further" in close  # beta 0 agrees with beta 1 here: the text says so
 
 
-def grid_rows(by_window: dict[int, float], split="time") -> list[dict]:
-    return [
+def grid_rows(by_window: dict[int, float], split="time", *, val=None, logistic=None) -> list[dict]:
+    """Hand-made grid rows: each cell's test balanced accuracy by window (val: its validation score)."""
+    rows = [
         {
             "split": split,
             "model": cell,
             "window": L,
             "test_balanced_accuracy": v + d,
             "test_accuracy": v + d,
+            "val_balanced_accuracy": (val or by_window)[L] + d,
             "train_rise_share": 0.22,
             "test_rise_share": 0.43,
             "test_roc_auc": 0.7,
+            "n_test": 400,
         }
         for L, v in by_window.items()
         for cell, d in (("rnn", 0.0), ("lstm", 0.01), ("gru", 0.005))
     ]
+    for L, v in (logistic or {}).items():
+        rows.append(
+            {
+                "split": split,
+                "model": "logistic",
+                "window": L,
+                "test_balanced_accuracy": v,
+                "test_accuracy": v,
+                "val_balanced_accuracy": v,
+            }
+        )
+    return rows
 
 
-def test_the_window_sentence_names_the_best_length_and_the_trend():
-    rising = trend.window_length(grid_rows({3: 0.55, 10: 0.60, 30: 0.66}))
-    assert "best window is L = 30" in rising and "longer windows help" in rising
-    flat = trend.window_length(grid_rows({3: 0.600, 10: 0.605, 30: 0.602}))
-    assert "best window is L = 10" in flat and "barely matters" in flat
+def paired(a, b, y, right_a, right_b):
+    """A real paired comparison of two hand-made models' per-day right or wrong."""
+    from dlstudy.analysis.uncertainty import compare, mean_of
+
+    return compare(
+        a,
+        b,
+        mean_of(right_a),
+        mean_of(right_b),
+        len(y),
+        what="accuracy",
+        items="test days",
+        strata=y,
+        correct=(right_a, right_b),
+    )
 
 
-def test_the_imbalance_sentence_states_the_real_class_shares():
-    rows = grid_rows({5: 0.6})
-    best = {**rows[1], "test_accuracy": 0.62, "test_balanced_accuracy": 0.61}
-    said = trend.imbalance(rows, best, random_accuracy=0.70, majority_accuracy=0.57)
+def test_the_window_is_chosen_on_validation_and_a_baseline_above_the_models_is_said():
+    # validation favours short windows, the test days long ones: the answer follows validation (issue 35, question 10)
+    rows = grid_rows({3: 0.55, 10: 0.60, 30: 0.66}, val={3: 0.66, 10: 0.60, 30: 0.55, 5: 0.63, 7: 0.61})
+    best = max((r for r in rows if r["model"] != "logistic"), key=lambda r: r["val_balanced_accuracy"])
+    said = trend.window_length(rows, best)
+    assert "Chosen on the validation days, the window is L = 3 (LSTM" in said
+    assert "its test balanced accuracy is 0.560" in said and "LSTM L = 3" in said
+    assert "Logistic regression" not in said
+    more = grid_rows(
+        {3: 0.55, 5: 0.57, 7: 0.59, 10: 0.60, 30: 0.66}, val={3: 0.66, 5: 0.63, 7: 0.61, 10: 0.6, 30: 0.55}
+    )
+    assert "longer windows hurt on the validation days (Spearman rho" in trend.window_length(more, best)
+    beaten = grid_rows({3: 0.55, 10: 0.60}, logistic={3: 0.70})
+    said = trend.window_length(beaten, beaten[0])
+    assert "Logistic regression on the same windows scores 0.700 on the test days at L = 3, above every" in said
+
+
+def test_the_discussion_says_below_the_majority_class_only_when_a_paired_test_shows_it():
+    rng = np.random.default_rng(0)
+    y = rng.permutation(np.r_[np.ones(342, int), np.zeros(258, int)])  # 57 % rises: 'rise' is right on 57 %
+    majority = y == 1
+    worse = np.arange(600) < 270  # a model right on 45 % of the days
+    rows = grid_rows({5: 0.6}, logistic={5: 0.6})
+    rows += [{**r, "split": "random", "test_accuracy": 0.72} for r in rows if r["model"] == "logistic"]
+    best = {**rows[1], "test_accuracy": 0.50, "test_balanced_accuracy": 0.51}
+    said = trend.imbalance(
+        rows, best, random_accuracy=0.70, vs_majority=paired("LSTM", "the majority class", y, worse, majority)
+    )
     assert "Rises are 22% of the training windows and 43% of the test windows" in said
-    assert "already scores accuracy 0.570" in said and "+0.080 higher" in said
-    even = trend.imbalance(rows, best, random_accuracy=0.625, majority_accuracy=0.51)
-    assert "close to chance" in even and "no clear inflation" in even
+    assert "It is below the majority class: the majority class is better than LSTM" in said and "McNemar" in said
+    assert "+0.200 against the time split), and logistic regression +0.120" in said and "not tested here" in said
+    close = np.isin(np.arange(600), rng.permutation(600)[:336])  # right on 56 %: a day's difference is noise
+    even = trend.imbalance(
+        rows, best, random_accuracy=0.70, vs_majority=paired("LSTM", "the majority class", y, close, majority)
+    )
+    assert "below the majority class" not in even and "no difference this test set can tell" in even
 
 
-def test_the_epoch_sentence_calls_overfitting_only_when_test_falls_while_train_rises():
-    over = [{"accuracy": a, "test_accuracy": t} for a, t in [(0.6, 0.60), (0.7, 0.66), (0.8, 0.62), (0.9, 0.58)]]
-    assert "overfits" in trend.epoch_curve(over, "RNN")
-    level = [{"accuracy": a, "test_accuracy": t} for a, t in [(0.6, 0.60), (0.7, 0.65), (0.72, 0.645)]]
-    assert "no sign of overfitting" in trend.epoch_curve(level, "RNN")
+def test_overfitting_is_said_only_when_validation_loss_rises_while_training_loss_falls():
+    def history(train_loss, val_loss):
+        return [{"loss": t, "val_loss": v, "accuracy": 0.6, "test_accuracy": 0.6} for t, v in zip(train_loss, val_loss)]
+
+    rising = history([0.7, 0.6, 0.5, 0.4, 0.3, 0.2], [0.68, 0.62, 0.64, 0.66, 0.69, 0.72])
+    assert "the model overfits these windows after epoch 2" in trend.epoch_curve(rising, "RNN")
+    # a test-accuracy drop with a flat validation loss (the issue's LSTM L=30) is not overfitting
+    flat = history([0.7, 0.6, 0.55, 0.54, 0.54, 0.54], [0.68, 0.66, 0.655, 0.654, 0.653, 0.652])
+    assert "no sign of overfitting" in trend.epoch_curve(flat, "LSTM")
+    wander = history([0.7, 0.6, 0.6, 0.61, 0.6, 0.62], [0.68, 0.6, 0.62, 0.63, 0.62, 0.64])
+    assert "wander, they do not overfit" in trend.epoch_curve(wander, "GRU")
 
 
 def test_saliency_shares_sum_to_one_and_the_sentence_quotes_them():
@@ -91,9 +150,14 @@ def test_saliency_shares_sum_to_one_and_the_sentence_quotes_them():
         "Happy": dict(zip(names, shares[:3].mean(0).tolist())),
         "Sad": dict(zip(names, shares[3:].mean(0).tolist())),
     }
-    said = classify.saliency(by_class, names)
+    areas = region_shares(torch.ones(1, 48, 48), FACE_REGIONS)[0].tolist()  # what a uniform map would give
+    assert areas[0] == pytest.approx(0.3 * 0.8, abs=0.02) and sum(areas) == pytest.approx(1.0)
+    said = classify.saliency(by_class, names, areas)
     quoted = [int(p) for p in re.findall(r"(\d+)% on the", said)]
     assert len(quoted) == 3 and abs(sum(quoted) - 100) <= 2 and "the mouth draws most for Happy" in said
+    # each region's share of the attribution is read against its share of the image (issue 35, question 22)
+    mouth = float(np.mean([by_class[c]["mouth"] for c in by_class]))
+    assert f"on the mouth ({areas[1]:.0%} of the image, {mouth / areas[1]:.1f}x its share)" in said
 
 
 def test_the_confused_classes_sentence_reads_the_matrix():
@@ -125,6 +189,11 @@ def test_the_training_sentence_gives_each_test_time_average_beside_the_plain_sco
         "0.673 on public (0.679 when each image is averaged with its mirror image; 0.684 over ten crops and "
         "their mirrors), against"
     ) in said and "overfitting" in said
+    # overfitting is read against the validation set's own interval, not a fixed gap
+    within = classify.training(history, {**metrics, "val_accuracy_ci95": [0.62, 0.75]})
+    assert "training accuracy lies within the validation interval" in within and "no sign of overfitting" in within
+    beyond = classify.training(history, {**metrics, "val_accuracy_ci95": [0.63, 0.67]})
+    assert "(validation 0.650, 95 % interval 0.630 to 0.670): overfitting" in beyond
 
 
 def test_the_cluster_grid_sentence_compares_with_raw_pixels():
@@ -147,12 +216,14 @@ def test_the_cluster_grid_sentence_compares_with_raw_pixels():
             "reconstruction_mse": 0.01,
         },
     ]
-    said = cluster.grid(rows, rows[1], rows[0])
-    assert (
-        "above KMeans on raw pixels (0.500, +0.200)" in said and "dense:128, does not cluster best (pool does)" in said
-    )
-    tie = cluster.grid(rows, {**rows[1], "private_accuracy": 0.505}, rows[0])
-    assert "not clearly above" in tie
+    y = np.repeat(np.arange(10), 50)  # 500 private images
+    raw, ours = np.arange(500) % 2 == 0, np.arange(500) % 10 < 7
+    close = raw | np.isin(np.arange(500), [1, 3, 5])  # three images more: noise
+    said = cluster.grid(rows, rows[1], rows[0], paired("pool", "KMeans on raw pixels", y, ours, raw))
+    assert "pool is better than KMeans on raw pixels (accuracy difference +0.200" in said and "McNemar" in said
+    assert "dense:128, does not cluster best (pool does)" in said
+    tie = cluster.grid(rows, {**rows[1], "private_accuracy": 0.505}, rows[0], paired("pool", "raw", y, close, raw))
+    assert "no difference this test set can tell" in tie and "better" not in tie
 
 
 @pytest.mark.parametrize(
@@ -170,22 +241,97 @@ def test_derivations_show_every_step(name, words):
     assert all(w in steps for w in words) and d.passed and re.search(r"\d", d.answer)
 
 
-def test_deletion_answer_reads_both_orders_against_random():
-    most = [
-        {"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
-        {"removed": 0.5, "gradient": 0.2, "grad_cam": 0.6, "random": 0.6},
-    ]
-    least = [
-        {"removed": 0.0, "gradient": 0.8, "grad_cam": 0.8, "random": 0.8},
-        {"removed": 0.5, "gradient": 0.8, "grad_cam": 0.6, "random": 0.6},
-    ]
-    rows = {r["method"]: r for r in classify.deletion_areas({"most": most, "least": least})}
+def test_deletion_answer_reads_both_orders_against_random_by_a_paired_test():
+    """200 images, two fractions removed: each curve from per-image right or wrong, as deletion_curves makes them."""
+    n = 200
+    ranks = np.arange(n)
+
+    def right(*shares):  # (fractions, images): the first share * n images right
+        return np.stack([ranks < s * n for s in shares]).astype(float)
+
+    per = {
+        "most": {"gradient": right(0.8, 0.2), "grad_cam": right(0.8, 0.6)},
+        "least": {"gradient": right(0.8, 0.8), "grad_cam": right(0.8, 0.605)},
+    }
+    random = right(0.8, 0.6)
+    curves = {
+        first: [
+            {"removed": f, **{m: float(v[i].mean()) for m, v in by.items()}, "random": float(random[i].mean())}
+            for i, f in enumerate((0.0, 0.5))
+        ]
+        for first, by in per.items()
+    }
+    curves["per_image"] = {first: {m: v.mean(0) for m, v in by.items()} for first, by in per.items()}
+    curves["per_image"]["random"] = random.mean(0)
+    rows = {r["method"]: r for r in classify.deletion_areas(curves)}
     assert rows["gradient"]["most salient first"] == pytest.approx(0.5)
     assert rows["gradient"]["gap"] == pytest.approx(0.3) and rows["random"]["gap"] == 0
-    said = classify.deletion({"most": most, "least": least}, "blur")
-    assert (
-        "gradient 0.500 most salient first (falls faster than random) and 0.800 least salient first (stays above"
-        in said
+    said = classify.deletion(curves, "blur")
+    assert "gradient 0.500 most salient first (falls faster than random, 95 % interval" in said
+    assert "0.800 least salient first (stays above random" in said
+    # grad-cam's least-first curve is one image above random's: a difference no paired test can tell
+    assert "grad cam 0.700 most salient first (no faster than random" in said and "(not above random" in said
+    assert "blurred copy" in said and "random order 0.700" in said and "paired bootstrap over the 200 images" in said
+
+
+def test_one_image_per_class_never_decides_which_class_is_harder():
+    """Issue 35, question 5: two images whose errors differ by 0.002 say nothing; the classes' means decide."""
+    rng = np.random.default_rng(0)
+    pair = [
+        {"index": 0, "name": "0", "error": 0.0442, "right": True},
+        {"index": 1, "name": "1", "error": 0.0420, "right": True},
+    ]
+    same = {"0": rng.normal(0.043, 0.01, 300), "1": rng.normal(0.043, 0.01, 300)}
+    said = cluster.two_images(pair, same, (0.62, 200, 400))
+    assert "no difference between the two classes that these images can tell" in said and "harder" not in said
+    assert "predicts a wrong cluster better than chance" in said  # AUC 0.62 on 600 images: above chance
+    apart = {"0": rng.normal(0.050, 0.01, 300), "1": rng.normal(0.040, 0.01, 300)}
+    said = cluster.two_images(pair, apart, (0.52, 10, 90))
+    assert "the model finds the 0 harder" in said and "does not predict a wrong cluster beyond chance" in said
+
+
+def test_the_label_spread_is_read_on_the_2d_embedding():
+    """Issue 35, question 3: the 2-D embedding the question names, then the clusters."""
+    agreement = {"overall": 0.8, "per_label": {0: 0.95, 1: 0.4, 2: 0.7}, "closest_pair": (1, 2)}
+    recall = {0: {"recall": 0.9, "clusters": 1}, 1: {"recall": 0.5, "clusters": 2}, 2: {"recall": 0.7, "clusters": 1}}
+    said = cluster.label_spread(agreement, recall, ["zero", "one", "two"], view="tsne:2 of 'pool' features")
+    assert said.startswith("In the 2-D embedding (tsne:2 of 'pool' features), 80% of each point's 10 nearest")
+    assert "zero keeps together best (95%), one spreads most (40%), and one and two mix most" in said
+    assert "In the selected variant's clusters, zero is the most cleanly grouped" in said
+
+
+def test_the_latent_path_is_said_to_leave_the_data_when_its_middle_is_far_from_every_training_image():
+    """Issue 35, question 17: the midpoint's distance to its nearest training image against the ends'."""
+    stays = generate.interpolation(
+        latent_mid=90.0, blend_mid=120.0, nearest={"start": 0.10, "middle": 0.09, "end": 0.12}
     )
-    assert "grad cam 0.700 most salient first (no faster than random) and 0.700 least salient first (not above" in said
-    assert "blurred copy" in said and "random order 0.700" in said
+    assert "the path stays among images like the data" in stays
+    leaves = generate.interpolation(
+        latent_mid=90.0, blend_mid=120.0, nearest={"start": 0.10, "middle": 0.25, "end": 0.12}
+    )
+    assert "2.1x as far from any training image as the endpoints' decodes: the middle of the path leaves" in leaves
+
+
+def test_the_beta_caption_follows_the_images():
+    """Issue 35, question 18: black reconstructions are called black, not 'blurrier'; reconstructions no nearer
+    their own original than another image are said to decode alike."""
+
+    def at(own, other, mean, black, bright):
+        return {
+            "to_originals": own,
+            "to_other_originals": other,
+            "to_mean_image": mean,
+            "to_black": black,
+            "brightness": bright,
+            "data_brightness": 0.13,
+        }
+
+    where = {
+        0.0: at(0.08, 0.30, 0.20, 0.35, 0.13),
+        1.0: at(0.25, 0.25, 0.15, 0.30, 0.13),
+        100.0: at(0.33, 0.33, 0.27, 0.05, 0.01),
+    }
+    said = generate.reconstructions_by_beta(where)
+    assert "beta 0: each keeps its own image, nearer its original than another image" in said
+    assert "beta 1: no nearer its own original than another image: every image decodes alike" in said
+    assert "beta 100: near-black (mean brightness 0.010 against the data's 0.130)" in said and "blurrier" not in said

@@ -38,3 +38,30 @@ def test_bad_specs_and_sizes():
         build_autoencoder("dense:x", in_shape=(1, 28, 28), model_cfg=MODEL_CFG)
     with pytest.raises(InputError, match="too small"):
         DenseAutoencoder(in_shape=(1, 4, 4), channels=(8, 16, 32))
+
+
+@pytest.mark.parametrize("size, last_map, grid", [(48, 3, 3), (28, 1, 1), (64, 4, 3)])
+def test_the_expression_head_never_pools_to_a_grid_larger_than_the_last_map(size, last_map, grid):
+    """A 1x1 map copied to 3x3 would feed the first linear layer nine copies of the same numbers (issue 35, 19)."""
+    from dlstudy.models.cnn import ExpressionCNN
+    from dlstudy.studies.classify.answers import architecture
+
+    model = ExpressionCNN(image_size=size, channels=(4, 8, 16, 32), convs=(1, 1, 1, 1), hidden=(8,))
+    assert (model.last_map, model.grid) == (last_map, grid)
+    first = next(m for m in model.classifier if isinstance(m, torch.nn.Linear))
+    assert first.in_features == 32 * grid * grid
+    assert model(torch.zeros(2, 1, size, size)).shape == (2, 7)
+    total = sum(p.numel() for p in model.parameters())
+    said = architecture(
+        parameters=total,
+        convs=4,
+        size=size,
+        channels=1,
+        classes=7,
+        hidden=[8],
+        last_map=last_map,
+        grid=grid,
+        head=first.weight.numel(),
+    )
+    assert f"into a {last_map}x{last_map} map" in said
+    assert ("keeps it as it is" in said) == (grid == last_map) and f"{first.weight.numel() / total:.0%}" in said

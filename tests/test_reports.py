@@ -161,3 +161,26 @@ def test_each_study_declares_exactly_the_numbers_its_metrics_hold(tour):
         unset = {k for k, v in metrics.items() if v is None}  # e.g. a split the tour's data does not have
         assert numbers <= set(module.METRICS) <= numbers | unset, (name, numbers ^ set(module.METRICS))
         assert module.OBJECTIVE[0] in module.METRICS
+
+
+@pytest.mark.slow
+def test_the_tour_says_it_is_reduced_and_every_headline_carries_its_interval(tour):
+    """Issue 35: the tour's index and each report say what was reduced and how to run the full study; each
+    scored headline number has a 95 % interval around it, shown on the card."""
+    import json
+
+    folder = tour[0]
+    index = (folder / "index.html").read_text()
+    assert "class='reduced-run'" in index and "run all --full" in index
+    for name, module in STUDIES.items():
+        page = (folder / name / "report.html").read_text()
+        note = re.search(r"<div class='reduced-run'>(.*?)</div>", page)
+        assert note and "--quick" in note.group(1) and module.FULL_STUDY.split(" (")[0] in note.group(1), name
+        metrics = json.loads((folder / name / "metrics.json").read_text())
+        for key, value in metrics.items():
+            if key.endswith("_ci95") and value is not None:
+                low, high = value
+                assert low <= metrics[key.removesuffix("_ci95")] <= high, (name, key)
+        if module.OBJECTIVE is not None:
+            assert any(k.endswith("_ci95") for k in metrics), name
+            assert "95 % interval" in page.split("class='card'")[1].split("</div></div>")[0], name

@@ -208,7 +208,13 @@ def test_a_killed_run_resumes_without_retraining(data_root, tmp_path, cli, monke
 
 
 def rows_for(window, *, balanced, auc, train_share=0.22, test_share=0.43):
-    base = {"window": window, "split": "time", "train_rise_share": train_share, "test_rise_share": test_share}
+    base = {
+        "window": window,
+        "split": "time",
+        "train_rise_share": train_share,
+        "test_rise_share": test_share,
+        "n_test": 500,
+    }
     return [
         {**base, "model": "gru", "test_balanced_accuracy": balanced, "test_roc_auc": auc},
         {**base, "model": "majority", "test_balanced_accuracy": 0.5, "test_roc_auc": 0.5},
@@ -221,10 +227,11 @@ def test_window_sentences_say_whether_and_why():
         + rows_for(10, balanced=0.60, auc=0.64)
         + rows_for(20, balanced=0.5, auc=0.51),
         class_weights=False,
+        intervals={"time-gru-L3": (0.47, 0.53), "time-gru-L10": (0.56, 0.64), "time-gru-L20": (0.46, 0.54)},
     )
-    assert said[0].startswith("L = 3: no, but not for lack of signal") and "ROC AUC of up to 0.690" in said[0]
+    assert said[0].startswith("L = 3: no, but not for lack of signal") and "ROC AUC of 0.690 (95 % interval" in said[0]
     assert "22% of the training days and 43% of the test days" in said[0] and "model.class_weights: true" in said[0]
-    assert said[1].startswith("L = 10: yes") and "0.600" in said[1]
+    assert said[1].startswith("L = 10: yes") and "0.600 (95 % interval 0.560 to 0.640)" in said[1]
     assert said[2].startswith("L = 20: no. ") and "no usable signal" in said[2]
 
 
@@ -245,3 +252,18 @@ def test_short_windows_learn_beyond_the_majority_on_the_default_data(tmp_path, c
         0.5, abs=0.01
     )
     assert "L = 3: no, but not for lack of signal" in (tmp_path / "u" / "report.html").read_text()
+
+
+@pytest.mark.slow
+def test_quick_on_the_course_file_carries_intervals_and_names_its_paired_tests(data_root, tmp_path, cli):
+    """Issue 35's check: trend --quick on covid_19.csv has test_balanced_accuracy_ci95 and its report names the
+    paired test behind each comparison."""
+    out = tmp_path / "q"
+    code, _, err = cli("-q", "trend", "--quick", "--data", data_root / COURSE, "--out", out)
+    assert code == 0, err
+    m = json.loads((out / "metrics.json").read_text())
+    low, high = m["test_balanced_accuracy_ci95"]
+    assert low < m["test_balanced_accuracy"] < high and high - low < 0.1  # thousands of test days: a narrow band
+    page = (out / "report.html").read_text()
+    assert "paired bootstrap over the" in page and "McNemar&#x27;s exact test" in page
+    assert "class='reduced-run'" in page and "dlstudy trend --data covid_19.csv" in page

@@ -284,7 +284,7 @@ def run_all(args) -> int:
         tour_entry(args, root, name, quick=quick)
         for name in progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)
     ]
-    write_index(root, entries, started)
+    write_index(root, entries, started, quick=quick)
     print(f"index: {(root / 'index.html').resolve()}")
     failed = [e for e in entries if e["state"] == "failed"]
     return 1 if any(e.get("unexpected") for e in failed) else 2 if failed else 0
@@ -340,14 +340,29 @@ def tour_entry(args, root: Path, name: str, *, quick: bool) -> dict:
     }
 
 
-def write_index(root: Path, entries: list[dict], started: float) -> None:
+TOUR = (
+    "The tour: each study ran its reduced --quick setting (fewer epochs, images and grid cells) on the small data "
+    "that ships offline, standing in for the homework's (HW9's images, the course's covid_19.csv, FER2013, the "
+    "anime faces); each report says what it reduced and names its full study's command. `dlstudy run all --full` "
+    "runs the full grids."
+)
+
+
+def write_index(root: Path, entries: list[dict], started: float, *, quick: bool) -> None:
     """The tour's index page, and a link back to it from each finished report."""
     from dlstudy.report import add_index_link, index_page
     from dlstudy.runs import atomic_write_bytes
 
     command = "dlstudy " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("dlstudy") else "dlstudy run all"
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
-    page = index_page("dlstudy: all studies", entries, started=when, seconds=time.time() - started, command=command)
+    page = index_page(
+        "dlstudy: all studies",
+        entries,
+        started=when,
+        seconds=time.time() - started,
+        command=command,
+        reduced=TOUR if quick else None,
+    )
     atomic_write_bytes(root / "index.html", page.encode())
     for e in entries:
         if e["state"] == "complete":

@@ -40,6 +40,7 @@ pre{background:#f7f7f7;padding:.6em;overflow-x:auto;font-size:12px;white-space:p
 .card b{display:block;font-size:1.3em}.card span{display:block;color:#555;font-size:12px}
 p.answer{background:#f2f7fd;border-left:4px solid #2166ac;padding:.4em .7em}
 nav ul{list-style:none;padding-left:0}.answers ol{padding-left:1.6em}details{margin:.6em 0}summary{cursor:pointer;color:#2166ac}
+.reduced-run{border-left:4px solid #d6604d;background:#fdf0ec;padding:.5em .8em;margin:.8em 0}
 """
 
 
@@ -87,6 +88,7 @@ class Report:
         self.blocks: list[str] = []
         self.sections: list[dict] = []  # anchor, title, question, answer: the contents and the answers block
         self._current: dict | None = None
+        self.reduced: str | None = None  # what a reduced (--quick) run left out, said at the top
 
     @contextlib.contextmanager
     def section(self, title: str, *, question: int | None = None):
@@ -172,7 +174,8 @@ class Report:
         card: Sequence = (),
         seconds: float | None = None,
     ) -> str:
-        """`card`: (label, value, baseline value, baseline name) headline numbers shown first."""
+        """`card`: (label, value, its 95 % interval or None, baseline value, baseline name) headline numbers
+        shown first."""
         parts = [
             f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(self.title)}</title>",
             f"<style>{CSS}</style></head><body><h1>{escape(self.title)}</h1>",
@@ -180,6 +183,8 @@ class Report:
         stamp = time.strftime("%Y-%m-%d %H:%M:%S")
         took = f" in {seconds:.1f} s" if seconds is not None else ""
         parts.append(f"<p class='note'>Written {escape(stamp)}{escape(took)}.</p>")
+        if self.reduced:
+            parts.append(f"<div class='reduced-run'>{escape(self.reduced)}</div>")
         parts.append(card_html(card))
         parts.append(self._answers_html())
         tail = [
@@ -236,16 +241,22 @@ class Report:
 
 
 def card_html(card: Sequence) -> str:
-    """Headline numbers as a row of small boxes, each with its baseline from the same run."""
+    """Headline numbers as a row of small boxes, each with its 95 % interval (over the test items) and its
+    baseline from the same run."""
     if not card:
         return ""
     boxes = []
-    for label, value, base, base_name in card:
+    for label, value, ci, base, base_name in card:
         if value is None:
             continue
         name = escape(str(base_name).replace("_", " "))
+        spread = (
+            ""
+            if not ci
+            else f"<span>95 % interval {escape(format_value(ci[0], 3))} to {escape(format_value(ci[1], 3))}</span>"
+        )
         against = "" if base is None else f"<span>{name}: {escape(format_value(base, 3))}</span>"
-        boxes.append(f"<div><b>{escape(format_value(value, 3))}</b>{escape(label)}{against}</div>")
+        boxes.append(f"<div><b>{escape(format_value(value, 3))}</b>{escape(label)}{spread}{against}</div>")
     return "<div class='card'>" + "".join(boxes) + "</div>"
 
 
@@ -339,9 +350,11 @@ def is_index_page(path) -> bool:
     return INDEX_MARK.encode() in head or b"<title>dlstudy: all studies</title>" in head
 
 
-def index_page(title: str, entries: Sequence[dict], *, started: str, seconds: float, command: str) -> str:
-    """The page `run all` writes: when, how long and how, then one row per study with its data, its
-    headline numbers against their baselines, its time and a link to its report."""
+def index_page(
+    title: str, entries: Sequence[dict], *, started: str, seconds: float, command: str, reduced: str | None = None
+) -> str:
+    """The page `run all` writes: when, how long and how (and, for the tour, what it left out), then one row per
+    study with its data, its headline numbers against their baselines, its time and a link to its report."""
     rows = [
         {
             "study": Link(e["study"], e["href"]),
@@ -358,6 +371,7 @@ def index_page(title: str, entries: Sequence[dict], *, started: str, seconds: fl
         f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
         f"<p class='note'>Started {escape(started)}, took {escape(minutes)}: <code>{escape(command)}</code>. "
         "Each study's report has its config, environment and figures; every number below comes from that run.</p>"
+        + (f"<div class='reduced-run'>{escape(reduced)}</div>" if reduced else "")
         + html_table(rows)
         + "</body></html>"
     )

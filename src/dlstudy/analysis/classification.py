@@ -73,21 +73,24 @@ def predictions_csv(probs: np.ndarray, names: list[str], labels: np.ndarray | No
     return buf.getvalue().encode()
 
 
-def baselines(x: np.ndarray, y: np.ndarray, parts: dict, *, balanced: bool) -> list[dict]:
+def baselines(x: np.ndarray, y: np.ndarray, parts: dict, *, balanced: bool) -> tuple[list[dict], dict]:
     """The training majority class and logistic regression (class-balanced if asked) on the same
-    features, fitted on parts["fit"], selected on parts["val"], scored on parts["test"]."""
+    features, fitted on parts["fit"], selected on parts["val"], scored on parts["test"]: (a row of scores
+    each, name -> its probabilities on the test items, for paired comparisons)."""
     from sklearn.linear_model import LogisticRegression
 
     fit_, val, test = parts["fit"], parts["val"], parts["test"]
     majority = int(np.bincount(y[fit_], minlength=2).argmax())
     logistic = LogisticRegression(max_iter=2000, class_weight="balanced" if balanced else None)
     logistic.fit(x[fit_], y[fit_])
-    return [
-        {"model": "majority", **binary_scores(y[test], np.full(len(test), float(majority)), prefix="test_")},
+    probabilities = {"majority": np.full(len(test), float(majority)), "logistic": logistic.predict_proba(x[test])[:, 1]}
+    rows = [
+        {"model": "majority", **binary_scores(y[test], probabilities["majority"], prefix="test_")},
         {
             "model": "logistic",
             "train_accuracy": logistic.score(x[fit_], y[fit_]),
             "val_balanced_accuracy": binary_scores(y[val], logistic.predict_proba(x[val])[:, 1])["balanced_accuracy"],
-            **binary_scores(y[test], logistic.predict_proba(x[test])[:, 1], prefix="test_"),
+            **binary_scores(y[test], probabilities["logistic"], prefix="test_"),
         },
     ]
+    return rows, probabilities

@@ -23,7 +23,7 @@ def _gradient(model, x, target, *, samples, noise, layer):
 def _smoothgrad(model, x, target, *, samples, noise, layer):
     from captum.attr import NoiseTunnel, Saliency
 
-    spread = float(x.max() - x.min())
+    spread = float(x.detach().max() - x.detach().min())
     return NoiseTunnel(Saliency(model)).attribute(
         x,
         nt_type="smoothgrad",
@@ -57,7 +57,7 @@ def _occlusion(model, x, target, *, samples, noise, layer):
             sliding_window_shapes=window,
             strides=(x.shape[1], 3, 3),
             target=target,
-            baselines=float(x.min()),
+            baselines=float(x.detach().min()),
             perturbations_per_eval=64,
         )
         .clamp_min(0)
@@ -183,14 +183,15 @@ def deletion_curves(
     fractions=(0.0, 0.05, 0.1, 0.2, 0.3, 0.5),
     fill: str = "blur",
     seed: int = 0,
-) -> dict[str, list[dict]]:
+) -> dict:
     """Accuracy as pixels are removed in the order of each method's maps: {"most": rows, "least": rows}, most
     salient first (a faithful map makes accuracy fall faster than random order) and least salient first (it
     keeps accuracy above random), each row with the one random order's accuracy beside the methods'. A
     removed pixel takes the value of a Gaussian blur of its image (fill "blur", sigma a twelfth of the side:
     it keeps the face's coarse shape, so the curve measures the loss of the detail there) or of the inputs'
     minimum ("black": scattered black pixels are far from any training image, so any order, random too,
-    lowers accuracy fast: the shift Hooker et al. 2019 warn of)."""
+    lowers accuracy fast: the shift Hooker et al. 2019 warn of). "per_image" holds each image's mean accuracy
+    over each curve, for paired tests."""
     if fill not in DELETION_FILLS:
         raise ValueError(f"unknown deletion fill '{fill}' (one of {', '.join(DELETION_FILLS)})")
     model.eval()
@@ -199,21 +200,25 @@ def deletion_curves(
     ranked = {m: v.flatten(1).argsort(dim=1, descending=True) for m, v in maps.items()}  # most salient first
     shuffled = torch.stack([torch.randperm(x[0, 0].numel(), generator=g) for _ in range(len(x))])
 
-    def accuracy(order: torch.Tensor, f: float) -> float:
-        return float((model(remove_pixels(x, order, f, filled)).argmax(1) == y).float().mean())
+    def correct(order: torch.Tensor, f: float) -> np.ndarray:  # (B,) each image right or wrong
+        return (model(remove_pixels(x, order, f, filled)).argmax(1) == y).cpu().numpy()
 
-    random = [accuracy(shuffled, f) for f in fractions]
-    return {
-        first: [
-            {
-                "removed": f,
-                **{m: accuracy(o if first == "most" else o.flip(1), f) for m, o in ranked.items()},
-                "random": r,
-            }
-            for f, r in zip(fractions, random)
-        ]
-        for first in ("most", "least")
+    orders = {first: {m: o if first == "most" else o.flip(1) for m, o in ranked.items()} for first in ("most", "least")}
+    right = {
+        first: {m: np.stack([correct(o, f) for f in fractions]) for m, o in by.items()} for first, by in orders.items()
     }
+    random = np.stack([correct(shuffled, f) for f in fractions])  # (fractions, B)
+    curves = {
+        first: [
+            {"removed": f, **{m: float(v[i].mean()) for m, v in by.items()}, "random": float(random[i].mean())}
+            for i, f in enumerate(fractions)
+        ]
+        for first, by in right.items()
+    }
+    # each image's mean over the curve: what a paired test of a map against random order compares
+    curves["per_image"] = {first: {m: v.mean(0) for m, v in by.items()} for first, by in right.items()}
+    curves["per_image"]["random"] = random.mean(0)
+    return curves
 
 
 class _Capture:
@@ -339,8 +344,9 @@ class SaliencyResults:
     ig_delta: np.ndarray  # Integrated Gradients' convergence delta per image
     regions: list[str]
     shares: np.ndarray  # (len(chosen), len(regions)): the vanilla gradient's share in each region
+    areas: list[float]  # each region's share of the image's area: what a uniform map would give it
     randomisation: dict[str, float]  # method -> rank correlation after re-initialising the top layers
-    deletion: dict[str, list[dict]]  # "most" / "least" salient first -> accuracy as pixels are removed
+    deletion: dict  # "most" / "least" salient first -> accuracy as pixels are removed; "per_image": each image's
     deletion_images: int
 
 
@@ -371,6 +377,7 @@ def explain_predictions(
     _, delta = integrated_gradients(model, xs, target, steps=e.samples)
     regions = FACE_REGIONS if faces else CENTRE
     shares = region_shares(maps.get("gradient", next(iter(maps.values()))), regions).numpy()
+    areas = region_shares(torch.ones(1, *xs.shape[-2:]), regions)[0].tolist()
     top = [model.features[-1], model.classifier] if hasattr(model, "classifier") else list(model.children())[-1:]
     check = randomisation_check(model, top, xs, target, list(e.randomise), seed=seed, samples=e.samples)
     n = min(e.deletion_images, len(x))
@@ -384,6 +391,7 @@ def explain_predictions(
         ig_delta=delta.cpu().numpy(),
         regions=[*regions, "rest"],
         shares=shares,
+        areas=areas,
         randomisation=check,
         deletion=deletion,
         deletion_images=n,

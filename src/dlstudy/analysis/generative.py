@@ -85,6 +85,26 @@ def interpolate(model: VAE, x1: torch.Tensor, x2: torch.Tensor, steps: int = 11)
     return latent, blend
 
 
+def decoded_distances(recon: torch.Tensor, x: torch.Tensor) -> dict[str, float]:
+    """Where a model's reconstructions of x lie (RMS per pixel, pixels in [0, 1]): from their own originals, from
+    other originals (each against the next image's), from the mean image of x, and from a black image; with the
+    mean brightness of both. A posterior that collapsed decodes every image alike, ideally the mean image; a
+    decoder that collapsed too may decode something darker."""
+    mean = x.mean(dim=0, keepdim=True)
+
+    def rms(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float(((a - b) ** 2).mean().sqrt())
+
+    return {
+        "to_originals": rms(recon, x),
+        "to_other_originals": rms(recon, x.roll(1, dims=0)),
+        "to_mean_image": rms(recon, mean),
+        "to_black": rms(recon, 0 * recon),
+        "brightness": float(recon.mean()),
+        "data_brightness": float(x.mean()),
+    }
+
+
 def pixel_mse(a: torch.Tensor, b: torch.Tensor) -> float:
     """Mean squared difference per pixel, pixels in [0, 1]: the one pixel range every study reports."""
     return float(((a.float() - b.float()) ** 2).mean())

@@ -56,6 +56,16 @@ def clustering_scores(labels: np.ndarray, clusters: np.ndarray) -> dict[str, flo
     }
 
 
+def private_correct(labels: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The private half's labels, and whether each of its images lands in the cluster the public half matched
+    to its label: the per-image right or wrong behind private accuracy (for intervals and paired tests)."""
+    known = labels >= 0
+    labels, clusters = labels[known], clusters[known]
+    public, private = leaderboard_halves(len(labels))
+    predicted = apply_matching(clusters[private], best_matching(labels[public], clusters[public]))
+    return labels[private], predicted == labels[private]
+
+
 def class_recall(labels: np.ndarray, clusters: np.ndarray) -> dict[int, dict]:
     """Per label: the share of its images in the cluster matched to it, and how many clusters hold at
     least 10 % of it (how far the class is spread)."""

@@ -1,7 +1,8 @@
 """The facial-expression CNN of the NTU ML HW3 reports: blocks of (conv 3x3 -> batch norm ->
 LeakyReLU) x n, max-pool and dropout, then fully connected layers. Widths and depths come from the
-config; any input size of at least 2**blocks pixels works (the head pools to a fixed 3x3 grid, which
-is the identity for 48x48 faces after four blocks)."""
+config; any input size of at least 2**blocks pixels works. The head average-pools the last map to a grid of
+at most 3x3 (the identity for 48x48 faces after four blocks), never larger than the map itself: a 1x1 map
+copied to 3x3 would feed the first linear layer nine copies of the same numbers."""
 
 from __future__ import annotations
 
@@ -48,6 +49,8 @@ class ExpressionCNN(nn.Module):
                 c = width
             blocks.append(nn.Sequential(*layers, nn.MaxPool2d(2), nn.Dropout(conv_dropout)))
         self.features = nn.Sequential(*blocks)
+        self.last_map = image_size // 2 ** len(channels)  # the side of the last block's output
+        self.grid = grid = min(grid, self.last_map)
         head: list[nn.Module] = [nn.AdaptiveAvgPool2d(grid), nn.Flatten()]
         width = c * grid * grid
         for h in hidden:

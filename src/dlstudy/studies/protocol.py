@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from dlstudy.config import Schema
+from dlstudy.config import Schema, defaults, flatten, merge, short
 from dlstudy.report import Report, text_table
 
 
@@ -55,6 +55,7 @@ class Study(Protocol):
     OBJECTIVE: tuple[str, str] | None  # a sweep's default (metric, direction); None: nothing to sweep
     PRUNE_ON: tuple[str, str] | None  # the per-epoch value a sweep's pruner watches
     METRICS: tuple[str, ...]  # the numbers metrics.json holds: what a sweep's --metric may name
+    FULL_STUDY: str  # the command for the full study on the homework's data (a --quick run's report names it)
     CARD: list[tuple[str, str, str | None]]  # the report's headline numbers: (label, metric, baseline metric)
     SECTIONS: list[Section]
 
@@ -97,14 +98,34 @@ def execute(study: Study, run, cfg: Schema) -> dict:
     """Fit, then write the report section by section; returns the metrics."""
     results = study.fit(run, cfg)
     report = Report(results.title or study.TITLE, run=run)
+    report.reduced = reduced_note(study, cfg)
     for fn in study.SECTIONS:
         with report.section(fn.title, question=fn.question):
             fn(report, results, cfg)
+    m = results.metrics
     card = [
-        (label, results.metrics.get(key), None if base is None else results.metrics.get(base), base)
+        (label, m.get(key), m.get(f"{key}_ci95"), None if base is None else m.get(base), base)
         for label, key, base in study.CARD
     ]
     report.write(config=cfg.model_dump(), metrics=results.metrics, card=card, seconds=run.elapsed())
     if results.table:
         print(text_table(results.table, results.columns))
     return results.metrics
+
+
+def reduced_note(study: Study, cfg: Schema) -> str | None:
+    """For a --quick run: what it reduced (each key --quick changes, from the default to what ran), which data
+    stood in for the homework's, and the command for the full study. None for a full run."""
+    if not cfg.quick:
+        return None
+    full, ran = flatten(defaults(study.Config)), flatten(cfg.model_dump())
+    keys = [
+        k for k in flatten(merge(defaults(study.Config), study.QUICK)) if k in flatten(study.QUICK) and k != "quick"
+    ]
+    changed = "; ".join(f"{k} {short(full[k], 40)} -> {short(ran[k], 40)}" for k in keys)
+    data = getattr(cfg, "data", None)
+    stand_in = ""
+    if data is not None and data.path is None:  # the schema says what the default data is: "None: the ..."
+        about = type(data).model_fields["path"].description.removeprefix("None: ").split(",")[0]
+        stand_in = f" {about[0].upper()}{about[1:]} stood in for the homework's data."
+    return f"A reduced run (--quick): {changed}.{stand_in} The full study: {study.FULL_STUDY}."

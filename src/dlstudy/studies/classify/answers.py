@@ -4,31 +4,47 @@ from __future__ import annotations
 
 import numpy as np
 
-NOISE = 0.01
 # how the training sentence names each test-time averaging (the views of analysis.classification.TTA_VIEWS)
 # what a removed pixel of the deletion curves takes (explain.deletion_fill), for the caption and the sentence
 FILL_SAID = {"blur": "the value of a blurred copy of the image", "black": "the black of the darkest pixel"}
 TTA_SAID = {"flip": "when each image is averaged with its mirror image", "ten_crop": "over ten crops and their mirrors"}
 
 
-def architecture(*, parameters: int, convs: int, size: int, channels: int, classes: int, hidden: list[int]) -> str:
+def architecture(
+    *,
+    parameters: int,
+    convs: int,
+    size: int,
+    channels: int,
+    classes: int,
+    hidden: list[int],
+    last_map: int,
+    grid: int,
+    head: int,
+) -> str:
+    """The network in one breath, and where its parameters are: the first linear layer reads the last map
+    averaged to a grid (never larger than the map: a copied map would only repeat numbers)."""
+    pooled = "keeps it as it is" if grid == last_map else f"averages it to {grid}x{grid}"
     return (
         f"{convs} convolution layers (3x3, batch norm, LeakyReLU; max-pooling halves the map after each block) "
-        f"turn a {channels}x{size}x{size} image into features, and fully connected layers of "
-        f"{', '.join(map(str, hidden)) or 'no hidden'} units map them to {classes} class scores: "
-        f"{parameters:,} parameters in all."
+        f"turn a {channels}x{size}x{size} image into a {last_map}x{last_map} map; the head {pooled}, and fully "
+        f"connected layers of {', '.join(map(str, hidden)) or 'no hidden'} units map it to {classes} class scores: "
+        f"{parameters:,} parameters in all, {head / parameters:.0%} of them in the first linear layer."
     )
 
 
 def training(history: list[dict], metrics: dict) -> str:
+    """The history in numbers; 'overfitting' only when training accuracy lies above the 95 % interval of
+    validation accuracy (the spread a validation set of this size has)."""
     best = max(range(len(history)), key=lambda i: history[i]["val_accuracy"])
     last = history[-1]
-    gap = metrics["train_accuracy"] - metrics["val_accuracy"]
+    low, high = metrics.get("val_accuracy_ci95") or (metrics["val_accuracy"],) * 2
+    span = f"validation {metrics['val_accuracy']:.3f}, 95 % interval {low:.3f} to {high:.3f}"
     fit = (
-        "the model fits the training images clearly better than new ones (overfitting, held back by "
-        "augmentation and dropout)"
-        if gap > 0.05
-        else "training and validation accuracy stay close: no sign of overfitting"
+        f"the model fits the training images better than new ones ({span}): overfitting, held back by "
+        "augmentation and dropout"
+        if metrics["train_accuracy"] > high
+        else f"training accuracy lies within the validation interval ({span}): no sign of overfitting"
     )
     scored = metrics["scored_on"]
     keys = {f"{scored}_accuracy_{views}_tta": said for views, said in TTA_SAID.items()}
@@ -60,11 +76,16 @@ def confused(counts: np.ndarray, names: list[str], top: int = 3) -> str:
     )
 
 
-def saliency(shares: dict[str, dict[str, float]], regions: list[str]) -> str:
-    """`shares`: class -> region -> share of the attribution (each class's shares sum to one)."""
+def saliency(shares: dict[str, dict[str, float]], regions: list[str], areas: list[float]) -> str:
+    """`shares`: class -> region -> share of the attribution (each class's shares sum to one); `areas`: each
+    region's share of the image, what a map that looked everywhere alike would give it."""
     mean = {r: float(np.mean([s[r] for s in shares.values()])) for r in regions}
+    area = dict(zip(regions, areas))
     lead = {r: max(shares, key=lambda c: shares[c][r]) for r in regions[:-1]}
-    parts = ", ".join(f"{mean[r]:.0%} on the {r}" for r in regions)
+    parts = ", ".join(
+        f"{mean[r]:.0%} on the {r} ({area[r]:.0%} of the image, {mean[r] / max(area[r], 1e-9):.1f}x its share)"
+        for r in regions
+    )
     most = "; ".join(f"the {r} draws most for {c} ({shares[c][r]:.0%})" for r, c in lead.items())
     return f"Averaged over the classes, the vanilla gradient puts {parts} (fixed regions, shares sum to one); {most}."
 
@@ -165,20 +186,29 @@ def deletion_areas(curves: dict[str, list[dict]]) -> list[dict]:
     ]
 
 
-def deletion(curves: dict[str, list[dict]], fill: str) -> str:
+def deletion(curves: dict, fill: str) -> str:
+    """Whether each map's order removes what the prediction needs: its curve against random order's on the
+    same images, by a paired bootstrap of each image's mean accuracy over the curve."""
+    from dlstudy.analysis.uncertainty import compare, mean_of
+
     rows = {r["method"]: r for r in deletion_areas(curves)}
     chance = rows.pop("random")["most salient first"]
+    per, random = curves["per_image"], curves["per_image"]["random"]
     parts = []
     for method, r in rows.items():
-        faster = r["most salient first"] < chance - NOISE * 2
-        above = r["least salient first"] > chance + NOISE * 2
+        n = len(random)
+        most = compare(method, "random", mean_of(per["most"][method]), mean_of(random), n, what="", items="images")
+        least = compare(method, "random", mean_of(per["least"][method]), mean_of(random), n, what="", items="images")
+        faster = most.differs and most.difference < 0
+        above = least.differs and least.difference > 0
         parts.append(
             f"{method.replace('_', ' ')} {r['most salient first']:.3f} most salient first "
-            f"({'falls faster than' if faster else 'no faster than'} random) and "
-            f"{r['least salient first']:.3f} least salient first ({'stays above' if above else 'not above'} "
-            "random)"
+            f"({'falls faster than' if faster else 'no faster than'} random, 95 % interval of the difference "
+            f"{most.low:+.3f} to {most.high:+.3f}) and {r['least salient first']:.3f} least salient first "
+            f"({'stays above' if above else 'not above'} random, {least.low:+.3f} to {least.high:+.3f})"
         )
     return (
-        f"Mean accuracy over the deletion curves, where removed pixels take {FILL_SAID[fill]} (random order {chance:.3f}): "
-        f"{'; '.join(parts)}. A map that ranks what the prediction needs does both."
+        f"Mean accuracy over the deletion curves, where removed pixels take {FILL_SAID[fill]} (random order {chance:.3f}; "
+        f"intervals from a paired bootstrap over the {len(random)} images): {'; '.join(parts)}. A map that ranks "
+        "what the prediction needs does both."
     )

@@ -12,6 +12,7 @@ import torch
 from dlstudy import plots
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.classification import TTA_VIEWS, class_report, confusion, predict_proba, predictions_csv
+from dlstudy.analysis.uncertainty import bootstrap_ci, mean_of, per_resample
 from dlstudy.analysis.explanations import FilterResults, SaliencyResults, explain_filters, explain_predictions
 from dlstudy.data.expressions import EMOTIONS, Prepared, load_expressions, load_new_faces, prepare_splits
 from dlstudy.data.images import load_labels, to_unit_tensor
@@ -89,6 +90,7 @@ def fit(run, cfg: Config) -> ClassifyResults:
     scored = metrics["scored_on"]
     y_scored, pred_scored = t[scored][1].numpy(), probs[scored].argmax(1)
     per_class, metrics["macro_f1"] = class_report(y_scored, pred_scored, names)
+    metrics.update(score_intervals(t, probs, scored=scored, seed=cfg.seed))
     metrics.update(epochs=trainer.epoch_, data=splits.data.source)
     run.write_bytes(f"predictions_{scored}.csv", predictions_csv(probs[scored], names, y_scored))
     table = [{"split": k, "images": len(t[k][1]), "accuracy": metrics[f"{k}_accuracy"]} for k in t]
@@ -180,6 +182,25 @@ def measure(cfg: Config, model, prep: Prepared, probs: dict, *, names: list[str]
         "train_sharpness": prep.target_sharpness,
         "blur_sigma": prep.sigmas,
     }
+
+
+def score_intervals(t: dict, probs: dict, *, scored: str, seed: int) -> dict:
+    """95 % intervals of each split's accuracy and of the scored split's macro F1: bootstrap over its images,
+    resampled within each class."""
+    from sklearn.metrics import f1_score
+
+    out = {}
+    for k in ("val", "public", "private"):
+        if k in t:
+            y = t[k][1].numpy()
+            out[f"{k}_accuracy_ci95"] = list(
+                bootstrap_ci(mean_of(probs[k].argmax(1) == y), len(y), strata=y, seed=seed)
+            )
+    y, pred = t[scored][1].numpy(), probs[scored].argmax(1)
+    labels = np.arange(probs[scored].shape[1])  # every class, as class_report's macro F1
+    macro = per_resample(lambda rows: f1_score(y[rows], pred[rows], labels=labels, average="macro", zero_division=0))
+    out["macro_f1_ci95"] = list(bootstrap_ci(macro, len(y), strata=y, seed=seed, resamples=1000))
+    return out
 
 
 def predict(

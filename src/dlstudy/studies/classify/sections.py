@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from dlstudy import plots
 from dlstudy.analysis.explanations import SALIENCY
@@ -51,6 +52,9 @@ def architecture(report: Report, r: ClassifyResults, cfg: Config) -> None:
             channels=m["channels"],
             classes=len(r.names),
             hidden=cfg.model.hidden,
+            last_map=r.model.last_map,
+            grid=r.model.grid,
+            head=next(layer.weight.numel() for layer in r.model.classifier if isinstance(layer, torch.nn.Linear)),
         )
     )
 
@@ -159,7 +163,7 @@ def saliency_maps(report: Report, r: ClassifyResults, cfg: Config) -> None:
         [{"class": c, **v} for c, v in by_class.items()],
         caption="Share of the vanilla gradient in fixed regions of the image, per class",
     )
-    report.answer(answers.saliency(by_class, x.regions))
+    report.answer(answers.saliency(by_class, x.regions, x.areas))
 
 
 @section("What activates the convolution filters", question=23)

@@ -24,6 +24,7 @@ __all__ = ["CARD", "QUICK", "SECTIONS", "Config", "fit", "predict"]
 
 NAME, TITLE = "cluster", "Image clustering: encoder, dimension reduction, clustering"
 
+FULL_STUDY = "dlstudy cluster --data trainX.npy --val-data valX.npy --val-labels valY.npy (HW9's files)"
 OBJECTIVE = (
     "private_accuracy",
     "maximize",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-NOISE = 0.01  # accuracy differences below this are within the spread across seeds we measured
+import numpy as np
+
+from dlstudy.analysis.uncertainty import auc_interval, difference_interval
 
 # what the variant table's columns mean, for the reader of question 1
 GRID_WORDS = (
@@ -17,14 +19,13 @@ GRID_WORDS = (
 )
 
 
-def grid(rows: list[dict], best: dict, raw: dict) -> str:
-    beat = best["private_accuracy"] - raw["private_accuracy"]
-    words = "above" if beat > NOISE else "not clearly above"
+def grid(rows: list[dict], best: dict, raw: dict, vs_raw=None) -> str:
+    """The selected variant and, by a paired test on the private images, whether it beats raw-pixel KMeans."""
     ae = {r["encoder"]: r["reconstruction_mse"] for r in rows if r.get("reconstruction_mse") is not None}
+    against = f"; {vs_raw.sentence()}" if vs_raw is not None else f" (raw-pixel KMeans: {raw['private_accuracy']:.3f})"
     out = (
         f"The best combination, chosen on the public half, is {best['encoder']} + {best['reduction']} + "
-        f"{best['clustering']}: accuracy {best['accuracy']:.3f}, private {best['private_accuracy']:.3f}, {words} "
-        f"KMeans on raw pixels ({raw['private_accuracy']:.3f}, {beat:+.3f})."
+        f"{best['clustering']}: accuracy {best['accuracy']:.3f}, private {best['private_accuracy']:.3f}{against}."
     )
     if len(ae) > 1:
         acc = {e: max(r["accuracy"] for r in rows if r["encoder"] == e) for e in ae}
@@ -55,42 +56,84 @@ def reconstructions(errors: dict[str, float], variance: float) -> str:
     return f"Against a pixel variance of {variance:.4f} across the images (pixels in [0, 1]): {'; '.join(parts)}."
 
 
-def label_spread(recall: dict[int, dict], names: list[str]) -> str:
+def label_spread(agreement: dict | None, recall: dict[int, dict], names: list[str], *, view: str) -> str:
+    """How the labels spread over the 2-D embedding (`agreement`: metrics.map_agreement of the map), then over
+    the selected variant's clusters."""
+    said = ""
+    if agreement is not None:
+        per = agreement["per_label"]
+        best, worst = max(per, key=per.get), min(per, key=per.get)
+        a, b = agreement["closest_pair"]
+        said = (
+            f"In the 2-D embedding ({view}), {agreement['overall']:.0%} of each point's 10 nearest neighbours share its "
+            f"label: {names[best]} keeps together best ({per[best]:.0%}), {names[worst]} spreads most "
+            f"({per[worst]:.0%}), and {names[a]} and {names[b]} mix most. "
+        )
     best = max(recall, key=lambda c: recall[c]["recall"])
     worst = min(recall, key=lambda c: recall[c]["recall"])
-    return (
+    return said + (
         f"In the selected variant's clusters, {names[best]} is the most cleanly grouped ({recall[best]['recall']:.0%} "
         f"of its images in its matched cluster) and {names[worst]} the most spread ({recall[worst]['recall']:.0%}, "
         f"over {recall[worst]['clusters']} clusters holding at least 10% of it each)."
     )
 
 
-def dimensions(rows: list[dict], best: dict) -> str:
+def dimensions(rows: list[dict], best: dict, vs_worst=None) -> str:
+    """Every reduction chain of the selected encoder and method; whether the chain matters, by a paired test of
+    the selected chain against the worst one on the private images."""
     mine = [r for r in rows if r["encoder"] == best["encoder"] and r["clustering"] == best["clustering"]]
     top = max(mine, key=lambda r: r["public_accuracy"])
     spread = max(r["private_accuracy"] for r in mine) - min(r["private_accuracy"] for r in mine)
     listed = ", ".join(
         f"{r['reduction']} ({r['reduced_dim']}-d) {r['public_accuracy']:.3f}/{r['private_accuracy']:.3f}" for r in mine
     )
-    verdict = "the reduction matters" if spread > 3 * NOISE else "the reduction barely matters"
+    if vs_worst is None:
+        verdict = "one chain only, nothing to compare" if len(mine) == 1 else "no labels to compare them on"
+    elif vs_worst.differs:
+        verdict = f"the reduction matters: {vs_worst.sentence()}"
+    else:
+        verdict = f"the reduction does not matter here: {vs_worst.sentence()}"
     return (
         f"For {best['encoder']} + {best['clustering']}, public/private accuracy per reduction: {listed}; best "
-        f"{top['reduction']}, and private accuracy spans {spread:.3f}: {verdict}."
+        f"{top['reduction']}, and private accuracy spans {spread:.3f}; {verdict}."
     )
 
 
-def two_images(pair: list[dict], auc: float | None) -> str:
+def two_images(pair: list[dict], classes: dict[str, np.ndarray], auc: tuple[float, int, int] | None) -> str:
+    """Two images of different classes, then what one image each cannot tell: each class's mean reconstruction
+    error over all its images, with the interval of their difference; 'harder' only when it excludes zero.
+    `auc`: (ROC AUC of error for a wrong cluster, wrongly clustered images, rightly clustered ones)."""
     a, b = pair
-    harder = a if a["error"] > b["error"] else b
     said = (
         f"Image {a['index']} ({a['name']}) has reconstruction error {a['error']:.4f} and is "
         f"{'rightly' if a['right'] else 'wrongly'} clustered; image {b['index']} ({b['name']}) has {b['error']:.4f} "
-        f"and is {'rightly' if b['right'] else 'wrongly'} clustered: the model finds the {harder['name']} harder."
+        f"and is {'rightly' if b['right'] else 'wrongly'} clustered."
+    )
+    ea, eb = classes[a["name"]], classes[b["name"]]
+    low, high = difference_interval(ea, eb)
+    verdict = (
+        f"the model finds the {a['name'] if low > 0 else b['name']} harder"
+        if low > 0 or high < 0
+        else "no difference between the two classes that these images can tell"
+    )
+    said += (
+        f" Over all their images, class {a['name']} has mean error {ea.mean():.4f} ({len(ea)} images) and class "
+        f"{b['name']} {eb.mean():.4f} ({len(eb)}); the difference's 95 % bootstrap interval is {low:+.4f} to "
+        f"{high:+.4f}: {verdict}."
     )
     if auc is None:
         return said
-    link = "predicts" if auc >= 0.6 else "barely predicts" if auc >= 0.55 else "does not predict"
-    return said + f" Over all images, reconstruction error {link} a wrong cluster (ROC AUC {auc:.2f})."
+    value, wrong, right = auc
+    floor = auc_interval(value, wrong, right)[0]
+    link = (
+        "predicts a wrong cluster better than chance"
+        if floor > 0.5
+        else "does not predict a wrong cluster beyond chance"
+    )
+    return said + (
+        f" Over all images, reconstruction error {link} (ROC AUC {value:.2f}, 95 % interval from {floor:.2f}, "
+        "Hanley-McNeil)."
+    )
 
 
 def maps(agreement: dict[str, dict], names: list[str]) -> str:
@@ -115,7 +158,7 @@ def unlabelled(best: dict, n_variants: int) -> str:
     )
 
 
-def label_free(rows: list[dict], free: int, best: int, agreement: dict[str, float | None]) -> str:
+def label_free(rows: list[dict], free: int, best: int, agreement: dict[str, float | None], vs_pick=None) -> str:
     """What the label-free pick is, and, with labels, how far it and each score can be trusted."""
     pick = rows[free]
     said = (
@@ -125,17 +168,16 @@ def label_free(rows: list[dict], free: int, best: int, agreement: dict[str, floa
     )
     if not agreement:
         return said
-    gap = rows[best]["accuracy"] - pick["accuracy"]
     trust = ", ".join(f"{k.replace('_', ' ')} {v:+.2f}" for k, v in agreement.items() if v is not None)
-    verdict = (
-        "as good as the best"
-        if gap <= NOISE
-        else ("close to the best" if gap <= 3 * NOISE else "clearly below the best: do not trust it blindly here")
-    )
+    if vs_pick is None:
+        verdict = "it is the variant chosen with labels"
+    elif vs_pick.differs and vs_pick.difference > 0:
+        verdict = f"below the variant chosen with labels, do not trust it blindly here: {vs_pick.sentence()}"
+    else:
+        verdict = f"as good as the variant chosen with labels as far as this data can tell: {vs_pick.sentence()}"
     return (
         said + f" Its accuracy is {pick['accuracy']:.3f} against {rows[best]['accuracy']:.3f} for the variant "
-        f"chosen with labels ({gap:+.3f}): {verdict}. Rank correlation of each score with accuracy over the "
-        f"variants: {trust}."
+        f"chosen with labels; {verdict}. Rank correlation of each score with accuracy over the variants: {trust}."
     )
 
 

@@ -65,7 +65,7 @@ def variant_grid(report: Report, r: ClusterResults, cfg: Config) -> None:
         "grid_accuracy",
         "Accuracy of every variant; bars left of the red line do worse than clustering raw pixels.",
     )
-    report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0]))
+    report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0], r.comparisons.get("raw")))
 
 
 @section("Choosing without labels: label-free scores and the number of clusters")
@@ -84,7 +84,7 @@ def without_labels(report: Report, r: ClusterResults, cfg: Config) -> None:
         [{c: x.get(c) for c in key} for x in r.rows], caption="Label-free scores of every variant", highlight=r.free + 1
     )
     agreement = {s: rank_agreement(r.rows[1:], s) for s in ("label_free", *SCORES)} if r.labelled else {}
-    report.paragraph(answers.label_free(r.rows[1:], r.free, r.best, agreement))
+    report.paragraph(answers.label_free(r.rows[1:], r.free, r.best, agreement, r.comparisons.get("label_free")))
     if r.curve:
         report.figure(
             plots.lines(
@@ -139,7 +139,7 @@ def reconstructions(report: Report, r: ClusterResults, cfg: Config) -> None:
         report.answer(answers.reconstructions(errors, float((r.data.images / 255.0).var(axis=0).mean())))
 
 
-@section("How the true labels spread over the clusters", question=3)
+@section("How the true labels spread over the 2-D embedding", question=3)
 def label_spread(report: Report, r: ClusterResults, cfg: Config) -> None:
     if not r.labelled:
         return
@@ -155,7 +155,19 @@ def label_spread(report: Report, r: ClusterResults, cfg: Config) -> None:
         "How each label's images fall over the selected variant's clusters: a clean grouping has one "
         "dark cell per row.",
     )
-    report.answer(answers.label_spread(class_recall(labels, clusters), r.class_names))
+    (show, views), spec = r.views, r.metrics["best_encoder"]
+    title, xy = list(views.items())[-1]  # the last view: the nonlinear map where there is one
+    mapped = r.data.labels[show]
+    keep = mapped >= 0
+    if keep.sum() > 10:
+        report.figure(
+            plots.scatter_maps({f"{title} of '{spec}' features": xy}, mapped, r.class_names),
+            "label_embedding",
+            f"The selected encoder's features in 2-D ({title}, {len(show)} points), coloured by label.",
+        )
+    spread = map_agreement(xy[keep], mapped[keep]) if keep.sum() > 10 else None
+    view = f"{title} of '{spec}' features"
+    report.answer(answers.label_spread(spread, class_recall(labels, clusters), r.class_names, view=view))
 
 
 @section("The best recipe over reduction dimensions, public and private", question=4)
@@ -168,7 +180,7 @@ def dimensions(report: Report, r: ClusterResults, cfg: Config) -> None:
         pivot(mine, "reduction", "clustering", "private_accuracy", column_name="{} private"),
         caption=f"Private accuracy of '{best['encoder']}' per reduction chain and clustering",
     )
-    report.answer(answers.dimensions(r.rows[1:], best))
+    report.answer(answers.dimensions(r.rows[1:], best, r.comparisons.get("reduction")))
 
 
 @section("Two images of different classes: reconstruction error against clustering", question=5)
@@ -183,7 +195,11 @@ def two_images(report: Report, r: ClusterResults, cfg: Config) -> None:
         for i in r.figure_indices[:2]
     ]
     report.paragraph(f"Autoencoder '{spec}', clustered by its best chain; images as in the reconstruction figure.")
-    report.answer(answers.two_images(pair, error_auc(r.errors[spec][r.known], ~right[r.known])))
+    errors, known = r.errors[spec], r.known
+    classes = {r.class_names[c]: errors[known & (labels == c)] for c in np.unique(labels[known])}
+    auc = error_auc(errors[known], ~right[known])
+    wrong = int((~right[known]).sum())
+    report.answer(answers.two_images(pair, classes, None if auc is None else (auc, wrong, int(known.sum()) - wrong)))
 
 
 @section("PCA and t-SNE maps of the latent codes", question=6)

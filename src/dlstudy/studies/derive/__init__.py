@@ -15,6 +15,7 @@ __all__ = ["CARD", "QUICK", "SECTIONS", "Config", "fit"]
 
 NAME = "derive"
 TITLE = "Hand derivations, step by step, checked against autograd"
+FULL_STUDY = "dlstudy derive all"
 OBJECTIVE = None  # nothing is trained, so there is nothing to sweep
 PRUNE_ON = None
 METRICS = ()  # nothing to sweep on

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-RELATIVE = 0.02  # relative changes below 2 % in nats are read as "about the same"
-
 
 def architecture(*, n_train: int, n_test: int, size: int, channels: int, models: dict[str, dict]) -> str:
     nets = "; ".join(
@@ -17,13 +15,12 @@ def architecture(*, n_train: int, n_test: int, size: int, channels: int, models:
     )
 
 
-def learning_curve(history: list[dict], name: str) -> str:
+def learning_curve(history: list[dict], name: str, *, sem: float) -> str:
     """Where the negative ELBO went, its parts at the end, the train-test gap, and whether it was still
-    falling in the last epoch (by more than RELATIVE of its value)."""
+    falling in the last epoch: by more than the 95 % margin of the test mean itself (1.96 standard errors
+    over the test images, `sem`)."""
     first, last = history[0], history[-1]
-    still = len(history) > 1 and history[-2]["test_neg_elbo"] - last["test_neg_elbo"] > RELATIVE / 4 * abs(
-        last["test_neg_elbo"]
-    )
+    still = len(history) > 1 and history[-2]["test_neg_elbo"] - last["test_neg_elbo"] > 1.96 * sem
     ending = "still falling in the last epoch: more epochs would help" if still else "flat by the last epoch"
     gap = last["test_neg_elbo"] - last["neg_elbo"]
     return (
@@ -60,22 +57,47 @@ def prior_samples(*, samples_spread: float, test_spread: float) -> str:
     )
 
 
-def interpolation(*, latent_mid: float, blend_mid: float) -> str:
-    """The model's own negative ELBO (nats) of the halfway images: lower is more like the training data."""
-    better = latent_mid < blend_mid * (1 - RELATIVE)
+def interpolation(*, latent_mid: float, blend_mid: float, nearest: dict[str, float]) -> str:
+    """Whether the latent path stays near the data: its middle decode's distance to the nearest training image
+    against the endpoints' decodes' (RMS per pixel); beside it, the model's own bound of the two halfway images."""
+    ends = max(nearest["start"], nearest["end"])
+    near = nearest["middle"] <= ends
+    where = (
+        "no further from the training images than the endpoints' decodes: the path stays among images like the data"
+        if near
+        else f"{nearest['middle'] / max(ends, 1e-9):.1f}x as far from any training image as the endpoints' decodes: "
+        "the middle of the path leaves the data (faint, smudged frames)"
+    )
     return (
-        f"Halfway along, the latent path decodes to an image the model scores at {latent_mid:.1f} nats, the pixel "
-        f"blend at {blend_mid:.1f}: "
-        + (
-            "the latent path stays among images like the training data, while the "
-            "blend is a double exposure of two images."
-            if better
-            else "by the model's own bound the latent path is not clearly more natural than the blend here."
-        )
+        f"Halfway along, the latent path decodes to an image {nearest['middle']:.3f} (RMS per pixel) from its nearest "
+        f"training image, against {nearest['start']:.3f} and {nearest['end']:.3f} for the two ends: {where}. The "
+        f"model's own bound scores it {latent_mid:.1f} nats and the pixel blend {blend_mid:.1f}."
     )
 
 
-def kl_weight(rows: list[dict], kind: str, spread: dict[float, float]) -> str:
+def reconstructions_by_beta(where: dict[float, dict[str, float]]) -> str:
+    """A caption that follows the images: for each beta, whether each reconstruction keeps its own image (nearer
+    its original than another image), and whether they are darker than a collapsed posterior's mean image (nearer
+    a black image than the mean image)."""
+    said = []
+    for beta, d in sorted(where.items()):
+        if d["to_black"] < d["to_mean_image"]:
+            kind = (
+                f"near-black (mean brightness {d['brightness']:.3f} against the data's {d['data_brightness']:.3f}): "
+                "darker than the mean image a collapsed posterior should decode"
+            )
+        elif d["to_originals"] < d["to_other_originals"]:
+            kind = "each keeps its own image, nearer its original than another image"
+        else:
+            kind = "no nearer its own original than another image: every image decodes alike"
+        said.append(
+            f"beta {beta:g}: {kind} (RMS per pixel {d['to_originals']:.3f} to its original, "
+            f"{d['to_other_originals']:.3f} to another, {d['to_mean_image']:.3f} to the mean image)"
+        )
+    return "; ".join(said) + "."
+
+
+def kl_weight(rows: list[dict], kind: str, spread: dict[float, float], comparisons: dict | None = None) -> str:
     """The KL-weight discussion, every claim from this run: posterior collapse is named only when
     active units fell at the largest beta (against beta = 1, or the smallest beta without it); prior
     holes only when the smallest beta's KL is at least twice the reference's; and the text says so
@@ -95,15 +117,18 @@ def kl_weight(rows: list[dict], kind: str, spread: dict[float, float]) -> str:
     if hi > ref:
         a_ref, a_hi = by[ref]["active_units"], by[hi]["active_units"]
         if a_hi < a_ref:
-            worse = by[hi]["test_reconstruction"] > by[ref]["test_reconstruction"] * (1 + RELATIVE)
+            test = (comparisons or {}).get(hi)
+            worse = test is not None and test.differs and test.difference > 0  # more nats: worse
+            said = f" ({test.sentence(higher_is_better=False)})" if test is not None else ""
             parts.append(
                 f"At beta = {hi:g} the posterior collapses towards the prior: active units fall from {a_ref} "
                 f"to {a_hi}"
                 + (
-                    ", and reconstruction gets worse, as expected."
+                    ", and reconstruction gets worse, as expected"
                     if worse
-                    else ", though reconstruction does not get clearly worse."
+                    else ", though reconstruction is not measurably worse"
                 )
+                + f"{said}."
             )
         else:
             parts.append(

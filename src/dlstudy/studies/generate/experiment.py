@@ -20,6 +20,7 @@ from dlstudy.analysis.generative import (
     reconstruct,
     score,
 )
+from dlstudy.analysis.uncertainty import Comparison, bootstrap_ci, compare, mean_of
 from dlstudy.data.images import examples_across_classes, load_images, subsample, to_unit_tensor
 from dlstudy.errors import InputError
 from dlstudy.models.vae import VAE, ELBOLoss, build_vae
@@ -43,6 +44,8 @@ class GenerateResults(Results):
     main_kind: str
     main_beta: float
     device: torch.device
+    comparisons: dict[float, Comparison]  # beta -> its test reconstruction against the reference beta's (paired)
+    nats_sem: float  # the standard error of the main variant's mean test negative ELBO
 
     @property
     def main(self) -> VAE:
@@ -89,7 +92,7 @@ def fit(run, cfg: Config) -> GenerateResults:
         data.source,
         device,
     )
-    rows, models, histories = train_grid(run, cfg, x[tr], x[te], device=device)
+    rows, models, histories, nats = train_grid(run, cfg, x[tr], x[te], device=device)
     main_kind, main_beta = cfg.main.model, float(cfg.main.beta)
     main = next(r for r in rows if r["model"] == main_kind and r["beta"] == main_beta)
     labels = data.labels[te] if data.labels is not None else None
@@ -109,8 +112,11 @@ def fit(run, cfg: Config) -> GenerateResults:
         "grid": rows,
         "example_classes": classes,
     }
-    numbers = answer_numbers(models, kind=main_kind, beta=main_beta, x_test=x[te], shown=shown, cfg=cfg, device=device)
+    numbers = answer_numbers(
+        models, kind=main_kind, beta=main_beta, x_test=x[te], shown=shown, cfg=cfg, device=device, x_train=x[tr]
+    )
     metrics.update(numbers)
+    metrics.update(nats_intervals(nats[(main_kind, main_beta)], seed=cfg.seed))
     kinds = {k: next(m for (kk, _), m in models.items() if kk == k) for k in cfg.grid.models}
     return GenerateResults(
         metrics=metrics,
@@ -126,6 +132,8 @@ def fit(run, cfg: Config) -> GenerateResults:
             for k, m in kinds.items()
         },
         main_kind=main_kind,
+        comparisons=paired_betas(nats, main_kind, seed=cfg.seed),
+        nats_sem=float(nats[(main_kind, main_beta)]["neg_elbo"].std(ddof=1) / np.sqrt(len(te))),
         main_beta=main_beta,
         table=rows,
         columns=COLUMNS,
@@ -133,8 +141,9 @@ def fit(run, cfg: Config) -> GenerateResults:
 
 
 def train_grid(run, cfg: Config, x_train: torch.Tensor, x_test: torch.Tensor, *, device):
-    """Every VAE at every KL weight: (a row of scores each, (kind, beta) -> model, variant name -> history)."""
-    rows, models, histories = [], {}, {}
+    """Every VAE at every KL weight: (a row of scores each, (kind, beta) -> model, variant name -> history,
+    (kind, beta) -> each test image's nats: negative ELBO and reconstruction)."""
+    rows, models, histories, nats = [], {}, {}, {}
     for kind in cfg.grid.models:
         for beta in map(float, cfg.grid.betas):
             name = variant_name(kind, beta)
@@ -144,29 +153,59 @@ def train_grid(run, cfg: Config, x_train: torch.Tensor, x_test: torch.Tensor, *,
             loss = ELBOLoss(beta=beta, **cfg.loss.model_dump())
             trainer = train_variant(run, cfg, model, loss, name, train=(x_train,), device=device, test=(x_test,))
             models[(kind, beta)], histories[name] = model, trainer.history_
+            summary, nats[(kind, beta)] = scores(model, x_train, x_test, cfg, device)
             rows.append(
                 {
                     "model": kind,
                     "beta": beta,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "epochs": trainer.epoch_,
-                    **scores(model, x_train, x_test, cfg, device),
+                    **summary,
                     "latent_dim": model.latent_dim,
                     "seconds": round(time.time() - t0, 1),
                 }
             )
-    return rows, models, histories
+    return rows, models, histories, nats
 
 
-def scores(model: VAE, x_train: torch.Tensor, x_test: torch.Tensor, cfg: Config, device) -> dict:
+def scores(model: VAE, x_train: torch.Tensor, x_test: torch.Tensor, cfg: Config, device) -> tuple[dict, dict]:
+    """The means a grid row holds, and the test images' own nats (for intervals and paired tests)."""
     lik = {"likelihood": cfg.loss.likelihood, "sigma": cfg.loss.sigma}
     train, test = score(model, x_train, device, **lik), score(model, x_test, device, **lik)
-    return {
+    summary = {
         "train_neg_elbo": float(train["neg_elbo"].mean()),
         "test_neg_elbo": float(test["neg_elbo"].mean()),
         "test_reconstruction": float(test["reconstruction"].mean()),
         "test_kl": float(test["kl"].mean()),
         "active_units": active_units(test["mu"]),
+    }
+    per_image = {k: np.asarray(test[k], dtype=np.float64) for k in ("neg_elbo", "reconstruction")}
+    return summary, per_image
+
+
+def nats_intervals(per_image: dict, *, seed: int) -> dict:
+    """95 % bootstrap intervals of the mean test nats (negative ELBO and reconstruction) over the test images."""
+    return {f"test_{k}_ci95": list(bootstrap_ci(mean_of(v), len(v), seed=seed)) for k, v in per_image.items()}
+
+
+def paired_betas(nats: dict, kind: str, *, seed: int) -> dict[float, Comparison]:
+    """Each KL weight's reconstruction against beta = 1's (or the smallest beta's) on the same test images."""
+    betas = sorted(b for k, b in nats if k == kind)
+    ref = 1.0 if 1.0 in betas else betas[0]
+    mine = nats[(kind, ref)]["reconstruction"]
+    return {
+        b: compare(
+            f"beta = {b:g}",
+            f"beta = {ref:g}",
+            mean_of(nats[(kind, b)]["reconstruction"]),
+            mean_of(mine),
+            len(mine),
+            what="reconstruction nats",
+            items="test images",
+            seed=seed,
+        )
+        for b in betas
+        if b != ref
     }
 
 
@@ -177,7 +216,15 @@ def pair(x_test: torch.Tensor, shown: np.ndarray, cfg: Config, device) -> tuple[
 
 
 def answer_numbers(
-    models: dict, *, kind: str, beta: float, x_test: torch.Tensor, shown: np.ndarray, cfg: Config, device
+    models: dict,
+    *,
+    kind: str,
+    beta: float,
+    x_test: torch.Tensor,
+    shown: np.ndarray,
+    cfg: Config,
+    device,
+    x_train: torch.Tensor,
 ) -> dict:
     """The numbers questions 15-18 are answered with, kept in metrics.json: reconstruction error against
     the test images' own variance, how much prior samples vary (per beta of the main model kind, the
@@ -204,7 +251,16 @@ def answer_numbers(
             if k == kind
         },
         "interpolation_mid_neg_elbo": {"latent": float(mid[0]), "pixels": float(mid[1])},
+        "interpolation_nearest_training": nearest_training(latent[[0, 5, -1]].cpu(), x_train),
     }
+
+
+def nearest_training(frames: torch.Tensor, x_train: torch.Tensor) -> dict:
+    """How far the latent path's start, middle and end decodes lie from the nearest training image (root mean
+    squared pixel difference, pixels in [0, 1]): a path that leaves the data has a middle far from all of them."""
+    distance = torch.cdist(frames.flatten(1).float(), x_train.flatten(1).float()).min(dim=1).values
+    rms = (distance / frames[0].numel() ** 0.5).tolist()
+    return dict(zip(("start", "middle", "end"), rms))
 
 
 def predict(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from dlstudy import plots
-from dlstudy.analysis.generative import interpolate, posterior_samples, prior_samples, reconstruct
+from dlstudy.analysis.generative import decoded_distances, interpolate, posterior_samples, prior_samples, reconstruct
 from dlstudy.data.images import to_uint8
 from dlstudy.report import Report
 from dlstudy.studies.generate import answers
@@ -60,7 +60,9 @@ def learning_curves(report: Report, r: GenerateResults, cfg: Config) -> None:
     )
     report.answer(
         answers.learning_curve(
-            r.histories[variant_name(r.main_kind, r.main_beta)], f"{r.main_kind} VAE at beta {r.main_beta:g}"
+            r.histories[variant_name(r.main_kind, r.main_beta)],
+            f"{r.main_kind} VAE at beta {r.main_beta:g}",
+            sem=r.nats_sem,
         )
     )
 
@@ -125,7 +127,11 @@ def interpolation(report: Report, r: GenerateResults, cfg: Config) -> None:
         "(1 - a) x1 + a x2 (bottom): the top row should stay one plausible image, the bottom is a double exposure.",
     )
     mid = r.metrics["interpolation_mid_neg_elbo"]
-    report.answer(answers.interpolation(latent_mid=mid["latent"], blend_mid=mid["pixels"]))
+    report.answer(
+        answers.interpolation(
+            latent_mid=mid["latent"], blend_mid=mid["pixels"], nearest=r.metrics["interpolation_nearest_training"]
+        )
+    )
 
 
 @section("KL weight 0, 1 and 100: what changes and why", question=18)
@@ -140,14 +146,16 @@ def kl_weight(report: Report, r: GenerateResults, cfg: Config) -> None:
     )
     betas = sorted(b for (k, b) in r.models if k == r.main_kind)
     originals = r.x_test[r.shown].to(r.device)
+    x = r.x_test.to(r.device)
+    where = {b: decoded_distances(reconstruct(r.models[(r.main_kind, b)], x).cpu(), r.x_test) for b in betas}
     report.figure(
         plots.image_rows(
             [to_uint8(originals)] + [to_uint8(reconstruct(r.models[(r.main_kind, b)], originals)) for b in betas],
             row_titles=["original"] + [f"beta {b:g}" for b in betas],
         ),
         "beta_reconstructions",
-        f"Reconstructions of the same test images by the {r.main_kind} VAE at each beta: sharper at small "
-        "beta, blurrier as beta grows.",
+        f"Reconstructions of the same test images by the {r.main_kind} VAE at each beta. "
+        + answers.reconstructions_by_beta(where),
     )
     drawn = {
         b: prior_samples(r.models[(r.main_kind, b)], 10, cfg.seed, r.device) for b in betas
@@ -158,7 +166,12 @@ def kl_weight(report: Report, r: GenerateResults, cfg: Config) -> None:
         f"Prior samples from the {r.main_kind} VAE at each beta (the same z for every row).",
     )
     report.answer(
-        answers.kl_weight(r.rows, r.main_kind, {float(b): v for b, v in r.metrics["prior_sample_spread"].items()})
+        answers.kl_weight(
+            r.rows,
+            r.main_kind,
+            {float(b): v for b, v in r.metrics["prior_sample_spread"].items()},
+            r.comparisons,
+        )
     )
 
 

@@ -18,6 +18,7 @@ __all__ = ["CARD", "QUICK", "SECTIONS", "Config", "fit", "predict"]
 
 NAME, TITLE = "trend", "Will cases rise tomorrow? RNN, LSTM and GRU on COVID-19 case series"
 
+FULL_STUDY = "dlstudy trend --data covid_19.csv"
 OBJECTIVE = ("test_balanced_accuracy", "maximize")  # a sweep's default: the test days of the honest time split
 PRUNE_ON = ("val_loss", "minimize")  # the per-epoch value a sweep's pruner watches
 # the numbers metrics.json holds: what a sweep's --metric may name

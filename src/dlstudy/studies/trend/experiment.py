@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 
 from dlstudy.analysis.classification import baselines, binary_scores
+from dlstudy.analysis.uncertainty import Comparison, auc_interval, balanced_accuracy_of, bootstrap_ci, compare, mean_of
 from dlstudy.data.countries import map_codes
 from dlstudy.data.covid import CaseSeries
 from dlstudy.data.windows import correlations, load_daily, make_windows, normalize, select_countries, split_indices
@@ -39,6 +40,8 @@ class TrendResults(Results):
     y_test: np.ndarray  # the selected variant's test days: labels and probabilities
     p_test: np.ndarray
     latest: pd.DataFrame  # per series: the probability of a rise after the latest window
+    intervals: dict[str, tuple[float, float]]  # time-split variant -> 95 % interval of its test balanced accuracy
+    comparisons: dict[str, Comparison]  # the selected variant against each other model at its window (paired)
 
 
 def variant_name(split: str, cell: str, length: int) -> str:
@@ -82,7 +85,9 @@ def fit(run, cfg: Config) -> TrendResults:
                 "train_rise_share": float(y[parts["fit"]].mean()),
                 "test_rise_share": float(y[parts["test"]].mean()),
             }
-            rows += [{**base, **row} for row in baselines(x, y, parts, balanced=cfg.model.class_weights)]
+            scored, probabilities = baselines(x, y, parts, balanced=cfg.model.class_weights)
+            rows += [{**base, **row} for row in scored]
+            tests.update({variant_name(split, k, length): (y[test], p) for k, p in probabilities.items()})
             for cell in cfg.model.cells:
                 name = variant_name(split, cell, length)
                 row, histories[name], tests[name] = train_cell(run, cfg, cell, (x, y), parts=parts, device=device)
@@ -183,6 +188,7 @@ def select(
         **dict(negative_corrections=int(corrected.sum()), data=series.source),
     }
     y_test, p_test = tests[name]
+    metrics.update(headline_intervals(y_test, p_test, seed=cfg.seed))
     table = answers.honest(rows, cells_only=False)
     return TrendResults(
         metrics=metrics,
@@ -191,6 +197,8 @@ def select(
         y_test=y_test,
         p_test=p_test,
         latest=latest,
+        intervals={k: balanced_interval(*tests[k], seed=cfg.seed) for k in tests if k.startswith("time-")},
+        comparisons=paired(tests, best, seed=cfg.seed),
         table=table,
         columns=COLUMNS,
         series=series,
@@ -200,6 +208,57 @@ def select(
         kept=kept,
         histories=histories,
     )
+
+
+def balanced_interval(y: np.ndarray, p: np.ndarray, *, seed: int) -> tuple[float, float]:
+    """The 95 % interval of balanced accuracy at the 0.5 threshold, bootstrapped over the test days (by class)."""
+    return bootstrap_ci(balanced_accuracy_of(y, (p >= 0.5).astype(int)), len(y), strata=y, seed=seed)
+
+
+def headline_intervals(y: np.ndarray, p: np.ndarray, *, seed: int) -> dict:
+    """metrics.json's intervals for the selected variant's test scores."""
+    pred = (p >= 0.5).astype(int)
+    auc = binary_scores(y, p)["roc_auc"]
+    return {
+        "test_balanced_accuracy_ci95": list(balanced_interval(y, p, seed=seed)),
+        "test_accuracy_ci95": list(bootstrap_ci(mean_of(pred == y), len(y), strata=y, seed=seed)),
+        "test_roc_auc_ci95": None if auc is None else list(auc_interval(auc, int(y.sum()), int((1 - y).sum()))),
+    }
+
+
+def paired(tests: dict, best: dict, *, seed: int) -> dict[str, Comparison]:
+    """The selected variant against every other model at its window on the same test days (time split):
+    balanced accuracy (accuracy against the majority class), paired bootstrap and McNemar's test."""
+    y, p = tests[variant_name("time", best["model"], best["window"])]
+    ours = (p >= 0.5).astype(int)
+    out = {}
+    for name, (_, p_other) in tests.items():
+        split, model, length = name.split("-", 2)
+        if split != "time" or length != f"L{best['window']}" or model == best["model"]:
+            continue
+        theirs = (p_other >= 0.5).astype(int)
+        accuracy = model == "majority"  # its balanced accuracy is 0.5 by construction: compare what it scores
+        a, b = (
+            (mean_of(ours == y), mean_of(theirs == y))
+            if accuracy
+            else (balanced_accuracy_of(y, ours), balanced_accuracy_of(y, theirs))
+        )
+        out[model] = compare(
+            best["model"].upper(),
+            MODEL_NAMES.get(model, model.upper()),
+            a,
+            b,
+            len(y),
+            what="accuracy" if accuracy else "balanced accuracy",
+            items="test days",
+            strata=y,
+            correct=(ours == y, theirs == y),
+            seed=seed,
+        )
+    return out
+
+
+MODEL_NAMES = {"majority": "the majority class", "logistic": "logistic regression"}
 
 
 def latest_probabilities(daily: pd.DataFrame, model, length: int, cfg: Config, device) -> pd.DataFrame:

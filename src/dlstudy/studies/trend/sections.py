@@ -99,7 +99,7 @@ def gated_cells(report: Report, r: TrendResults, cfg: Config) -> None:
         name = variant_name("time", cell, r.best["window"])
         if name in r.histories:
             report.paragraph(answers.epoch_curve(r.histories[name], f"{cell.upper()}, L = {r.best['window']}"))
-    report.answer(answers.cells_compared(r.rows))
+    report.answer(answers.cells_compared(r.rows, r.best, r.comparisons))
 
 
 @section("The window length L", question=10)
@@ -116,8 +116,8 @@ def window_length(report: Report, r: TrendResults, cfg: Config) -> None:
             caption=f"Test balanced accuracy, {split} split (rows: model; columns: window length L)",
         )
     report.paragraph("Did each window length learn beyond the majority class?")
-    report.bullets(answers.window_sentences(r.rows, class_weights=cfg.model.class_weights))
-    report.answer(answers.window_length(r.rows))
+    report.bullets(answers.window_sentences(r.rows, class_weights=cfg.model.class_weights, intervals=r.intervals))
+    report.answer(answers.window_length(r.rows, r.best, vs_logistic=r.comparisons.get("logistic")))
 
 
 @section("Probability of a rise after the latest window, on a world map", question=11)
@@ -160,9 +160,12 @@ def discussion(report: Report, r: TrendResults, cfg: Config) -> None:
     m, best = r.metrics, r.best
     report.paragraph(
         "The time split holds out the last 30% of days (honest: the model never sees the future); the random split "
-        "shuffles windows 7:3 as the reports did, and overlapping windows then leak the test days into training. "
+        "shuffles windows 7:3 as the reports did, so overlapping windows can share days between training and test. "
         "Models are selected by balanced accuracy on validation days, never on the test set. Baselines use the same "
-        "windows: the training majority class, and logistic regression on the normalised window."
+        "windows: the training majority class, and logistic regression on the normalised window. Intervals are "
+        "95 % bootstrap intervals over the test days (resampled within each class); comparisons between models are "
+        "paired: both scored on the same resampled days, with McNemar's exact test on the days one gets right and "
+        "the other wrong. They cover this data set and split, not another seed (--seeds measures that)."
     )
     report.figure(
         plots.confusion_figure(
@@ -183,7 +186,7 @@ def discussion(report: Report, r: TrendResults, cfg: Config) -> None:
             r.rows,
             best,
             random_accuracy=m["random_split_test_accuracy"],
-            majority_accuracy=m["majority_baseline_accuracy"],
+            vs_majority=r.comparisons.get("majority"),
         )
     )
 
