@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -267,3 +268,38 @@ def test_quick_on_the_course_file_carries_intervals_and_names_its_paired_tests(d
     page = (out / "report.html").read_text()
     assert "paired bootstrap over the" in page and "McNemar&#x27;s exact test" in page
     assert "class='reduced-run'" in page and "dlstudy trend --data covid_19.csv" in page
+
+
+@pytest.mark.slow
+def test_seeds_write_the_studys_own_report_over_the_seeds(data_root, tmp_path, cli):
+    """Issue 35's check: `trend --quick --seeds 3` writes one report.html with the study's answers over the seeds,
+    mean ± sd tables and curves with a band; the sweep's page stays beside it."""
+    out = tmp_path / "s"
+    code, printed, err = cli(
+        "-q",
+        "trend",
+        "--quick",
+        "--seeds",
+        "3",
+        "--data",
+        data_root / COURSE,
+        "--out",
+        out,
+        "--set",
+        "windows.lengths=[10]",
+        "--set",
+        "model.cells=[gru, rnn]",
+        "--set",
+        "train.epochs=2",
+    )
+    assert code == 0, err
+    assert f"report: {out / 'report.html'}" in printed and (out / "sweep.html").exists()
+    page = (out / "report.html").read_text()
+    assert "3 seeds</h1>" in page and "class='reduced-run'" in page and 'href="sweep.html"' in page
+    answered = re.findall(r'<p class="answer" data-question="(\d+)">', page)
+    assert sorted(map(int, answered)) == list(range(7, 13))
+    assert "All 3 seeds give this answer in the same words" in page  # preprocessing: the same data every seed
+    assert "(mean ± sd over 3 seeds)" in page and "curves_over_seeds" in page
+    assert "sd over seeds" in page and "sd over test items" in page and "larger spread" in page
+    for seed in range(3):
+        assert (out / "trials" / f"c000-s{seed}" / "report.json").exists()

@@ -67,7 +67,9 @@ def test_a_difference_within_the_noise_is_worded_as_none_and_one_beyond_it_as_a_
         correct=(good == y, noisy == y),
     )
     assert beyond.differs and beyond.low > 0 and beyond.p_mcnemar < 1e-6
-    assert beyond.sentence().startswith("C is better than A (accuracy difference +0.2")
+    assert beyond.sentence().startswith("C is better than A (accuracy difference C minus A +0.2")
+    flipped = compare("A", "C", acc["A"], acc["C"], 400, what="accuracy", items="x").sentence()
+    assert flipped.startswith("C is better than A (accuracy difference C minus A +0.2")  # winner minus loser
     assert compare("A", "C", acc["A"], acc["C"], 400, what="accuracy", items="x").sentence().startswith("C is better")
 
 

@@ -115,6 +115,7 @@ def add_run_parser(sub) -> None:
         quick_help="the tour setting (the default for run all)",
     )
     p.add_argument("--full", action="store_true", help="the studies' full default grids instead of the tour")
+    p.add_argument("--seeds", type=int, metavar="K", help="each trained study with K seeds: its report over the seeds")
 
 
 def add_predict_parser(sub) -> None:
@@ -299,24 +300,25 @@ def tour_entry(args, root: Path, name: str, *, quick: bool) -> dict:
 
     out = root / name
     try:
-        if args.resume and is_complete(out):
+        seeded = bool(args.seeds) and STUDIES[name].OBJECTIVE is not None  # a sweep: it resumes itself
+        if args.resume and is_complete(out) and not seeded:
             log.info("%s: finished earlier, kept", name)
             metrics = read_json(out / "metrics.json")
         else:
             resume = args.resume and read_status(out) is not None
             # each study's tables are in its report; on the terminal, one line a study (-v: the tables too)
+            options = dict(
+                config=args.config,
+                sets=study_sets(args.sets, name, STUDIES),
+                seed=args.seed,
+                device=args.device,
+                quick=quick,
+                resume=resume,
+            )
             with contextlib.redirect_stdout(sys.stdout if args.verbose else io.StringIO()):
-                _, metrics = run_study(
-                    name,
-                    out=out,
-                    config=args.config,
-                    sets=study_sets(args.sets, name, STUDIES),
-                    seed=args.seed,
-                    device=args.device,
-                    quick=quick,
-                    resume=resume,
-                    tensorboard=args.tensorboard,
-                )
+                if seeded:
+                    return seeds_entry(name, out, seeds=args.seeds, **options)
+                _, metrics = run_study(name, out=out, tensorboard=args.tensorboard, **options)
     except (InputError, DiskError) as exc:
         said = exc.strerror if isinstance(exc, DiskError) else str(exc)
         print(one_line(f"dlstudy: error: {name}: {said}"), file=sys.stderr)
@@ -338,6 +340,18 @@ def tour_entry(args, root: Path, name: str, *, quick: bool) -> dict:
         "data": metrics.get("data"),
         "seconds": metrics.get("seconds"),
     }
+
+
+def seeds_entry(name: str, out: Path, *, seeds: int, **options) -> dict:
+    """One study of `run all --seeds K`: its seeds sweep, whose report.html is the study's report over the seeds."""
+    from dlstudy.sweep import sweep
+
+    _, trials = sweep(name, seeds=seeds, out=out, **options)
+    summary = json.loads((out / "summary.json").read_text())
+    best = (summary.get("configurations") or [{}])[0]
+    said = f"{summary['metric']} {best.get('mean', float('nan')):.3f} ± {best.get('sd') or 0:.3f} over {seeds} seeds"
+    state = "complete" if summary["n_failed"] == 0 else "failed"
+    return {"study": name, "href": f"{name}/report.html", "state": state, "summary": said}
 
 
 TOUR = (

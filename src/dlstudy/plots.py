@@ -102,6 +102,25 @@ def curves(histories: dict[str, Sequence[dict]], keys: Sequence[str], *, ylabel:
     return fig
 
 
+def bands(curves: dict[str, tuple[np.ndarray, np.ndarray]]):
+    """Small multiples: one panel per curve, its mean per epoch with a band one sd either side."""
+    n = len(curves)
+    cols = min(n, 3)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.8 * cols, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, (title, (mean, sd)) in zip(axes.flat, curves.items()):
+        epochs = np.arange(1, len(mean) + 1)
+        ax.plot(epochs, mean, marker=".")
+        ax.fill_between(epochs, mean - sd, mean + sd, alpha=0.3)
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def curve_grid(histories: dict[str, Sequence[dict]], quantities: dict[str, str], *, ylabel: str = ""):
     """One column per history, one row per quantity (label -> history key), each panel on its own
     linear axis with the training value and, where recorded, the test_ value per epoch."""

@@ -89,6 +89,7 @@ class Report:
         self.sections: list[dict] = []  # anchor, title, question, answer: the contents and the answers block
         self._current: dict | None = None
         self.reduced: str | None = None  # what a reduced (--quick) run left out, said at the top
+        self.tables: list[dict] = []  # each table's caption and rows, as data: what a report over seeds averages
 
     @contextlib.contextmanager
     def section(self, title: str, *, question: int | None = None):
@@ -139,6 +140,7 @@ class Report:
     ) -> None:
         """`first`: the columns a reader compares (the key and the selection's), moved to the left.
         Tables longer than COLLAPSE_ROWS fold under a <details> unless collapse is False."""
+        self.tables.append({"caption": caption, "rows": [{str(k): cell_value(v) for k, v in r.items()} for r in rows]})
         table = html_table(rows, caption=caption, highlight=highlight, first=first)
         if collapse or (collapse is None and len(rows) > COLLAPSE_ROWS):
             table = f"<details><summary>{escape(caption or 'table')} ({len(rows)} rows)</summary>{table}</details>"
@@ -227,17 +229,33 @@ class Report:
         )
         return f"<section class='answers'><h2 id='answers'>Answers</h2><ol>{items}</ol></section>"
 
-    def write(self, **kwargs) -> None:
+    def answers(self) -> dict[int, str]:
+        return {s["question"]: s["answer"] for s in self.sections if s["question"] and s["answer"]}
+
+    def write(self, name: str = "report.html", **kwargs) -> None:
         page = self.render(**kwargs)
         size = len(page.encode("utf-8"))
         if size > SIZE_BUDGET:
             log.warning(
                 "%s is %.1f MB, above the %.0f MB budget; fewer figures (figures.*, explain.*) make it lighter",
-                self.run.file("report.html"),
+                self.run.file(name),
                 size / 1e6,
                 SIZE_BUDGET / 1e6,
             )
-        self.run.write_text("report.html", page)
+        self.run.write_text(name, page)
+
+
+def cell_value(value):
+    """A table cell as JSON holds it: numbers and text as they are, a link as its text, anything else as text."""
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, Link):
+        return value.text
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:  # a numpy scalar
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return [cell_value(v) for v in value]
+    return str(value)
 
 
 def card_html(card: Sequence) -> str:

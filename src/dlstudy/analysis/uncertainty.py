@@ -111,12 +111,15 @@ class Comparison:
 
     def sentence(self, *, higher_is_better: bool = True) -> str:
         """'a is better than b by ...' only when the interval excludes zero; otherwise no difference claimed."""
-        span = f"{self.difference:+.3f}, {self.low:+.3f} to {self.high:+.3f}; {self.test}"
         if not self.differs:
+            span = f"{self.difference:+.3f}, {self.low:+.3f} to {self.high:+.3f}; {self.test}"
             return f"{self.a} against {self.b}: no difference this test set can tell ({self.what} {span})"
         ahead = (self.difference > 0) == higher_is_better
         winner, loser = (self.a, self.b) if ahead else (self.b, self.a)
-        return f"{winner} is better than {loser} ({self.what} difference {span})"
+        sign = 1 if winner == self.a else -1  # the difference as winner minus loser
+        low, high = sorted((sign * self.low, sign * self.high))
+        span = f"{sign * self.difference:+.3f}, {low:+.3f} to {high:+.3f}; {self.test}"
+        return f"{winner} is better than {loser} ({self.what} difference {winner} minus {loser} {span})"
 
 
 def compare(

@@ -108,6 +108,8 @@ def execute(study: Study, run, cfg: Schema) -> dict:
         for label, key, base in study.CARD
     ]
     report.write(config=cfg.model_dump(), metrics=results.metrics, card=card, seconds=run.elapsed())
+    # the report's tables and answers as data, for a report over seeds (dlstudy.sweep.seeds)
+    run.write_json("report.json", {"tables": report.tables, "answers": report.answers()})
     if results.table:
         print(text_table(results.table, results.columns))
     return results.metrics

@@ -27,7 +27,8 @@ from dlstudy.sweep.engine import (
     study_module,
 )
 from dlstudy.sweep.pruning import PRUNERS
-from dlstudy.sweep.results import summarize, trials_frame, write
+from dlstudy.sweep.results import seeds_only, summarize, trials_frame, write
+from dlstudy.sweep.seeds import write_seeds_report
 from dlstudy.sweep.space import MAX_GRID, load_space
 
 log = logging.getLogger("dlstudy")
@@ -137,6 +138,9 @@ def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.
     frame.attrs["folder"] = str(folder)
     summary = summarize(frame, parsed, spec)
     write(run, optuna_study, parsed, spec, trials=frame, summary=summary)
+    done = frame.loc[frame["state"] == "complete"].sort_values("seed")
+    if seeds_only(parsed) and len(done):
+        write_seeds_report(run, study_module(spec.study), [run.root / d for d in done["run_dir"]])
     running = int((frame["state"] == "running").sum())
     if running:  # other processes sharing the storage are still at work: the last one to finish reports
         log.warning(

@@ -153,7 +153,14 @@ def write(run: Run, study, space: Space, spec: SweepSpec, *, trials: pd.DataFram
         caption="Every trial, ordered by the metric",
     )
     optuna_figures(report, study, space, ranked)
-    report.write(config=json.loads(json.dumps(spec.__dict__)))
+    if seeds_only(space):  # report.html is the study's own report over the seeds (dlstudy.sweep.seeds)
+        report.paragraph("The study's own report over these seeds: report.html.", note=True)
+    report.write("sweep.html" if seeds_only(space) else "report.html", config=json.loads(json.dumps(spec.__dict__)))
+
+
+def seeds_only(space: Space) -> bool:
+    """A sweep of seeds alone (`dlstudy STUDY --seeds K`): no grid and nothing sampled."""
+    return not space.grid and not space.params
 
 
 def _describe(row: dict, space: Space) -> str:
