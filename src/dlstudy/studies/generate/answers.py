@@ -117,7 +117,7 @@ def kl_weight(rows: list[dict], kind: str, spread: dict[float, float], compariso
     if hi > ref:
         a_ref, a_hi = by[ref]["active_units"], by[hi]["active_units"]
         if a_hi < a_ref:
-            test = (comparisons or {}).get(hi)
+            test = (comparisons or {}).get("reconstruction", {}).get(hi)
             worse = test is not None and test.differs and test.difference > 0  # more nats: worse
             said = f" ({test.sentence(higher_is_better=False)})" if test is not None else ""
             parts.append(
@@ -135,14 +135,17 @@ def kl_weight(rows: list[dict], kind: str, spread: dict[float, float], compariso
                 f"Unlike the textbook expectation, beta = {hi:g} shows no posterior collapse in this run: "
                 f"active units stay at {a_hi} (against {a_ref} at beta = {ref:g})."
             )
-        if hi in spread and ref in spread:
-            alike = spread[hi] < 0.5 * spread[ref]
+        varies = (comparisons or {}).get("spread", {}).get(hi)
+        if hi in spread and ref in spread and varies is not None:
+            alike = varies.differs and varies.difference < 0  # less spread than beta = ref's, beyond the noise
             parts.append(
                 f"Its prior samples {'look alike' if alike else 'still vary'} (pixel spread "
-                f"{spread[hi]:.3f} against {spread[ref]:.3f})."
+                f"{spread[hi]:.3f} against {spread[ref]:.3f}; 95 % interval of the difference in each sample's "
+                f"distance from their mean image {varies.low:+.3f} to {varies.high:+.3f}, bootstrap over the samples)."
             )
     if lo < ref:
-        if by[lo]["test_kl"] >= 2 * by[ref]["test_kl"]:
+        further = (comparisons or {}).get("kl", {}).get(lo)
+        if further is not None and further.differs and further.difference > 0:
             parts.append(
                 f"At beta = {lo:g} nothing holds the codes near N(0, I) (KL {by[lo]['test_kl']:.1f} against "
                 f"{by[ref]['test_kl']:.1f} nats at beta = {ref:g}), so prior draws land where no code was "

@@ -20,7 +20,7 @@ from dlstudy.analysis.generative import (
     reconstruct,
     score,
 )
-from dlstudy.analysis.uncertainty import Comparison, bootstrap_ci, compare, mean_of
+from dlstudy.analysis.uncertainty import Comparison, bootstrap_ci, compare, difference_interval, mean_of
 from dlstudy.data.images import examples_across_classes, load_images, subsample, to_unit_tensor
 from dlstudy.errors import InputError
 from dlstudy.models.vae import VAE, ELBOLoss, build_vae
@@ -44,7 +44,8 @@ class GenerateResults(Results):
     main_kind: str
     main_beta: float
     device: torch.device
-    comparisons: dict[float, Comparison]  # beta -> its test reconstruction against the reference beta's (paired)
+    comparisons: dict[str, dict[float, Comparison]]  # "reconstruction" / "kl" / "spread" -> beta -> against the
+    # reference beta (1, else the smallest): paired over the test images, or over prior samples for "spread"
     nats_sem: float  # the standard error of the main variant's mean test negative ELBO
 
     @property
@@ -132,7 +133,7 @@ def fit(run, cfg: Config) -> GenerateResults:
             for k, m in kinds.items()
         },
         main_kind=main_kind,
-        comparisons=paired_betas(nats, main_kind, seed=cfg.seed),
+        comparisons=beta_tests(models, nats, main_kind, cfg=cfg, device=device),
         nats_sem=float(nats[(main_kind, main_beta)]["neg_elbo"].std(ddof=1) / np.sqrt(len(te))),
         main_beta=main_beta,
         table=rows,
@@ -179,34 +180,58 @@ def scores(model: VAE, x_train: torch.Tensor, x_test: torch.Tensor, cfg: Config,
         "test_kl": float(test["kl"].mean()),
         "active_units": active_units(test["mu"]),
     }
-    per_image = {k: np.asarray(test[k], dtype=np.float64) for k in ("neg_elbo", "reconstruction")}
+    per_image = {k: np.asarray(test[k], dtype=np.float64) for k in ("neg_elbo", "reconstruction", "kl")}
     return summary, per_image
 
 
 def nats_intervals(per_image: dict, *, seed: int) -> dict:
     """95 % bootstrap intervals of the mean test nats (negative ELBO and reconstruction) over the test images."""
-    return {f"test_{k}_ci95": list(bootstrap_ci(mean_of(v), len(v), seed=seed)) for k, v in per_image.items()}
+    return {
+        f"test_{k}_ci95": list(bootstrap_ci(mean_of(per_image[k]), len(per_image[k]), seed=seed))
+        for k in ("neg_elbo", "reconstruction")
+    }
 
 
-def paired_betas(nats: dict, kind: str, *, seed: int) -> dict[float, Comparison]:
-    """Each KL weight's reconstruction against beta = 1's (or the smallest beta's) on the same test images."""
+def beta_tests(models: dict, nats: dict, kind: str, *, cfg: Config, device) -> dict[str, dict[float, Comparison]]:
+    """Each KL weight against beta = 1 (or the smallest beta): its reconstruction and KL nats paired over the same
+    test images, and how far its prior samples lie from their own mean image (over the samples, unpaired)."""
     betas = sorted(b for k, b in nats if k == kind)
     ref = 1.0 if 1.0 in betas else betas[0]
-    mine = nats[(kind, ref)]["reconstruction"]
-    return {
-        b: compare(
-            f"beta = {b:g}",
-            f"beta = {ref:g}",
-            mean_of(nats[(kind, b)]["reconstruction"]),
-            mean_of(mine),
-            len(mine),
-            what="reconstruction nats",
-            items="test images",
-            seed=seed,
-        )
-        for b in betas
-        if b != ref
+    out: dict[str, dict[float, Comparison]] = {"reconstruction": {}, "kl": {}, "spread": {}}
+    spread = {
+        b: sample_spread(prior_samples(models[(kind, b)], cfg.figures.samples, cfg.seed, device).cpu()) for b in betas
     }
+    for b in (b for b in betas if b != ref):
+        for what in ("reconstruction", "kl"):
+            ours, theirs = nats[(kind, b)][what], nats[(kind, ref)][what]
+            out[what][b] = compare(
+                f"beta = {b:g}",
+                f"beta = {ref:g}",
+                mean_of(ours),
+                mean_of(theirs),
+                len(ours),
+                what=f"{what} nats",
+                items="test images",
+                seed=cfg.seed,
+            )
+        low, high = difference_interval(spread[b], spread[ref], seed=cfg.seed)
+        difference = float(spread[b].mean() - spread[ref].mean())
+        out["spread"][b] = Comparison(
+            a=f"beta = {b:g}",
+            b=f"beta = {ref:g}",
+            difference=difference,
+            low=low,
+            high=high,
+            n=len(spread[b]),
+            what="sample spread",
+            items="prior samples (unpaired)",
+        )
+    return out
+
+
+def sample_spread(samples: torch.Tensor) -> np.ndarray:
+    """Each prior sample's RMS distance from the samples' mean image: how much the decodes vary."""
+    return ((samples - samples.mean(dim=0, keepdim=True)) ** 2).mean(dim=(1, 2, 3)).sqrt().numpy()
 
 
 def pair(x_test: torch.Tensor, shown: np.ndarray, cfg: Config, device) -> tuple[torch.Tensor, torch.Tensor]:
