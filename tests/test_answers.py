@@ -250,6 +250,12 @@ def test_the_cluster_grid_sentence_compares_with_raw_pixels():
     )
     assert "McNemar" in said
     assert "dense:128, does not cluster best (pool does)" in said
+    rng = np.random.default_rng(1)
+    alike = {"pool": rng.normal(0.02, 0.005, 300), "dense:128": rng.normal(0.02, 0.005, 300)}
+    assert "no autoencoder reconstructs measurably better" in cluster.grid(rows, rows[1], rows[0], errors=alike)
+    apart = {"pool": rng.normal(0.02, 0.005, 300), "dense:128": rng.normal(0.01, 0.005, 300)}
+    said = cluster.grid(rows, rows[1], rows[0], errors=apart)
+    assert "the autoencoder that reconstructs best, dense:128 (dense:128 is better than pool" in said
     tie = cluster.grid(rows, {**rows[1], "private_accuracy": 0.505}, rows[0], paired("pool", "raw", y, close, raw))
     assert "no difference this test set can tell" in tie and "better" not in tie
 

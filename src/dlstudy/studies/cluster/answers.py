@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlstudy.analysis.uncertainty import auc_interval, difference_interval
+from dlstudy.analysis.uncertainty import auc_interval, compare, difference_interval, mean_of
 
 # what the variant table's columns mean, for the reader of question 1
 GRID_WORDS = (
@@ -19,8 +19,9 @@ GRID_WORDS = (
 )
 
 
-def grid(rows: list[dict], best: dict, raw: dict, vs_raw=None) -> str:
-    """The selected variant and, by a paired test on the private images, whether it beats raw-pixel KMeans."""
+def grid(rows: list[dict], best: dict, raw: dict, vs_raw=None, errors: dict | None = None) -> str:
+    """The selected variant and, by a paired test on the private images, whether it beats raw-pixel KMeans; then
+    which autoencoder reconstructs best, by a paired test of the per-image errors (`errors`: encoder -> (N,))."""
     ae = {r["encoder"]: r["reconstruction_mse"] for r in rows if r.get("reconstruction_mse") is not None}
     against = f"; {vs_raw.sentence()}" if vs_raw is not None else f" (raw-pixel KMeans: {raw['private_accuracy']:.3f})"
     out = (
@@ -31,11 +32,19 @@ def grid(rows: list[dict], best: dict, raw: dict, vs_raw=None) -> str:
         acc = {e: max(r["accuracy"] for r in rows if r["encoder"] == e) for e in ae}
         lowest, clusters_best = min(ae, key=ae.get), max(acc, key=acc.get)
         same = "also clusters best" if lowest == clusters_best else f"does not cluster best ({clusters_best} does)"
-        out += (
-            " Reconstruction MSE per pixel in [0, 1]: "
-            + ", ".join(f"{e} {v:.4f}" for e, v in ae.items())
-            + f"; the autoencoder that reconstructs best, {lowest}, {same}."
-        )
+        listed = " Reconstruction MSE per pixel in [0, 1]: " + ", ".join(f"{e} {v:.4f}" for e, v in ae.items())
+        runner_up = min((e for e in ae if e != lowest), key=ae.get)
+        test = None
+        if errors and lowest in errors and runner_up in errors:
+            n = len(errors[lowest])
+            test = compare(
+                lowest, runner_up, mean_of(errors[lowest]), mean_of(errors[runner_up]), n, what="MSE", items="images"
+            )
+        if test is not None and not test.differs:
+            out += f"{listed}; no autoencoder reconstructs measurably better ({test.sentence(higher_is_better=False)})."
+        else:
+            said = f" ({test.sentence(higher_is_better=False)})" if test is not None else ""
+            out += f"{listed}; the autoencoder that reconstructs best, {lowest}{said}, {same}."
     return out
 
 

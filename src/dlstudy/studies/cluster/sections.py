@@ -65,7 +65,7 @@ def variant_grid(report: Report, r: ClusterResults, cfg: Config) -> None:
         "grid_accuracy",
         "Accuracy of every variant; bars left of the red line do worse than clustering raw pixels.",
     )
-    report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0], r.comparisons.get("raw")))
+    report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0], r.comparisons.get("raw"), r.errors))
 
 
 @section("Choosing without labels: label-free scores and the number of clusters")
