@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest
 
-RESAMPLES = 2000  # bootstrap resamples: the ends of a 95 % interval move by about 0.002 between seeds
+RESAMPLES = 1000  # bootstrap resamples: the ends of a 95 % interval move by about 0.003 between seeds
+RECOMPUTED = 400  # for statistics recomputed from scratch on each resample (an NMI, a cluster matching, macro F1)
 LEVEL = 0.95
 
 # item indices (B, n), one bootstrap resample a row, -> the statistic on each resample (B,); the statistic on the
@@ -26,13 +27,13 @@ def resample(n: int, *, strata: np.ndarray | None = None, resamples: int = RESAM
     resample keeps the test set's class shares."""
     rng = np.random.default_rng(seed)
     if strata is None:
-        return rng.integers(0, n, size=(resamples, n))
+        return rng.integers(0, n, size=(resamples, n), dtype=np.int32)
     strata = np.asarray(strata)
     assert len(strata) == n, "one stratum per item"
-    out = np.empty((resamples, n), dtype=np.int64)
+    out = np.empty((resamples, n), dtype=np.int32)  # int32: half the memory traffic of int64 indices
     for value in np.unique(strata):
         members = np.flatnonzero(strata == value)
-        out[:, members] = members[rng.integers(0, len(members), size=(resamples, len(members)))]
+        out[:, members] = members[rng.integers(0, len(members), size=(resamples, len(members)), dtype=np.int32)]
     return out
 
 

@@ -12,7 +12,7 @@ import torch
 from dlstudy import plots
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.classification import TTA_VIEWS, class_report, confusion, predict_proba, predictions_csv
-from dlstudy.analysis.uncertainty import bootstrap_ci, mean_of, per_resample
+from dlstudy.analysis.uncertainty import RECOMPUTED, bootstrap_ci, mean_of, per_resample
 from dlstudy.analysis.explanations import FilterResults, SaliencyResults, explain_filters, explain_predictions
 from dlstudy.data.expressions import EMOTIONS, Prepared, load_expressions, load_new_faces, prepare_splits
 from dlstudy.data.images import load_labels, to_unit_tensor
@@ -199,7 +199,7 @@ def score_intervals(t: dict, probs: dict, *, scored: str, seed: int) -> dict:
     y, pred = t[scored][1].numpy(), probs[scored].argmax(1)
     labels = np.arange(probs[scored].shape[1])  # every class, as class_report's macro F1
     macro = per_resample(lambda rows: f1_score(y[rows], pred[rows], labels=labels, average="macro", zero_division=0))
-    out["macro_f1_ci95"] = list(bootstrap_ci(macro, len(y), strata=y, seed=seed, resamples=1000))
+    out["macro_f1_ci95"] = list(bootstrap_ci(macro, len(y), strata=y, seed=seed, resamples=RECOMPUTED))
     return out
 
 

@@ -17,7 +17,7 @@ from dlstudy.analysis.cluster_grid import Grid, Trained, parse_k, slug
 from dlstudy.analysis.clustering import assign_new, id_label_csv
 from dlstudy.analysis.label_free import prototypes
 from dlstudy.analysis.metrics import apply_matching, best_matching, cluster_accuracy, clustering_scores, private_correct
-from dlstudy.analysis.uncertainty import Comparison, bootstrap_ci, compare, mean_of, per_resample
+from dlstudy.analysis.uncertainty import RECOMPUTED, Comparison, bootstrap_ci, compare, mean_of, per_resample
 from dlstudy.analysis.reduction import two_d_views
 from dlstudy.data.images import (
     ImageSet,
@@ -259,11 +259,11 @@ def cluster_intervals(labels: np.ndarray, clusters: np.ndarray, *, seed: int) ->
                 len(y),
                 strata=y,
                 seed=seed,
-                resamples=1000,
+                resamples=RECOMPUTED,
             )
         ),
         "private_accuracy_ci95": list(bootstrap_ci(mean_of(right), len(right), strata=y_private, seed=seed)),
-        "nmi_ci95": list(bootstrap_ci(nmi, len(y), strata=y, seed=seed, resamples=1000)),
+        "nmi_ci95": list(bootstrap_ci(nmi, len(y), strata=y, seed=seed, resamples=RECOMPUTED)),
     }
 
 

@@ -197,7 +197,7 @@ def select(
         y_test=y_test,
         p_test=p_test,
         latest=latest,
-        intervals={k: balanced_interval(*tests[k], seed=cfg.seed) for k in tests if k.startswith("time-")},
+        intervals={k: balanced_interval(*tests[k], seed=cfg.seed) for k in best_per_window(rows)},
         comparisons=paired(tests, best, seed=cfg.seed),
         table=table,
         columns=COLUMNS,
@@ -213,6 +213,16 @@ def select(
 def balanced_interval(y: np.ndarray, p: np.ndarray, *, seed: int) -> tuple[float, float]:
     """The 95 % interval of balanced accuracy at the 0.5 threshold, bootstrapped over the test days (by class)."""
     return bootstrap_ci(balanced_accuracy_of(y, (p >= 0.5).astype(int)), len(y), strata=y, seed=seed)
+
+
+def best_per_window(rows: list[dict]) -> list[str]:
+    """The variant names of the best recurrent cell at each window on the time split: the ones whose interval
+    the window-by-window answer reads."""
+    best: dict[int, dict] = {}
+    for r in answers.honest(rows):  # the first best, as max() picks it in answers.window_sentences
+        if r["window"] not in best or r["test_balanced_accuracy"] > best[r["window"]]["test_balanced_accuracy"]:
+            best[r["window"]] = r
+    return [variant_name("time", r["model"], length) for length, r in best.items()]
 
 
 def headline_intervals(y: np.ndarray, p: np.ndarray, *, seed: int) -> dict:
