@@ -346,7 +346,7 @@ def seeds_entry(name: str, out: Path, *, seeds: int, **options) -> dict:
     """One study of `run all --seeds K`: its seeds sweep, whose report.html is the study's report over the seeds."""
     from dlstudy.sweep import sweep
 
-    _, trials = sweep(name, seeds=seeds, out=out, **options)
+    sweep(name, seeds=seeds, out=out, **options)
     summary = json.loads((out / "summary.json").read_text())
     best = (summary.get("configurations") or [{}])[0]
     said = f"{summary['metric']} {best.get('mean', float('nan')):.3f} ± {best.get('sd') or 0:.3f} over {seeds} seeds"
