@@ -139,6 +139,9 @@ CONFIG_CASES = [
     ("epochs-0-contrastive", ["cluster", "--set", "contrastive.train.epochs=0"], "contrastive.train.epochs"),
     ("batch-negative-cluster", ["cluster", "--set", "train.batch_size=-1"], "train.batch_size"),
     ("lr-negative", ["trend", "--set", "train.lr=-1"], "train.lr"),
+    ("budget-words", ["classify", "--budget", "soon"], "a duration is a number with s, m or h"),
+    ("budget-zero", ["trend", "--budget", "0s"], "config key 'budget' must be greater than 0"),
+    ("budget-run-all", ["run", "all", "--budget", "-5m", "--out", "{root}/all"], "--budget"),
     ("lr-nan", ["trend", "--set", "train.lr=.nan"], "train.lr"),
     ("lr-inf", ["generate", "--set", "train.lr=.inf"], "train.lr"),
     ("steps-0", ["trend", "--set", "max_steps_per_epoch=0"], "max_steps_per_epoch"),
@@ -225,6 +228,7 @@ DATA_CASES = [
 
 SWEEP_CASES = [
     ("sweep-workers-0", ["sweep", "trend", "--workers", "0"], "--workers must be at least 1"),
+    ("sweep-budget-words", ["sweep", "trend", "--budget", "later"], "--budget: a duration is a number"),
     ("sweep-workers-beyond-cores", ["sweep", "trend", "--workers", "64"], "this machine has"),
     ("sweep-trials-a-million", ["sweep", "trend", "--trials", "1000000", "--space", "{space_params}"], "1..10,000"),
     ("sweep-seeds-past-2-to-the-32", ["sweep", "trend", "--seed", "4294967295", "--seeds", "2"], "largest seed"),

@@ -580,3 +580,23 @@ def test_resume_on_a_read_only_run_folder_is_one_line(mount_tmpfs, cli, data_roo
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     code, _, err = cli("-q", "trend", "--data", covid(data_root), "--out", run, *TREND, "--resume")
     assert code == 2 and "cannot lock the run folder" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_a_sweep_budget_starts_no_trial_that_would_not_fit_and_says_so(tmp_path, cli, data_root):
+    """With --budget 1s the first trial runs (nothing is known of a trial's time before one ends), then none
+    starts; the report says how many waited and why, the sweep is not marked complete, and --resume runs them."""
+    space = space_file(tmp_path, {"grid": {"train.lr": [0.01, 0.02, 0.005]}})
+    out = tmp_path / "sw"
+    command = ["sweep", "trend", "--space", space, "--out", out, "--data", covid(data_root), *TREND]
+    code, stdout, err = cli(*command, "--budget", "1s")
+    assert code == 0, err
+    trials, summary = read_sweep(out)
+    assert summary["n_complete"] == 1 and summary["n_not_started"] == 2 and summary["budget_seconds"] == 1.0
+    page = (out / "report.html").read_text()
+    assert "2 trial(s) were not started" in page and "budget of 1 s" in page
+    status = json.loads((out / "status.json").read_text())
+    assert status["state"] != "complete" and "not started" in status["reason"]
+    code, _, err = cli(*command, "--resume")
+    assert code == 0, err
+    assert read_sweep(out)[1]["n_complete"] == 3
+    assert json.loads((out / "status.json").read_text())["state"] == "complete"

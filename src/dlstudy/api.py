@@ -8,7 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
-from dlstudy.config import Schema, defaults, merge, resolve, validate
+from dlstudy import budget as budgets
+from dlstudy.config import Schema, defaults, given, merge, resolve, validate
 from dlstudy.errors import DiskError, InputError, Pruned
 from dlstudy.runs import Run, fingerprint, is_complete, load_finished_run, output_file, read_json, read_status
 from dlstudy.studies import STUDIES
@@ -90,9 +91,11 @@ def run_study(
     quick: bool = False,
     resume: bool = False,
     tensorboard: bool = False,
+    budget: str | float | None = None,
     sweep: str | None = None,
 ) -> tuple[Path, dict]:
-    """Run one study end to end; returns (run folder, metrics). `sweep`: the sweep folder that owns the run."""
+    """Run one study end to end; returns (run folder, metrics). `budget`: its wall time (seconds, or '20m'; default
+    the study's own); `sweep`: the sweep folder that owns the run."""
     module = study_module(name)
     top: dict = dict(flags or {})
     if data is not None:
@@ -100,18 +103,20 @@ def run_study(
     if seed is not None:
         top["seed"] = seed
     # `run all` passes these to every study; a study without the key (derive trains nothing) ignores them
-    for key, value in (("device", device), ("tensorboard", tensorboard or None)):
+    for key, value in (("device", device), ("tensorboard", tensorboard or None), ("budget", budget)):
         if value is not None and key in module.Config.model_fields:
             top[key] = value
     cfg = check(name, resolve_config(name, config=config, sets=sets, flags=top, quick=quick))  # before any folder
     out = Path(out) if out is not None else default_out(name, resume=resume)
     created = not exists(out, "--out")
+    if resume and not created:
+        cfg = budgets.resumed_config(cfg, out)  # the net its first start chose
     run = Run.open(out, cfg.model_dump(), resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
     discard = False  # a folder this call made for input that failed before any training is removed
     try:
         with logging_to(run.file("log.txt")):  # the failure's own lines (a traceback) go there too
             try:
-                metrics = execute_run(module, run, cfg)
+                metrics = execute_run(module, run, cfg, given=given(file=config, sets=sets, flags=top))
             except Exception as exc:
                 discard = mark_stopped(run, exc, study=name, created=created)
                 raise
@@ -141,11 +146,21 @@ def mark_stopped(run: Run, exc: Exception, *, study: str, created: bool) -> bool
     return False
 
 
-def execute_run(module, run: Run, cfg: Schema) -> dict:
-    """Fit and report into an open run folder, then mark it complete; returns the metrics."""
+def execute_run(module, run: Run, cfg: Schema, *, given: set[str] = frozenset()) -> dict:
+    """Fit and report into an open run folder, within the config's time budget, then mark it complete; returns
+    the metrics. `given`: the config keys the user set (explicit epochs win over the budget)."""
     log.info("%s: run folder %s", module.NAME, run.root, extra={"file_only": True})
     seed_everything(cfg.seed)
-    metrics = execute(module, run, cfg)
+    seconds = getattr(cfg, "budget", None)
+    budget = (
+        budgets.Budget(
+            seconds, tail_share=getattr(module, "AFTER_TRAINING", budgets.AFTER_TRAINING), given=frozenset(given)
+        )
+        if seconds
+        else None
+    )
+    with budgets.running(budget):
+        metrics = execute(module, run, cfg)
     metrics["seconds"] = round(run.elapsed(), 1)
     run.complete(metrics)
     log.info("%s: finished in %.1f s; report %s", module.NAME, run.elapsed(), run.file("report.html"))

@@ -15,6 +15,8 @@ import time
 import traceback
 from pathlib import Path
 
+from dlstudy.budget import seconds_of
+from dlstudy.config import format_duration
 from dlstudy.errors import DiskError, InputError, one_line
 
 log = logging.getLogger("dlstudy")
@@ -56,6 +58,10 @@ def add_common(
         p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard event files")
 
 
+def add_budget(p: argparse.ArgumentParser, about: str, *, dest: str = "budget") -> None:
+    p.add_argument("--budget", dest=dest, metavar="DURATION", help=about)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from dlstudy import __version__
     from dlstudy.studies import STUDIES
@@ -89,6 +95,15 @@ def add_study_parsers(sub, studies: dict) -> None:
             action="store_true",
             help="print the config's JSON Schema (every key: type, default, range, what it does) and exit",
         )
+        if "budget" in module.Config.model_fields:
+            full, quick = module.Config().budget, module.QUICK.get("budget")
+            add_budget(
+                p,
+                "the run's wall time, e.g. 90s, 20m, 1.5h: epochs planned from the step time measured here, the report "
+                f"included (default {format_duration(full) if full else 'none'}"
+                + (f", --quick {format_duration(quick)}" if quick else "")
+                + "; an explicit --epochs wins)",
+            )
         module.add_arguments(p)
         if module.OBJECTIVE is not None:
             p.add_argument(
@@ -115,6 +130,7 @@ def add_run_parser(sub) -> None:
         quick_help="the tour setting (the default for run all)",
     )
     p.add_argument("--full", action="store_true", help="the studies' full default grids instead of the tour")
+    add_budget(p, "the wall time of all studies together (90s, 20m, 1.5h), shared in proportion to their own budgets")
     p.add_argument("--seeds", type=int, metavar="K", help="each trained study with K seeds: its report over the seeds")
 
 
@@ -149,6 +165,12 @@ def add_compare_parser(sub) -> None:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", metavar="FILE.html", help="the page to write (default runs/compare/<timestamp>.html)")
     p.add_argument("--force", action="store_true", help="replace --out if it exists")
+
+
+SWEEP_BUDGET = (
+    "the sweep's wall time (90s, 20m, 1.5h): a trial that would not end within it is not started (each trial also "
+    "keeps to its study's own budget)"
+)
 
 
 def add_sweep_parser(sub, studies: list[str]) -> None:
@@ -209,6 +231,7 @@ def add_sweep_parser(sub, studies: list[str]) -> None:
     p.add_argument(
         "--resume", action="store_true", help="continue the sweep in --out (rerunning the same command does the same)"
     )
+    add_budget(p, SWEEP_BUDGET, dest="sweep_budget")
 
 
 def run_sweep(args, **given) -> int:
@@ -239,6 +262,7 @@ def run_sweep(args, **given) -> int:
         quick=args.quick,
         device=getattr(args, "device", None),
         resume=args.resume,
+        budget=getattr(args, "sweep_budget", None),
     )
     options.update(given)
     _, trials = sweep(options.pop("study"), **options)
@@ -262,6 +286,8 @@ def run_seeds(args) -> int:
     if args.seeds < 1:
         raise InputError(f"--seeds must be at least 1, got {args.seeds}")
     flags = [f"{k}={json.dumps(v)}" for k, v in flatten(STUDIES[args.command].flag_overrides(args)).items()]
+    if getattr(args, "budget", None):  # each seed's run
+        flags.append(f"budget={json.dumps(args.budget)}")
     return run_sweep(args, study=args.command, sets=[*args.sets, *flags])
 
 
@@ -279,19 +305,23 @@ def run_all(args) -> int:
         raise InputError(
             f"{index} exists and is no dlstudy index; choose another --out (nothing a user made is replaced)"
         )
-    for name in STUDIES:  # every study's config is checked before any study runs
-        check(name, resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick))
-    entries = [
-        tour_entry(args, root, name, quick=quick)
-        for name in progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)
-    ]
+    own = {}  # every study's config is checked before any study runs; its own budget weighs its share
+    for name in STUDIES:
+        cfg = resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick)
+        own[name] = getattr(check(name, cfg), "budget", None) or 0.0
+    total = seconds_of(args.budget)
+    entries = []
+    for i, name in enumerate(progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)):
+        later = sum(list(own.values())[i:])
+        share = max((total - (time.time() - started)) * own[name] / later, 1.0) if total and own[name] else None
+        entries.append(tour_entry(args, root, name, quick=quick, budget=share))
     write_index(root, entries, started, quick=quick)
     print(f"index: {(root / 'index.html').resolve()}")
     failed = [e for e in entries if e["state"] == "failed"]
     return 1 if any(e.get("unexpected") for e in failed) else 2 if failed else 0
 
 
-def tour_entry(args, root: Path, name: str, *, quick: bool) -> dict:
+def tour_entry(args, root: Path, name: str, *, quick: bool, budget: float | None = None) -> dict:
     """Run (or, with --resume, keep or continue) one study of `run all`: its row on the index page. One study's
     bad input or bug does not cost the others; its log.txt has the traceback."""
     from dlstudy.api import run_study
@@ -318,7 +348,7 @@ def tour_entry(args, root: Path, name: str, *, quick: bool) -> dict:
             with contextlib.redirect_stdout(sys.stdout if args.verbose else io.StringIO()):
                 if seeded:
                     return seeds_entry(name, out, seeds=args.seeds, **options)
-                _, metrics = run_study(name, out=out, tensorboard=args.tensorboard, **options)
+                _, metrics = run_study(name, out=out, tensorboard=args.tensorboard, budget=budget, **options)
     except (InputError, DiskError) as exc:
         said = exc.strerror if isinstance(exc, DiskError) else str(exc)
         print(one_line(f"dlstudy: error: {name}: {said}"), file=sys.stderr)
@@ -455,6 +485,7 @@ def dispatch(args) -> int:
         quick=args.quick,
         resume=args.resume,
         tensorboard=getattr(args, "tensorboard", False),
+        budget=getattr(args, "budget", None),
     )
     stream = sys.stderr if getattr(args, "json", False) else sys.stdout  # keep --json output pure
     print(f"{args.command}: {module.summary(metrics)}", file=stream)

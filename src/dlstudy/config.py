@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from dlstudy.errors import InputError
 
@@ -62,6 +62,61 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
+DURATION_UNITS = {"s": 1, "m": 60, "min": 60, "h": 3600}
+DURATION_PATTERN = r"\s*([0-9]*\.?[0-9]+)\s*(s|m|min|h)?\s*"
+
+
+def parse_duration(value: Any) -> Any:
+    """'90s', '20m', '1.5h' or a number of seconds -> seconds (float); anything else is left for the type check."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        match = re.fullmatch(DURATION_PATTERN, value)
+        if not match:
+            raise ValueError(f"a duration is a number with s, m or h (90s, 20m, 1.5h), not {value!r}")
+        return float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    """Seconds as a person says them: '90 s', '6.5 min', '1.5 h'."""
+    if seconds < 10:
+        return f"{seconds:.2g} s"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.3g} min"
+    return f"{seconds / 3600:.3g} h"
+
+
+# a wall-clock time in seconds; a config or flag may also write it as 90s, 20m or 1.5h
+Duration = Annotated[
+    float,
+    BeforeValidator(parse_duration),
+    Field(gt=0, le=10**7),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 10**7},
+                {"type": "string", "pattern": f"^{DURATION_PATTERN}$"},
+            ]
+        }
+    ),
+]
+
+
+def budget_key(seconds: float | None) -> Any:
+    """The `budget` key with a study's default (dlstudy.budget)."""
+    return key(
+        seconds,
+        "the run's wall time (90s, 20m, 1.5h; kept in seconds): the epochs, and the net where the study has a "
+        "ladder, are planned from the step time measured here to fit it, the report included; an explicit "
+        "train.epochs wins; null: no planning",
+    )
+
+
 class StudyConfig(Schema):
     """What every study's config holds."""
 
@@ -74,6 +129,7 @@ class TrainingConfig(StudyConfig):
 
     device: one_of("auto", "cpu", "cuda") = key("auto", "auto: CUDA when torch sees a GPU, else the CPU")
     tensorboard: bool = key(False, "also write each epoch's scalars for TensorBoard (tensorboard/ in the run)")
+    budget: Duration | None = budget_key(None)
 
 
 # the typed check, and its one-line errors ----------------------------------------------------------
@@ -103,7 +159,8 @@ def explain(schema: type[Schema], error: dict) -> str:
     if error["type"] == "extra_forbidden":
         return f"unknown config key '{dotted}' (known here: {', '.join(parent.model_fields)})"
     where = f" (item {item})" if item is not None else ""
-    must = error["msg"].replace("Input should", "must").replace("Input", "the value")
+    must = error["msg"].replace("Value error, ", "must be valid: ").replace("Input should", "must")
+    must = must.replace("Input", "the value")
     return f"config key '{dotted}'{where} {must}, got {short(error.get('input'))}"
 
 
@@ -222,6 +279,15 @@ def resolve(
         if layer:
             cfg = merge(cfg, layer)
     return validate(schema, cfg)
+
+
+def given(*, file: str | Path | None = None, sets: Iterable[str] = (), flags: dict | None = None) -> set[str]:
+    """The dotted keys the user set (a config file, --set items, flags), not the defaults or --quick: an explicit
+    train.epochs wins over a time budget."""
+    keys: set[str] = set()
+    for layer in (load_yaml(file) if file else None, *map(parse_set, sets), flags):
+        keys |= set(flatten(layer or {}))
+    return keys
 
 
 def dump_yaml(cfg: dict) -> str:

@@ -89,6 +89,7 @@ class Report:
         self.sections: list[dict] = []  # anchor, title, question, answer: the contents and the answers block
         self._current: dict | None = None
         self.reduced: str | None = None  # what a reduced (--quick) run left out, said at the top
+        self.budget: str | None = None  # the time budget and how the run planned and used it, under the card
         self.tables: list[dict] = []  # each table's caption and rows, as data: what a report over seeds averages
 
     @contextlib.contextmanager
@@ -188,6 +189,8 @@ class Report:
         if self.reduced:
             parts.append(f"<div class='reduced-run'>{escape(self.reduced)}</div>")
         parts.append(card_html(card))
+        if self.budget:
+            parts.append(f"<p class='note budget'>{escape(self.budget)}</p>")
         parts.append(self._answers_html())
         tail = [
             ("metrics", "All metrics", metrics),

@@ -15,7 +15,9 @@ import logging
 import functools
 import math
 import os
+import statistics
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
 
@@ -23,7 +25,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from dlstudy.config import Count, Epochs, Schema, key, one_of
+from dlstudy import budget as budgets
+from dlstudy.config import Count, Epochs, Schema, format_duration, key, one_of
 from dlstudy.errors import InputError
 
 log = logging.getLogger("dlstudy")
@@ -55,8 +58,29 @@ OPTIMIZERS = {
         params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=True
     ),
 }
+
+
+class CosinePlan:
+    """The cosine schedule's factor by epoch, as segments (start, height, end): from `start` the factor falls from
+    `height` to 0 at `end`. A re-plan (fewer epochs fit) starts a segment where the rate stands, so it never
+    jumps and still reaches 0 at the new last epoch. LambdaLR keeps the segments in its state_dict."""
+
+    def __init__(self, epochs: int):
+        self.segments = [(0, 1.0, max(epochs, 1))]
+
+    def __call__(self, epoch: int) -> float:
+        start, height, end = self.segments[-1]
+        done = min(max(epoch - start, 0), end - start) / max(end - start, 1)
+        return height * 0.5 * (1 + math.cos(math.pi * done))
+
+    def replan(self, epoch: int, end: int) -> None:
+        """From `epoch` on, fall to 0 at `end`."""
+        segment = (epoch, self(epoch), max(end, epoch + 1))
+        self.segments = [s for s in self.segments if s[0] < epoch] + [segment]
+
+
 SCHEDULES = {
-    "cosine": lambda opt, t: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(t.epochs, 1)),
+    "cosine": lambda opt, t: torch.optim.lr_scheduler.LambdaLR(opt, CosinePlan(t.epochs)),
     "step": lambda opt, t: torch.optim.lr_scheduler.StepLR(opt, step_size=t.step_size, gamma=t.gamma),
     "none": lambda opt, t: None,
 }
@@ -74,6 +98,7 @@ class Training(Schema):
     patience: Count | None = key(None, "stop after this many epochs without a better validation loss; null: never")
 
 
+WARM_STEPS, TIMED_STEPS = 2, 5  # a budget's measurement: the first steps build kernels and caches, untimed
 TRAINING_BYTES_PER_PARAMETER = 16  # float32 weights, their gradients and Adam's two moments
 
 
@@ -167,6 +192,9 @@ class Trainer:
         tensorboard: bool = False,
         after_epoch: Callable[[int, dict], None] | None = None,
         verbose: bool = True,
+        budget: budgets.Budget | None = None,
+        remaining: int = 1,
+        fixed_epochs: bool = False,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -190,6 +218,9 @@ class Trainer:
         self.tensorboard = tensorboard
         self.after_epoch = after_epoch
         self.verbose = verbose  # False: epoch lines go to DEBUG (for many short fits, e.g. SCAN heads)
+        self.budget = budget  # plan the epochs to fit its share; `remaining`: trainings left in it, this one included
+        self.remaining = remaining
+        self.fixed_epochs = fixed_epochs  # the user set the epochs: they win over the budget
 
     # building blocks -------------------------------------------------------------------------
     def _make_optimizer(self) -> torch.optim.Optimizer:
@@ -244,9 +275,15 @@ class Trainer:
         self.history_: list[dict] = []
         self.epoch_ = 0
         self._best = {"loss": math.inf, "state": None, "stale": 0}
+        self.plan_: dict | None = None
+        self.scheduler_ = sched
+        self._deadline: float | None = None  # on the budget's clock; None: no plan to keep to (or a resumed one)
         done = self._restore(opt, sched, generator)
+        if self.budget is not None and not done and self.plan_ is None:
+            self._plan(train, [d for d in (val, *evals.values()) if d is not None], sched)
         writer = self._writer() if not done else None
         bar = progress(total=self.epochs, initial=self.epoch_, desc=self.name) if self.verbose and not done else None
+        started = self.budget.clock() if self.budget is not None else 0.0
         while not done and self.epoch_ < self.epochs:
             if hasattr(self.loss_fn, "start_epoch"):
                 self.loss_fn.start_epoch(self.epoch_)
@@ -264,9 +301,14 @@ class Trainer:
             done = self._early_stop(row) if val is not None and self.patience is not None else False
             done = done or self.epoch_ >= self.epochs
             self._record(row, writer, bar)
+            if self.budget is not None and not done:  # an epoch's time includes the checkpoint before it
+                started, seconds = self.budget.clock(), self.budget.clock() - started
+                done = self._keep_to_plan(seconds, sched)
             if self.run:
                 self._checkpoint(opt, sched, generator, done=done)
             self._notify(row)
+        if self.plan_ is not None:
+            self.plan_["epochs"] = self.epoch_
         for closing in (writer, bar):
             if closing is not None:
                 closing.close()
@@ -276,6 +318,97 @@ class Trainer:
             self.model.load_state_dict(self._best["state"])
         self.model.eval()
         return self
+
+    # the budget -------------------------------------------------------------------------------
+    def measure(self, train: Sequence[torch.Tensor], evaluated: list) -> tuple[float, float]:
+        """(seconds a training step, seconds an epoch: its steps and an evaluation pass over `evaluated`), timed
+        after warm-up on a copy of the model, with every generator put back: the training that follows is the one
+        it would be unplanned."""
+        clock = self.budget.clock if self.budget is not None else time.monotonic
+        model, rng, loss_rng = self.model, torch.get_rng_state(), self._loss_rng()
+        size = self.batch_size or len(train[0])
+        rows = torch.arange((WARM_STEPS + TIMED_STEPS) * size) % len(train[0])  # wraps around a small data set
+        layout = torch.channels_last if self.channels_last else torch.preserve_format
+        self.model = copy.deepcopy(model).to(self.device, memory_format=layout)
+        try:
+            opt = self._make_optimizer()
+            self._epoch([t[rows[: WARM_STEPS * size]] for t in train], train=True, opt=opt)
+            times = []
+            for k in range(WARM_STEPS, WARM_STEPS + TIMED_STEPS):  # the median step: one hiccup does not count
+                start = clock()
+                self._epoch([t[rows[k * size : (k + 1) * size]] for t in train], train=True, opt=opt)
+                times.append(clock() - start)
+            step = statistics.median(times)
+            start, shown = clock(), [[t[: TIMED_STEPS * size] for t in d] for d in evaluated]
+            for data in shown:
+                self._epoch(data, train=False)
+            shown_rows = sum(len(d[0]) for d in shown)
+            evaluation = (clock() - start) / max(shown_rows, 1) * sum(len(d[0]) for d in evaluated)
+        finally:
+            self.model = model
+            torch.set_rng_state(rng)
+            if loss_rng:
+                self.loss_fn.generator.set_state(loss_rng["loss_rng"])
+        steps = math.ceil(len(train[0]) / size)
+        return step, steps * step + evaluation
+
+    def _plan(self, train: Sequence[torch.Tensor], evaluated: list, sched) -> None:
+        """Plan the epochs that fit this training's share of the budget (at most the configured ones), and the
+        schedule for them; an explicit train.epochs is kept. Too little time for one epoch is an InputError."""
+        b = self.budget
+        step, epoch = self.measure(train, evaluated)
+        allotted = b.allot(self.remaining)
+        fits = budgets.plan_epochs(allotted, epoch, self.epochs)
+        if fits < 1 and not self.fixed_epochs:
+            raise b.too_small(self.name, epoch, self.remaining)
+        planned = self.epochs if self.fixed_epochs else fits
+        self._deadline = b.clock() + allotted
+        self.plan_ = b.plans[self.name] = {
+            "ceiling": self.epochs,
+            "planned_epochs": planned,
+            "epochs": 0,
+            "fixed": self.fixed_epochs,
+            "seconds_per_step": round(step, 5),
+            "epoch_seconds": round(epoch, 3),
+            "allotted_seconds": round(allotted, 1),
+            "replans": [],
+        }
+        self.epochs = planned
+        if isinstance(getattr(sched, "lr_lambdas", [None])[0], CosinePlan):
+            sched.lr_lambdas[0].replan(0, planned)
+        log.info(
+            "%s: %.3g s a step, %s an epoch here: %d epochs %s in %s%s",
+            self.name,
+            step,
+            format_duration(epoch),
+            planned,
+            "set in the config, planned" if self.fixed_epochs else "fit",
+            format_duration(allotted),
+            f" (the config asks for {self.plan_['ceiling']})" if planned < self.plan_["ceiling"] else "",
+        )
+
+    def _keep_to_plan(self, seconds: float, sched) -> bool:
+        """After an epoch that took `seconds`: when the epochs left no longer fit before the deadline (the machine
+        slowed), plan fewer, and when more fit (it sped up, or the first steps were slow) more, up to the configured
+        ones; the schedule is re-planned to end at the new last epoch. True: training ends now."""
+        if self._deadline is None or self.plan_["fixed"]:
+            return False  # a resumed run finishes the schedule of its first start
+        left = max(self._deadline - self.budget.clock(), 0.0)
+        fits = min(self.plan_["ceiling"], self.epoch_ + int(left // max(seconds, 1e-9)))
+        if fits == self.epochs:
+            return False
+        log.info(
+            "%s: an epoch took %s, %s than planned: %d epochs fit now, the schedule re-planned to end there",
+            self.name,
+            format_duration(seconds),
+            "slower" if fits < self.epochs else "faster",
+            fits,
+        )
+        self.epochs = self.plan_["planned_epochs"] = fits
+        self.plan_["replans"].append({"after_epoch": self.epoch_, "epochs": fits})
+        if isinstance(getattr(sched, "lr_lambdas", [None])[0], CosinePlan):
+            sched.lr_lambdas[0].replan(self.epoch_, fits)
+        return fits <= self.epoch_
 
     def _checkpoint(self, opt, sched, generator: torch.Generator, *, done: bool) -> None:
         """Everything a killed run needs to go on at the next epoch as if never stopped."""
@@ -288,6 +421,8 @@ class Trainer:
             **self._loss_rng(),
             "history": json.dumps(self.history_),
             "epoch": self.epoch_,
+            "epochs": self.epochs,
+            "plan": json.dumps(self.plan_),
             "best_loss": self._best["loss"],
             "stale": self._best["stale"],
             "best_state": self._best["state"] or {},
@@ -318,6 +453,10 @@ class Trainer:
             self.loss_fn.generator.set_state(state["loss_rng"])
         self.history_ = json.loads(state["history"])
         self.epoch_ = state["epoch"]
+        self.epochs = state.get("epochs", self.epochs)  # the plan of the first start
+        self.plan_ = json.loads(state.get("plan", "null"))
+        if self.plan_ is not None and self.budget is not None:
+            self.budget.plans[self.name] = self.plan_
         self._best = {"loss": state["best_loss"], "state": state["best_state"] or None, "stale": state["stale"]}
         for row in self.history_:  # listeners see the whole history, also across a resume
             self._notify(row)
@@ -378,16 +517,24 @@ def train_variant(
     val=None,
     device,
     settings: Training | None = None,
+    remaining: int = 1,
+    epochs_key: str = "train.epochs",
     **evals,
 ) -> Trainer:
     """The studies' one way to train a named model inside a run folder (checkpointed, resumable) and
-    keep its weights under the name predict loads them by. `settings`: the train section (default cfg.train)."""
+    keep its weights under the name predict loads them by. `settings`: the train section (default cfg.train);
+    `remaining`: the trainings of the run still to come, this one included, that share the time budget;
+    `epochs_key`: where the config sets these epochs (the user's explicit value wins over the budget)."""
     from dlstudy.runs import weights_file
 
+    budget = budgets.current()
     trainer = Trainer(
         model,
         loss_fn,
         **(settings or cfg.train).model_dump(),
+        budget=budget,
+        remaining=remaining,
+        fixed_epochs=budget is not None and epochs_key in budget.given,
         device=device,
         seed=cfg.seed,
         run=run,

@@ -76,10 +76,11 @@ def contrastive_loss(cfg, seed: int):
 
 
 def training_for(model: torch.nn.Module, cfg):
-    """(loss, train settings) for an encoder: reconstruction for autoencoders, SimCLR otherwise."""
+    """(loss, train settings, the config key of its epochs) for an encoder: reconstruction for autoencoders,
+    SimCLR otherwise."""
     if model.reconstructs:
-        return reconstruction_loss, cfg.train
-    return contrastive_loss(cfg.contrastive, cfg.seed), cfg.contrastive.train
+        return reconstruction_loss, cfg.train, "train.epochs"
+    return contrastive_loss(cfg.contrastive, cfg.seed), cfg.contrastive.train, "contrastive.train.epochs"
 
 
 @torch.no_grad()

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from dlstudy import budget as budgets
 from dlstudy.config import Schema, defaults, flatten, merge, short
 from dlstudy.report import Report, text_table
 
@@ -31,6 +32,7 @@ class Results:
     table: list[dict] = field(default_factory=list)  # the rows printed on the terminal
     columns: list[str] | None = None
     title: str | None = None  # the report's title when it depends on the data (digits are not faces)
+    config: Schema | None = None  # the config that ran, where the run chose part of it (a budget's rung)
 
 
 Section = Callable[[Report, Results, Schema], None]
@@ -97,6 +99,10 @@ def register(*modules) -> dict[str, Study]:
 def execute(study: Study, run, cfg: Schema) -> dict:
     """Fit, then write the report section by section; returns the metrics."""
     results = study.fit(run, cfg)
+    cfg = results.config or cfg
+    budget = budgets.current()
+    if budget is not None:
+        results.metrics.update(budget.summary())
     report = Report(results.title or study.TITLE, run=run)
     report.reduced = reduced_note(study, cfg)
     for fn in study.SECTIONS:
@@ -107,6 +113,8 @@ def execute(study: Study, run, cfg: Schema) -> dict:
         (label, m.get(key), m.get(f"{key}_ci95"), None if base is None else m.get(base), base)
         for label, key, base in study.CARD
     ]
+    if budget is not None:  # said as the report is written: the sections' time is inside the budget too
+        report.budget = budget.note(budget.elapsed())
     report.write(config=cfg.model_dump(), metrics=results.metrics, card=card, seconds=run.elapsed())
     # the report's tables and answers as data, for a report over seeds (dlstudy.sweep.seeds)
     run.write_json("report.json", {"tables": report.tables, "answers": report.answers()})

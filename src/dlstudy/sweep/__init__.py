@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import errno
 import logging
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
-from dlstudy.config import MAX_SEED, load_yaml
+from dlstudy.budget import seconds_of
+from dlstudy.config import MAX_SEED, format_duration, load_yaml
 from dlstudy.errors import DiskError, InputError
 from dlstudy.sweep.backends import Backend, make_backend
 from dlstudy.sweep.engine import (
@@ -25,6 +28,7 @@ from dlstudy.sweep.engine import (
     open_storage,
     recover_lost,
     study_module,
+    trial_seconds,
 )
 from dlstudy.sweep.pruning import PRUNERS
 from dlstudy.sweep.results import seeds_only, summarize, trials_frame, write
@@ -60,12 +64,16 @@ def sweep(
     trial_cpus: int | None = None,
     trial_gpus: float = 0,
     resume: bool = False,
+    budget: str | float | None = None,
 ) -> tuple[dict | None, pd.DataFrame]:
     """Run (or continue) a sweep; returns the best configuration's resolved config and the trials table
     (its attrs["folder"] is the sweep folder). Rerunning the same call continues the same study:
-    finished trials are never run again. Several calls (processes, machines) may share one storage."""
+    finished trials are never run again. Several calls (processes, machines) may share one storage. `budget`: the
+    sweep's wall time (seconds, or '2h'): a trial that would not end within it is not started, and the report says so."""
     from dlstudy.api import check, resolve_config
 
+    seconds = seconds_of(budget)
+    deadline = time.time() + seconds if seconds else None
     module = study_module(study)
     flags = {"seed": seed} if seed is not None else {}
     cfg = check(study, resolve_config(study, config=config, sets=sets, quick=quick, flags=flags))
@@ -104,13 +112,12 @@ def sweep(
             workers,
             folder,
         )
-        runner.start(
-            Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads, workers=workers)
-        )
+        job = Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads, workers=workers)
+        runner.start(replace(job, deadline=deadline))
         runner.wait()
     finally:
         runner.stop()
-    return finish(run, optuna_study, parsed, spec)
+    return finish(run, optuna_study, parsed, spec, budget=seconds)
 
 
 def open_sweep(spec: SweepSpec, parsed, *, name: str, out, storage: str | None, resume: bool):
@@ -131,12 +138,17 @@ def open_sweep(spec: SweepSpec, parsed, *, name: str, out, storage: str | None, 
     return run, optuna_study
 
 
-def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.DataFrame]:
+def finish(
+    run, optuna_study, parsed, spec: SweepSpec, *, budget: float | None = None
+) -> tuple[dict | None, pd.DataFrame]:
     """Write the sweep's tables and report; mark it complete when every trial ended (complete or pruned)."""
     folder = run.root
     frame = trials_frame(optuna_study, parsed)
     frame.attrs["folder"] = str(folder)
     summary = summarize(frame, parsed, spec)
+    waiting = int((frame["state"] == "waiting").sum())
+    if budget is not None:
+        summary.update(budget_seconds=budget, n_not_started=waiting, trial_seconds=trial_seconds(optuna_study))
     write(run, optuna_study, parsed, spec, trials=frame, summary=summary)
     done = frame.loc[frame["state"] == "complete"].sort_values("seed")
     if seeds_only(parsed) and len(done):
@@ -147,6 +159,12 @@ def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.
             "sweep: %d trial(s) still run in other processes; the last one to finish completes %s", running, folder
         )
         return None, frame
+    if budget is not None and waiting:  # not a failure: the budget ran out; the same command runs the rest
+        run.fail(
+            f"the budget of {format_duration(budget)} left {waiting} trial(s) not started (a trial took about "
+            f"{format_duration(summary['trial_seconds'])}); rerun the same command with --resume to run them"
+        )
+        return best_config(folder, frame, summary), frame
     unfinished = spec.trials * spec.seeds - summary["n_complete"] - summary["n_pruned"] - summary["n_failed"]
     errors = frame.loc[frame["state"] == "failed", "reason"].dropna()
     if unfinished or (summary["n_complete"] == 0 and len(errors)):
@@ -163,9 +181,13 @@ def finish(run, optuna_study, parsed, spec: SweepSpec) -> tuple[dict | None, pd.
         )
     else:
         run.complete(summary)
-    best = summary["best_config"]
-    best_dir = frame.loc[(frame["config"] == best) & (frame["state"] == "complete"), "run_dir"]
-    return (load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None), frame
+    return best_config(folder, frame, summary), frame
+
+
+def best_config(folder: Path, frame: pd.DataFrame, summary: dict) -> dict | None:
+    """The resolved config of the best configuration's first complete trial."""
+    best_dir = frame.loc[(frame["config"] == summary["best_config"]) & (frame["state"] == "complete"), "run_dir"]
+    return load_yaml(folder / best_dir.iloc[0] / "config.yaml") if len(best_dir) else None
 
 
 def placement(

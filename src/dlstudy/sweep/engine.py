@@ -22,6 +22,7 @@ import hashlib
 import io
 import json
 import logging
+import statistics
 import os
 import socket
 import sys
@@ -352,6 +353,7 @@ class Job:
     name: str
     threads: int
     workers: int
+    deadline: float | None = None  # the sweep's --budget as a wall-clock time: later trials that would not fit wait
 
 
 def work(job: Job) -> None:
@@ -375,6 +377,8 @@ def work(job: Job) -> None:
             fill_queue(study, spec, space)
             if not study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
                 return
+            if job.deadline is not None and not fits(study, job.deadline):
+                return
             # the objective releases the lock once its trial is popped and its parameters drawn
             study.optimize(
                 lambda trial, lock=lock: objective(trial, spec, space, folder, study=study, lock=lock),
@@ -385,6 +389,28 @@ def work(job: Job) -> None:
             lock.release()
         if any(t.user_attrs.get("stops_sweep") for t in study.get_trials(deepcopy=False)[-max(job.workers, 2) :]):
             return  # bad data, a bad metric, a full disk: every further trial would fail the same way
+
+
+def trial_seconds(study) -> float | None:
+    """The median wall time of the finished trials (complete or pruned), or None before any finished."""
+    from optuna.trial import TrialState
+
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED))
+    seconds = [t.user_attrs["seconds"] for t in done if "seconds" in t.user_attrs]
+    return statistics.median(seconds) if seconds else None
+
+
+def fits(study, deadline: float) -> bool:
+    """Whether one more trial, as long as the median finished one, ends before the deadline (the first starts)."""
+    seconds = trial_seconds(study)
+    if seconds is None or time.time() + seconds <= deadline:
+        return True
+    log.info(
+        "sweep: a trial takes about %.0f s, %.0f s of the budget are left: no further trial starts",
+        seconds,
+        deadline - time.time(),
+    )
+    return False
 
 
 def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock) -> float:

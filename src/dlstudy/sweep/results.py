@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dlstudy import plots  # noqa: F401  (matplotlib set up for data text)
+from dlstudy.config import format_duration
 from dlstudy.report import Link, Report
 from dlstudy.runs import Run
 from dlstudy.sweep.engine import SweepSpec
@@ -112,6 +113,12 @@ def write(run: Run, study, space: Space, spec: SweepSpec, *, trials: pd.DataFram
         f"{summary['n_retried']} trial(s) lost to a dead worker and retried. Each trial is an ordinary run folder with "
         f"its own report; the metric is read from its metrics.json. Space: {space.source}; pruner: {spec.pruner}."
     )
+    if summary.get("n_not_started"):
+        report.paragraph(
+            f"{summary['n_not_started']} trial(s) were not started: a trial took about "
+            f"{format_duration(summary['trial_seconds'])} and the sweep's budget of "
+            f"{format_duration(summary['budget_seconds'])} would not fit them. The same command with --resume runs them."
+        )
     configs = summary["configurations"]
     if configs:
         best = configs[0]

@@ -8,7 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from dlstudy.analysis.explanations import DELETION_FILLS, SALIENCY
-from dlstudy.config import Count, Probability, Rate, Schema, TrainingConfig, key, one_of, section
+from dlstudy.budget import Rung
+from dlstudy.config import Count, Duration, Probability, Rate, Schema, TrainingConfig, budget_key, key, one_of, section
 from dlstudy.train import Training
 
 Method = one_of(*SALIENCY)
@@ -92,6 +93,8 @@ class Explain(Schema):
 class Config(TrainingConfig):
     """dlstudy classify: a CNN for facial expressions and what it looks at."""
 
+    # the hour of issue 19 (FER2013 on 2 CPU cores); --quick: 6 min
+    budget: Duration | None = budget_key(3600.0)
     data: Data = section(Data)
     model: Model = section(Model)
     train: Train = section(Train, epochs=40, lr=2e-3, optimizer="adamw", weight_decay=5e-4, schedule="cosine")
@@ -102,7 +105,22 @@ class Config(TrainingConfig):
 
 QUICK = {
     "quick": True,
+    "budget": 360.0,
     "model": {"channels": [16, 32, 64, 128], "convs": [1, 1, 1, 1], "hidden": [128]},
     "train": {"epochs": 11, "lr": 3e-3},
     "explain": {"per_class": 1, "samples": 10, "filters": 8, "steps": 60, "deletion_images": 150},
 }
+
+# The nets a time budget chooses from, widest first (dlstudy.budget.climb): each rung reached the most within the
+# hour on one kind of 2-core CPU (benchmarks/README.md), and is chosen here by the step time measured on this
+# machine, not by the CPU's name. min_epochs: the fewest at which a rung still beats the next one down (the
+# default had 0.680 public accuracy at 32 epochs, the narrower net 0.673 at 40; the float32 net 0.660 at 23).
+LADDER = [
+    Rung("48-96-192-384", {}, min_epochs=32),
+    Rung("32-64-128-256", {"model": {"channels": [32, 64, 128, 256]}}, min_epochs=25),
+    Rung(
+        "32-64-128-256 with one conv first",
+        {"model": {"channels": [32, 64, 128, 256], "convs": [1, 2, 2, 2], "dropout": 0.25}, "augment": {"erase": 0.0}},
+        min_epochs=1,
+    ),
+]

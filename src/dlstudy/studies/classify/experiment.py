@@ -20,9 +20,10 @@ from dlstudy.data.sharpness import match_groups
 from dlstudy.errors import InputError
 from dlstudy.models.cnn import ExpressionCNN, expression_loss
 from dlstudy.runs import atomic_write_bytes, load_weights
-from dlstudy.studies.classify.config import Config
+from dlstudy.budget import climb
+from dlstudy.studies.classify.config import LADDER, Config
 from dlstudy.studies.protocol import Results
-from dlstudy.train import precision, resolve_device, train_variant
+from dlstudy.train import Trainer, precision, resolve_device, train_variant
 
 log = logging.getLogger("dlstudy")
 
@@ -83,6 +84,7 @@ def fit(run, cfg: Config) -> ClassifyResults:
     device = resolve_device(cfg.device)
     splits = load_expressions(cfg.data.path, size=cfg.data.image_size, skip_bad=cfg.data.skip_bad, seed=cfg.seed)
     names, prep = splits.data.class_names, prepare_splits(cfg, splits)
+    cfg = climb(run, cfg, LADDER, epoch_seconds=lambda rung: epoch_seconds(rung, prep, device=device))
     model, trainer, layers = train_cnn(run, cfg, prep, device=device, source=splits.data.source)
     t = prep.tensors
     probs = {k: predict_proba(model, x, device) for k, (x, _) in t.items()}
@@ -117,7 +119,18 @@ def fit(run, cfg: Config) -> ClassifyResults:
         saliency=explain_predictions(model, x_scored, y_scored, e, faces=faces, seed=cfg.seed, device=device),
         filters=explain_filters(model, x_scored[k : k + 1], e, seed=cfg.seed, device=device),
         title=f"{'Facial expression' if faces else 'Image'} classification with a CNN, and what it looks at",
+        config=cfg,
     )
+
+
+def epoch_seconds(cfg: Config, prep: Prepared, *, device) -> float:
+    """Seconds an epoch of cfg's CNN takes on this machine, from steps timed on a throwaway copy."""
+    t = prep.tensors
+    model = build_model(cfg, channels=t["train"][0].shape[1], size=prep.size, n_classes=prep.n_classes)
+    trainer = Trainer(
+        model, expression_loss(cfg, None, cfg.seed), **cfg.train.model_dump(), channels_last=True, device=device
+    )
+    return trainer.measure(t["train"], [t[k] for k in ("val", "public", "private") if k in t])[1]
 
 
 def train_cnn(run, cfg: Config, prep: Prepared, *, device, source: str):

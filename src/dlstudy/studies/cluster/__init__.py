@@ -25,6 +25,9 @@ __all__ = ["CARD", "QUICK", "SECTIONS", "Config", "fit", "predict"]
 NAME, TITLE = "cluster", "Image clustering: encoder, dimension reduction, clustering"
 
 FULL_STUDY = "dlstudy cluster --data trainX.npy --val-data valX.npy --val-labels valY.npy (HW9's files)"
+# the share of a time budget kept for what follows training:
+# the reductions (t-SNE, UMAP), the clusterings of every grid cell, the label-free pick and maps
+AFTER_TRAINING = 0.5
 OBJECTIVE = (
     "private_accuracy",
     "maximize",

@@ -8,7 +8,19 @@ from typing import Annotated
 from pydantic import Field
 
 from dlstudy.analysis.clustering import METHODS
-from dlstudy.config import Count, Epochs, NonNegative, Probability, Schema, TrainingConfig, key, one_of, section
+from dlstudy.config import (
+    Count,
+    Duration,
+    Epochs,
+    NonNegative,
+    Probability,
+    Schema,
+    TrainingConfig,
+    budget_key,
+    key,
+    one_of,
+    section,
+)
 from dlstudy.train import Training
 
 
@@ -143,6 +155,9 @@ class Figures(Schema):
 class Config(TrainingConfig):
     """dlstudy cluster: encoder -> dimension reduction -> clustering, over a grid."""
 
+    # what the full grid took on CIFAR-10 on 2 CPU cores (issue 20's 10 min); --quick: 4 min
+    budget: Duration | None = budget_key(600.0)
+
     data: Data = section(Data)
     model: Model = section(Model)
     train: Training = section(Training, epochs=10, lr=2e-3, schedule="cosine")
@@ -156,6 +171,7 @@ class Config(TrainingConfig):
 
 QUICK = {
     "quick": True,
+    "budget": 240.0,
     "data": {"limit": 2000},
     "train": {"epochs": 3},
     "contrastive": {"train": {"epochs": 3}},

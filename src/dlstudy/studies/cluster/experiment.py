@@ -91,6 +91,25 @@ class ClusterResults(Results):
         return self.assignments[f"{row['encoder']}|{row['reduction']}|{row['clustering']}"]
 
 
+def train_encoder(run, cfg: Config, spec: str, model, x: torch.Tensor, *, device, remaining: int) -> list[dict]:
+    """One encoder of the grid trained on the images (its time budget shared with the `remaining - 1` after it):
+    its history."""
+    loss, settings, epochs_key = training_for(model, cfg)
+    trainer = train_variant(
+        run,
+        cfg,
+        model,
+        loss,
+        f"encoder-{slug(spec)}",
+        train=(x,),
+        device=device,
+        settings=settings,
+        remaining=remaining,
+        epochs_key=epochs_key,
+    )
+    return trainer.history_
+
+
 def fit(run, cfg: Config) -> ClusterResults:
     device = resolve_device(cfg.device)
     data, n_main = load_data(cfg.data, cfg.seed)
@@ -112,12 +131,9 @@ def fit(run, cfg: Config) -> ClusterResults:
     )
     grid = Grid(run=run, cfg=cfg, labels=data.labels)
     trained = {}
-    for spec, model in encoders.items():
+    for i, (spec, model) in enumerate(encoders.items()):
         t0 = time.time()
-        loss, settings = training_for(model, cfg)
-        history = train_variant(
-            run, cfg, model, loss, f"encoder-{slug(spec)}", train=(x,), device=device, settings=settings
-        ).history_
+        history = train_encoder(run, cfg, spec, model, x, device=device, remaining=len(encoders) - i)
         z, err = encode(model, x, device)
         features, columns = grid.reduce(spec, z, err, seconds=time.time() - t0)
         trained[spec] = Trained(history=history, latents=z, errors=err, features=features, columns=columns)

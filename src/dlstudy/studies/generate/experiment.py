@@ -152,7 +152,10 @@ def train_grid(run, cfg: Config, x_train: torch.Tensor, x_test: torch.Tensor, *,
             model = build_vae(kind, in_shape=tuple(x_train.shape[1:]), model_cfg=cfg.model)
             t0 = time.time()
             loss = ELBOLoss(beta=beta, **cfg.loss.model_dump())
-            trainer = train_variant(run, cfg, model, loss, name, train=(x_train,), device=device, test=(x_test,))
+            left = len(cfg.grid.models) * len(cfg.grid.betas) - len(histories)  # share the time budget
+            trainer = train_variant(
+                run, cfg, model, loss, name, train=(x_train,), device=device, test=(x_test,), remaining=left
+            )
             models[(kind, beta)], histories[name] = model, trainer.history_
             summary, nats[(kind, beta)] = scores(model, x_train, x_test, cfg, device)
             rows.append(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BeforeValidator, Field
 
-from dlstudy.config import Count, Fraction, Rate, Schema, TrainingConfig, key, one_of, section
+from dlstudy.config import Count, Duration, Fraction, Rate, Schema, TrainingConfig, budget_key, key, one_of, section
 from dlstudy.models.recurrent import CELLS
 from dlstudy.train import Training
 
@@ -71,6 +71,9 @@ class Model(Schema):
 class Config(TrainingConfig):
     """dlstudy trend: will a country's daily cases rise tomorrow?"""
 
+    # what the full grid took on the JHU series on 2 CPU cores (10 min); --quick: 2 min
+    budget: Duration | None = budget_key(600.0)
+
     data: Data = section(Data)
     correlation: Correlation = section(Correlation)
     windows: Windows = section(Windows)
@@ -84,4 +87,9 @@ class Config(TrainingConfig):
     )
 
 
-QUICK = {"quick": True, "windows": {"lengths": [3, 10, 30]}, "train": {"epochs": 10}}  # short to long windows
+QUICK = {
+    "quick": True,
+    "budget": 120.0,
+    "windows": {"lengths": [3, 10, 30]},
+    "train": {"epochs": 10},
+}  # short to long windows

@@ -69,6 +69,7 @@ def fit(run, cfg: Config) -> TrendResults:
     )
     values = daily.loc[kept].to_numpy()
     rows, histories, tests = [], {}, {}
+    total = len(cfg.windows.lengths) * 2 * len(cfg.model.cells)
     for length in cfg.windows.lengths:
         x_raw, y, _, target = make_windows(values, length)
         keep = x_raw.sum(axis=1) >= cfg.windows.min_cases  # all-zero windows before a country's first cases
@@ -90,7 +91,10 @@ def fit(run, cfg: Config) -> TrendResults:
             tests.update({variant_name(split, k, length): (y[test], p) for k, p in probabilities.items()})
             for cell in cfg.model.cells:
                 name = variant_name(split, cell, length)
-                row, histories[name], tests[name] = train_cell(run, cfg, cell, (x, y), parts=parts, device=device)
+                left = total - len(histories)  # the cells still to train share the time budget
+                row, histories[name], tests[name] = train_cell(
+                    run, cfg, cell, (x, y), parts=parts, device=device, remaining=left
+                )
                 rows.append({**base, **row})
     return select(
         run,
@@ -107,7 +111,7 @@ def fit(run, cfg: Config) -> TrendResults:
     )
 
 
-def train_cell(run, cfg: Config, cell: str, windows: tuple, *, parts: dict, device):
+def train_cell(run, cfg: Config, cell: str, windows: tuple, *, parts: dict, device, remaining: int = 1):
     """One recurrent model on one split: (its row, its history, (test labels, test probabilities))."""
     x, y = windows
     name = variant_name(parts["split"], cell, x.shape[1])
@@ -128,6 +132,7 @@ def train_cell(run, cfg: Config, cell: str, windows: tuple, *, parts: dict, devi
         test=as_tensors(x[test], y[test]),
         device=device,
         settings=cfg.train.model_copy(update={"batch_size": batch}),
+        remaining=remaining,
     )
     p_test = rise_probabilities(model, x[test], device)
     row = {
