@@ -309,16 +309,22 @@ def run_all(args) -> int:
     for name in STUDIES:
         cfg = resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick)
         own[name] = getattr(check(name, cfg), "budget", None) or 0.0
-    total = seconds_of(args.budget)
-    entries = []
+    total, entries = seconds_of(args.budget), []
     for i, name in enumerate(progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)):
-        later = sum(list(own.values())[i:])
-        share = max((total - (time.time() - started)) * own[name] / later, 1.0) if total and own[name] else None
+        later = sum(list(own.values())[i + 1 :]) / sum(own.values())
+        share = study_share(total, time.time() - started, later) if total and own[name] else None
         entries.append(tour_entry(args, root, name, quick=quick, budget=share))
     write_index(root, entries, started, quick=quick)
     print(f"index: {(root / 'index.html').resolve()}")
     failed = [e for e in entries if e["state"] == "failed"]
     return 1 if any(e.get("unexpected") for e in failed) else 2 if failed else 0
+
+
+def study_share(total: float, spent: float, later: float) -> float:
+    """`run all --budget`: the next study's seconds: what is left, less half the fair shares of the studies after it
+    (`later`: their part of all the studies' own budgets). A study ends early once its epochs are trained, while its
+    fixed costs (loading, reductions, maps) do not shrink with its budget: an early one may take more than its part."""
+    return max(total - spent - 0.5 * later * total, 1.0)
 
 
 def tour_entry(args, root: Path, name: str, *, quick: bool, budget: float | None = None) -> dict:

@@ -359,9 +359,11 @@ class Trainer:
         step, epoch = self.measure(train, evaluated)
         allotted = b.allot(self.remaining)
         fits = budgets.plan_epochs(allotted, epoch, self.epochs)
-        if fits < 1 and not self.fixed_epochs:
+        if fits < 1 and not self.fixed_epochs and not b.plans:  # the run's first training: nothing spent yet
             raise b.too_small(self.name, epoch, self.remaining)
-        planned = self.epochs if self.fixed_epochs else fits
+        if fits < 1 and not self.fixed_epochs:  # the trainings before took more than their share: one epoch each
+            log.warning("%s: no epoch fits the budget's %s left; training one", self.name, format_duration(b.left()))
+        planned = self.epochs if self.fixed_epochs else max(fits, 1)
         self._deadline = b.clock() + allotted
         self.plan_ = b.plans[self.name] = {
             "ceiling": self.epochs,

@@ -95,19 +95,8 @@ def train_encoder(run, cfg: Config, spec: str, model, x: torch.Tensor, *, device
     """One encoder of the grid trained on the images (its time budget shared with the `remaining - 1` after it):
     its history."""
     loss, settings, epochs_key = training_for(model, cfg)
-    trainer = train_variant(
-        run,
-        cfg,
-        model,
-        loss,
-        f"encoder-{slug(spec)}",
-        train=(x,),
-        device=device,
-        settings=settings,
-        remaining=remaining,
-        epochs_key=epochs_key,
-    )
-    return trainer.history_
+    options = dict(device=device, settings=settings, remaining=remaining, epochs_key=epochs_key)
+    return train_variant(run, cfg, model, loss, f"encoder-{slug(spec)}", train=(x,), **options).history_
 
 
 def fit(run, cfg: Config) -> ClusterResults:
@@ -130,12 +119,14 @@ def fit(run, cfg: Config) -> ClusterResults:
         device,
     )
     grid = Grid(run=run, cfg=cfg, labels=data.labels)
-    trained = {}
+    encoded = {}  # every encoder trains first, then the reductions run: a time budget plans the trainings together
     for i, (spec, model) in enumerate(encoders.items()):
         t0 = time.time()
         history = train_encoder(run, cfg, spec, model, x, device=device, remaining=len(encoders) - i)
-        z, err = encode(model, x, device)
-        features, columns = grid.reduce(spec, z, err, seconds=time.time() - t0)
+        encoded[spec] = (history, *encode(model, x, device), time.time() - t0)
+    trained = {}
+    for spec, (history, z, err, seconds) in encoded.items():
+        features, columns = grid.reduce(spec, z, err, seconds=seconds)
         trained[spec] = Trained(history=history, latents=z, errors=err, features=features, columns=columns)
     pixels = data.images.reshape(len(data), -1) / 255.0
     rows, assignments = grid.evaluate(k, pixels, trained)
