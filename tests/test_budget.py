@@ -87,6 +87,16 @@ def test_a_slow_machine_plans_fewer_epochs_than_a_fast_one():
     assert plan_epochs(100.0, 10.0, 20) == 10 and plan_epochs(100.0, 1.0, 20) == 20
 
 
+def test_what_follows_training_is_kept_in_epochs_of_the_first_training():
+    """A study whose explanations cost about four epochs keeps them: 100 s, 10-s epochs, 7 s of measurement:
+    9 epochs fit without a tail, 5 with four epochs kept."""
+    for tail, epochs in ((0.0, 9), (4.0, 5)):
+        clock = Clock(1.0)
+        budget = Budget(100.0, tail_epochs=tail, clock=clock)
+        trainer(clock, budget).fit(data())
+        assert budget.plans["lin"]["planned_epochs"] == epochs and budget.first_epoch == pytest.approx(10.0)
+
+
 def test_a_slowdown_mid_run_shortens_the_rest_and_the_schedule_still_ends():
     """The machine becomes 3x slower after epoch 3 (other work): the plan is re-checked each epoch, the remaining
     epochs shortened, the cosine re-planned to reach 0 at the new last epoch, and the run keeps to its budget

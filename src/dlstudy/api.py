@@ -152,13 +152,10 @@ def execute_run(module, run: Run, cfg: Schema, *, given: set[str] = frozenset())
     log.info("%s: run folder %s", module.NAME, run.root, extra={"file_only": True})
     seed_everything(cfg.seed)
     seconds = getattr(cfg, "budget", None)
-    budget = (
-        budgets.Budget(
-            seconds, tail_share=getattr(module, "AFTER_TRAINING", budgets.AFTER_TRAINING), given=frozenset(given)
-        )
-        if seconds
-        else None
-    )
+    budget = None
+    if seconds:  # what follows training: the study's own share and epochs, else the library's
+        share, epochs = (getattr(module, k, getattr(budgets, k)) for k in ("AFTER_TRAINING", "AFTER_TRAINING_EPOCHS"))
+        budget = budgets.Budget(seconds, tail_share=share, tail_epochs=epochs, given=frozenset(given))
     with budgets.running(budget):
         metrics = execute(module, run, cfg)
     metrics["seconds"] = round(run.elapsed(), 1)

@@ -29,24 +29,35 @@ from dlstudy.runs import read_json
 
 log = logging.getLogger("dlstudy")
 
-AFTER_TRAINING = 0.1  # the share of a budget kept for what follows training, unless a study says its own
+# what follows training (explanations, reductions, maps, the report) unless a study says its own: a share of the
+# budget, and as many epochs of the run's first training, since those costs grow with the data and the net as
+# an epoch does, not with the budget
+AFTER_TRAINING, AFTER_TRAINING_EPOCHS = 0.1, 0.0
 PLAN_FILE = "plan.json"  # in the run folder: the rung of the first start, which a resume keeps
 
 
 @dataclass
 class Budget:
-    """One run's allowance. `tail_share`: the share kept for what follows training; `given`: the dotted config
-    keys the user set (an explicit train.epochs wins over the budget); `clock`: seconds, monotonic (tests fake it)."""
+    """One run's allowance. What follows training is kept `tail_share` of it and `tail_epochs` epochs of the run's
+    first training (as measured); `given`: the dotted config keys the user set (an explicit train.epochs wins over
+    the budget); `clock`: seconds, monotonic (tests fake it)."""
 
     seconds: float
     tail_share: float = 0.0
+    tail_epochs: float = 0.0
     given: frozenset[str] = frozenset()
     clock: Callable[[], float] = time.monotonic
     plans: dict[str, dict] = field(default_factory=dict)  # trainer name -> its plan, for metrics.json
     rung: str | None = None
+    first_epoch: float | None = None  # seconds an epoch of the run's first training, as measured
 
     def __post_init__(self):
         self.start = self.clock()
+
+    def tail(self, epoch_seconds: float | None = None) -> float:
+        """Seconds kept for what follows training; `epoch_seconds` stands in for the first training's epoch before
+        one was measured (a ladder's rung)."""
+        return self.tail_share * self.seconds + self.tail_epochs * (self.first_epoch or epoch_seconds or 0.0)
 
     def elapsed(self) -> float:
         return self.clock() - self.start
@@ -54,13 +65,14 @@ class Budget:
     def left(self) -> float:
         return self.seconds - self.elapsed()
 
-    def allot(self, remaining: int = 1) -> float:
+    def allot(self, remaining: int = 1, epoch_seconds: float | None = None) -> float:
         """Seconds for the next training: what is left before the tail, shared with the `remaining - 1` after it."""
-        return max(self.left() - self.tail_share * self.seconds, 0.0) / max(remaining, 1)
+        return max(self.left() - self.tail(epoch_seconds), 0.0) / max(remaining, 1)
 
     def smallest(self, epoch_seconds: float, remaining: int = 1) -> float:
-        """The smallest budget in which every remaining training gets one epoch of this length, and the tail its share."""
-        return (self.elapsed() + remaining * epoch_seconds) / (1 - self.tail_share)
+        """The smallest budget in which every remaining training gets one epoch of this length, and the tail its part."""
+        need = self.elapsed() + remaining * epoch_seconds + self.tail_epochs * (self.first_epoch or epoch_seconds)
+        return need / (1 - self.tail_share)
 
     def too_small(self, name: str, epoch_seconds: float, remaining: int = 1) -> InputError:
         need = math.ceil(self.smallest(epoch_seconds, remaining) / 60) * 60
@@ -163,13 +175,14 @@ def climb(
     for rung in ladder if chosen is None else ():
         with torch.random.fork_rng():  # building a net to time it draws weights: the run's own draws stay the same
             seconds = epoch_seconds(on_rung(cfg, rung))
-        fits = plan_epochs(budget.allot(remaining), seconds, 10**9)
+        allotted = budget.allot(remaining, seconds)
+        fits = plan_epochs(allotted, seconds, 10**9)
         log.info(
             "budget: the %s net takes %s an epoch here: %d epochs fit in %s (it needs %d)",
             rung.name,
             format_duration(seconds),
             fits,
-            format_duration(budget.allot(remaining)),
+            format_duration(allotted),
             rung.min_epochs,
         )
         if fits >= min(rung.min_epochs, cfg.train.epochs) or rung is ladder[-1]:

@@ -357,6 +357,7 @@ class Trainer:
         schedule for them; an explicit train.epochs is kept. Too little time for one epoch is an InputError."""
         b = self.budget
         step, epoch = self.measure(train, evaluated)
+        b.first_epoch = b.first_epoch or epoch  # what follows training is reckoned in the first training's epochs
         allotted = b.allot(self.remaining)
         fits = budgets.plan_epochs(allotted, epoch, self.epochs)
         if fits < 1 and not self.fixed_epochs and not b.plans:  # the run's first training: nothing spent yet
@@ -395,8 +396,10 @@ class Trainer:
         ones; the schedule is re-planned to end at the new last epoch. True: training ends now."""
         if self._deadline is None or self.plan_["fixed"]:
             return False  # a resumed run finishes the schedule of its first start
-        left = max(self._deadline - self.budget.clock(), 0.0)
-        fits = min(self.plan_["ceiling"], self.epoch_ + int(left // max(seconds, 1e-9)))
+        left, seconds = max(self._deadline - self.budget.clock(), 0.0), max(seconds, 1e-9)
+        fits = self.epoch_ + int(left // seconds)
+        if fits >= self.epochs:  # more only where they fit 10 % slower too: the plan does not flap by one
+            fits = max(self.epochs, min(self.plan_["ceiling"], self.epoch_ + int(left // (1.1 * seconds))))
         if fits == self.epochs:
             return False
         log.info(

@@ -23,9 +23,9 @@ __all__ = ["CARD", "QUICK", "SECTIONS", "Config", "fit", "predict"]
 NAME, TITLE = "generate", "Variational autoencoders for faces, and what the KL weight does"
 
 FULL_STUDY = "dlstudy generate --data FACES_FOLDER (the anime faces)"
-# the share of a time budget kept for what follows training:
+# what follows training, kept out of a time budget (a share, and epochs of the first training):
 # the bound on every test image, samples, interpolations and the beta tests
-AFTER_TRAINING = 0.2
+AFTER_TRAINING, AFTER_TRAINING_EPOCHS = 0.1, 2
 OBJECTIVE = ("test_neg_elbo", "minimize")  # a sweep's default: nats on the held-out 30 %
 PRUNE_ON = ("test_neg_elbo", "minimize")  # the per-epoch value a sweep's pruner watches
 # the numbers metrics.json holds: what a sweep's --metric may name

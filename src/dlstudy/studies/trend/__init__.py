@@ -19,9 +19,9 @@ __all__ = ["CARD", "QUICK", "SECTIONS", "Config", "fit", "predict"]
 NAME, TITLE = "trend", "Will cases rise tomorrow? RNN, LSTM and GRU on COVID-19 case series"
 
 FULL_STUDY = "dlstudy trend --data covid_19.csv"
-# the share of a time budget kept for what follows training:
+# what follows training, kept out of a time budget (a share, and epochs of the first training):
 # the baselines, the intervals and the world map
-AFTER_TRAINING = 0.2
+AFTER_TRAINING, AFTER_TRAINING_EPOCHS = 0.1, 0
 OBJECTIVE = ("test_balanced_accuracy", "maximize")  # a sweep's default: the test days of the honest time split
 PRUNE_ON = ("val_loss", "minimize")  # the per-epoch value a sweep's pruner watches
 # the numbers metrics.json holds: what a sweep's --metric may name
