@@ -6,6 +6,9 @@ question (`../shared/QUESTIONS.md` numbers them), each `section(report, results,
 question in a screenful and ending with `report.answer(...)`. `register` checks every package against
 the protocol when the registry is built, so a missing piece fails at import, not halfway through a run.
 
+Optional: `AFTER_TRAINING, AFTER_TRAINING_EPOCHS`, what a time budget keeps for the work after training (a share
+of the budget, and epochs of the run's first training; dlstudy.budget has the defaults).
+
 A study's answers.py turns numbers into one to three sentences: every number in them is read from the
 arguments, and every qualitative word ("helps", "collapses") is chosen by a rule named in the function, so a
 test can feed hand-made numbers and check that the words follow them."""
