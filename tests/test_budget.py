@@ -233,3 +233,11 @@ def test_a_run_records_its_budget_and_plan(tour):
         assert math.isfinite(plan["allotted_seconds"])
         page = (folder / study / "report.html").read_text()
         assert "class='note budget'" in page and "Budget " in page
+
+
+def test_run_all_lets_a_study_use_what_is_left_but_half_the_later_studies_fair_shares():
+    from dlstudy.cli import study_share
+
+    assert study_share(300.0, 0.0, 0.75) == 187.5  # the tour's first study (cluster) with 5 minutes
+    assert study_share(300.0, 100.0, 0.0) == 200.0  # the last study takes all that is left
+    assert study_share(300.0, 299.5, 0.5) == 1.0  # nothing left: the study's own check says the budget is too small

@@ -130,7 +130,7 @@ def add_run_parser(sub) -> None:
         quick_help="the tour setting (the default for run all)",
     )
     p.add_argument("--full", action="store_true", help="the studies' full default grids instead of the tour")
-    add_budget(p, "the wall time of all studies together (90s, 20m, 1.5h), shared in proportion to their own budgets")
+    add_budget(p, "the wall time of all studies together (90s, 20m, 1.5h), shared by their own budgets' weights")
     p.add_argument("--seeds", type=int, metavar="K", help="each trained study with K seeds: its report over the seeds")
 
 
@@ -311,7 +311,7 @@ def run_all(args) -> int:
         own[name] = getattr(check(name, cfg), "budget", None) or 0.0
     total, entries = seconds_of(args.budget), []
     for i, name in enumerate(progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)):
-        later = sum(list(own.values())[i + 1 :]) / sum(own.values())
+        later = sum(list(own.values())[i + 1 :]) / max(sum(own.values()), 1e-9)
         share = study_share(total, time.time() - started, later) if total and own[name] else None
         entries.append(tour_entry(args, root, name, quick=quick, budget=share))
     write_index(root, entries, started, quick=quick)
