@@ -159,13 +159,13 @@ def test_contrastive_run_beats_raw_pixels_on_vehicles_against_animals(cli, tmp_p
 
 def test_a_killed_contrastive_run_resumes_from_its_last_epoch(cli, tmp_path, monkeypatch):
     from dlstudy.models import encoders as study
+    from dlstudy.train import epoch_listener
 
-    calls = []
+    armed = []  # set once epoch 2 is checkpointed: the next step (the third epoch's first) is killed
     real = study.nt_xent
 
     def killed_in_third_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 5:  # 400 images in batches of 200: two steps an epoch
+        if armed:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
@@ -185,8 +185,10 @@ def test_a_killed_contrastive_run_resumes_from_its_last_epoch(cli, tmp_path, mon
         "--set",
         "figures.map_points=200",
     ]
-    code, _, err = cli("cluster", "--out", out, *settings)
-    assert code == 130 and not is_complete(out)
+    with epoch_listener(lambda name, row, epochs: armed.append(1) if row["epoch"] == 2 else None):
+        code, _, err = cli("cluster", "--out", out, *settings)
+    assert code == 130 and not is_complete(out) and armed
+    armed.clear()
     code, _, err = cli("-v", "cluster", "--out", out, "--resume", *settings)  # -v: each epoch's line on stderr
     assert code == 0 and is_complete(out), err
     assert "encoder-simclr: resuming after epoch 2" in err

@@ -34,6 +34,7 @@ log = logging.getLogger("dlstudy")
 # an epoch does, not with the budget
 AFTER_TRAINING, AFTER_TRAINING_EPOCHS = 0.1, 0.0
 PLAN_FILE = "plan.json"  # in the run folder: the rung of the first start, which a resume keeps
+METRICS = ("budget_seconds", "planned_epochs")  # the numbers a budgeted run adds to metrics.json
 
 
 @dataclass

@@ -11,6 +11,7 @@ import argparse
 import warnings
 
 from dlstudy.analysis.classification import TTA_VIEWS
+from dlstudy import budget as budgets
 from dlstudy.errors import InputError
 from dlstudy.studies.classify.config import QUICK, Config
 from dlstudy.studies.classify.experiment import build_model, fit, predict
@@ -49,6 +50,7 @@ METRICS = (
     "input_mean",
     "input_std",
     "seconds",
+    *budgets.METRICS,
 )
 
 

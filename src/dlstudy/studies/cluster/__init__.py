@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 
 from dlstudy.analysis.cluster_grid import check_grid
+from dlstudy import budget as budgets
 from dlstudy.errors import InputError
 from dlstudy.models.encoders import check_encoders
 from dlstudy.studies.cluster.config import QUICK, Config
@@ -48,6 +49,7 @@ METRICS = (
     "n_images",
     "n_clusters",
     "seconds",
+    *budgets.METRICS,
 )
 
 

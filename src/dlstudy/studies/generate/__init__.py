@@ -11,6 +11,7 @@ import argparse
 
 import torch
 
+from dlstudy import budget as budgets
 from dlstudy.errors import InputError
 from dlstudy.models.vae import build_vae
 from dlstudy.studies.generate.config import QUICK, Config
@@ -45,6 +46,7 @@ METRICS = (
     "n_train",
     "n_test",
     "seconds",
+    *budgets.METRICS,
 )
 
 

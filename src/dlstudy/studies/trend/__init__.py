@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 
+from dlstudy import budget as budgets
 from dlstudy.studies.trend.config import QUICK, Config
 from dlstudy.studies.trend.experiment import fit, predict
 from dlstudy.studies.trend.sections import CARD, SECTIONS
@@ -41,6 +42,7 @@ METRICS = (
     "n_windows",
     "negative_corrections",
     "seconds",
+    *budgets.METRICS,
 )
 
 
