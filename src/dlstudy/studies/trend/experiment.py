@@ -91,9 +91,8 @@ def fit(run, cfg: Config) -> TrendResults:
             tests.update({variant_name(split, k, length): (y[test], p) for k, p in probabilities.items()})
             for cell in cfg.model.cells:
                 name = variant_name(split, cell, length)
-                left = total - len(histories)  # the cells still to train share the time budget
-                row, histories[name], tests[name] = train_cell(
-                    run, cfg, cell, (x, y), parts=parts, device=device, remaining=left
+                row, histories[name], tests[name] = train_cell(  # the cells still to train share the time budget
+                    run, cfg, cell, (x, y), parts=parts, device=device, remaining=total - len(histories)
                 )
                 rows.append({**base, **row})
     return select(
