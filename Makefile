@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench
+.PHONY: run test test-pretrained lint bench
 
 $(BIN)/dlstudy: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,18 @@ run: $(BIN)/dlstudy
 	$(BIN)/dlstudy run all
 
 test: $(VENV)/.extras
-	$(BIN)/python -m pytest -q -ra
+	$(BIN)/python -m pytest -q -ra -m "not pretrained"
+
+# timm (grid.encoders timm:<name>) imports torchvision, which does not load beside constraints.txt's CPU torch:
+# its tests run in a venv of their own, on the torch + torchvision pair in constraints-pretrained.txt
+PRETRAINED ?= .venv-pretrained
+$(PRETRAINED)/.installed: pyproject.toml constraints-pretrained.txt
+	$(PYTHON) -m venv $(PRETRAINED)
+	$(PRETRAINED)/bin/python -m pip install --quiet --disable-pip-version-check -c constraints-pretrained.txt -e '.[test,pretrained]'
+	touch $@
+
+test-pretrained: $(PRETRAINED)/.installed
+	$(PRETRAINED)/bin/python -m pytest -q -ra -m pretrained
 
 # ruff's lint rules and format live in pyproject.toml; `ruff format src tests benchmarks` fixes the second
 lint: $(VENV)/.extras

@@ -178,6 +178,8 @@ CONFIG_CASES = [
     ("likelihood-unknown", ["generate", "--set", "loss.likelihood=poisson"], "loss.likelihood"),
     ("image-size-beyond-memory", ["generate", "--size", "4096"], "data.image_size 4096"),
     ("encoder-unknown", ["cluster", "--set", "grid.encoders=[resnet9000]"], "resnet9000"),
+    # this suite's environment has no importable timm (tests/test_pretrained.py: the extra's own cases)
+    ("encoder-timm-without-extra", ["cluster", "--set", "grid.encoders=['timm:resnet18']"], "[pretrained]"),
     ("reduction-unknown", ["cluster", "--set", "grid.reductions=[fourier:3]"], "fourier"),
     ("clustering-unknown", ["cluster", "--set", "grid.clusterings=[dbscan9]"], "dbscan9"),
     ("clusters-0", ["cluster", "--clusters", "0"], "--clusters"),

@@ -4,6 +4,8 @@ run folder (reductions per encoder, clusterings per encoder and k) so a resumed 
 
 from __future__ import annotations
 
+import re
+
 import time
 from dataclasses import dataclass
 
@@ -18,8 +20,9 @@ from dlstudy.errors import InputError
 
 
 def slug(spec: str) -> str:
-    """An encoder spec as a file name: 'dense:128' -> 'dense-128'."""
-    return spec.replace(":", "-").replace(">", "_")
+    """An encoder spec as a file name: 'dense:128' -> 'dense-128', 'timm:vit@/w/v.safetensors' -> 'timm-vit--w-v.safetensors'
+    (no separator survives: the name stays below the run folder)."""
+    return re.sub(r"[^\w.-]", "-", spec.replace(">", "_"))
 
 
 def parse_k(value) -> tuple[int | None, list[int]]:

@@ -15,6 +15,7 @@ from torch import nn
 
 class ContrastiveEncoder(nn.Module):
     reconstructs = False  # no decoder: features only
+    trains = True  # trained on the images it encodes
 
     def __init__(self, *, in_channels: int, channels: tuple[int, ...] = (32, 64, 128, 256), projection_dim: int = 64):
         super().__init__()

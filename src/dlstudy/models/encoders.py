@@ -1,6 +1,7 @@
 """The cluster study's encoders, by what they can do: the reports' convolutional autoencoders
 ('pool', 'dense:<latent size>') reconstruct their input; the SimCLR encoder ('simclr') only makes
-features. Images enter as (N, C, H, W) in [-1, 1]; every reported error is per pixel in [0, 1]."""
+features; a pretrained timm network ('timm:<name>[@weights.safetensors]') is frozen and trains nothing.
+Images enter as (N, C, H, W) in [-1, 1]; every reported error is per pixel in [0, 1]."""
 
 from __future__ import annotations
 
@@ -12,10 +13,13 @@ from dlstudy.data.augment import colour_jitter, random_resized_crop
 from dlstudy.errors import InputError
 from dlstudy.models.autoencoder import build_autoencoder
 from dlstudy.models.contrastive import ContrastiveEncoder, nt_xent
+from dlstudy.models.pretrained import PretrainedEncoder, is_pretrained, locate_weights
 
 
 def build_encoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg) -> torch.nn.Module:
     family = spec.partition(":")[0]
+    if is_pretrained(spec):
+        return PretrainedEncoder(spec=spec, in_channels=in_shape[0])
     if spec == "simclr":
         channels = tuple(model_cfg.simclr.channels)
         if min(in_shape[1:]) < 2 ** (len(channels) - 1):
@@ -28,13 +32,16 @@ def build_encoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg) -> to
         )
     if family in ("pool", "dense"):
         return build_autoencoder(spec, in_shape=in_shape, model_cfg=model_cfg)
-    raise InputError(f"unknown encoder '{spec}'; use pool, dense:<latent size> or simclr")
+    raise InputError(f"unknown encoder '{spec}'; use pool, dense:<latent size>, simclr or timm:<model name>")
 
 
 def check_encoders(cfg) -> None:
-    """The encoder specs and SimCLR's settings, before any data is read."""
+    """The encoder specs and SimCLR's settings, before any data is read (a pretrained one: its weights are here)."""
     for spec in cfg.grid.encoders:
-        build_encoder(spec, in_shape=(1, 64, 64), model_cfg=cfg.model)
+        if is_pretrained(spec):
+            locate_weights(spec)
+        else:
+            build_encoder(spec, in_shape=(1, 64, 64), model_cfg=cfg.model)
     lo, hi = cfg.contrastive.augment.crop_scale
     if not lo <= hi:
         raise InputError(f"contrastive.augment.crop_scale must be [low, high] with low <= high, got {[lo, hi]}")

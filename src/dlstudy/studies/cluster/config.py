@@ -99,7 +99,8 @@ class Grid(Schema):
 
     encoders: list[str] = key(
         ["pool", "dense:128", "simclr"],
-        "pool, dense:<latent size> (the HW9 reports' autoencoders) or simclr",
+        "pool, dense:<latent size> (the HW9 reports' autoencoders), simclr, or a frozen pretrained "
+        "timm:<model name>[@weights.safetensors] (the [pretrained] extra; README: Pretrained encoders)",
         min_length=1,
     )
     reductions: list[str] = key(

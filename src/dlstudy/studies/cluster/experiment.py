@@ -30,6 +30,7 @@ from dlstudy.data.images import (
 )
 from dlstudy.errors import InputError
 from dlstudy.models.encoders import build_encoder, encode, training_for
+from dlstudy.models.pretrained import sha256
 from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.studies.cluster.config import Config
 from dlstudy.studies.protocol import Results
@@ -120,10 +121,12 @@ def fit(run, cfg: Config) -> ClusterResults:
     )
     grid = Grid(run=run, cfg=cfg, labels=data.labels)
     encoded = {}  # every encoder trains first, then the reductions run: a time budget plans the trainings together
-    for i, (spec, model) in enumerate(encoders.items()):
+    trainable = [spec for spec, model in encoders.items() if model.trains]
+    for spec, model in encoders.items():
         t0 = time.time()
-        history = train_encoder(run, cfg, spec, model, x, device=device, remaining=len(encoders) - i)
-        encoded[spec] = (history, *encode(model, x, device), time.time() - t0)
+        remaining = len(trainable) - trainable.index(spec) if model.trains else 0
+        history = train_encoder(run, cfg, spec, model, x, device=device, remaining=remaining) if remaining else []
+        encoded[spec] = (history, *encode(model.to(device), x, device), time.time() - t0)
     trained = {}
     for spec, (history, z, err, seconds) in encoded.items():
         features, columns = grid.reduce(spec, z, err, seconds=seconds)
@@ -189,6 +192,8 @@ def select(
     if labelled:
         metrics.update(cluster_intervals(data.labels, clusters, seed=cfg.seed))
     metrics.update(n_images=len(data), n_clusters=k, image_shape=list(data.images.shape[1:]), data=data.source)
+    if not (chosen := encoders[row["encoder"]]).trains:  # predict checks that the pretrained weights are still these
+        metrics.update(encoder_weights=str(chosen.weights), encoder_weights_sha256=sha256(chosen.weights))
     layers = {spec: layer_table(m, x[:2].to(device)) for spec, m in encoders.items()}
     z, features = trained[row["encoder"]].latents, trained[row["encoder"]].features
     views = two_d_views(
@@ -328,7 +333,11 @@ def predict(
         )
     x = to_unit_tensor(data.images) * 2 - 1
     model = build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg.model)
-    z, _ = encode(load_weights(model, root, f"encoder-{slug(spec)}").to(dev), x, dev)
+    if not model.trains and sha256(model.weights) != metrics["encoder_weights_sha256"]:
+        raise InputError(
+            f"{model.weights}: not the weights this run clustered with (their SHA-256 differs); give those"
+        )
+    z, _ = encode((load_weights(model, root, f"encoder-{slug(spec)}") if model.trains else model).to(dev), x, dev)
     clusters = assign_new(saved["latents"], saved["clusters"], z)
     atomic_write_bytes(out, id_label_csv(clusters))
     result = {"n_images": len(data), "predictions": str(out)}

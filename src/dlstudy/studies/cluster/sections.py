@@ -46,12 +46,14 @@ def variant_grid(report: Report, r: ClusterResults, cfg: Config) -> None:
             {**h, "loss": h["loss"] / (4 if r.encoders[spec].reconstructs else 1)} for h in hist
         ]
         for spec, hist in r.histories.items()
+        if hist  # a pretrained encoder is frozen: no curve
     }
-    report.figure(
-        plots.curves(curves, ["loss"], ylabel="training loss", share_y=False),
-        "training",
-        "Training loss per epoch of each encoder, in the tables' units.",
-    )
+    if curves:
+        report.figure(
+            plots.curves(curves, ["loss"], ylabel="training loss", share_y=False),
+            "training",
+            "Training loss per epoch of each encoder, in the tables' units.",
+        )
     if not r.labelled:
         report.answer(answers.unlabelled(r.rows[r.best + 1], len(r.rows) - 1))
         return
