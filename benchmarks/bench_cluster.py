@@ -8,6 +8,7 @@ run, as ratios.
 
     python benchmarks/bench_cluster.py [--data ../shared/data] [--cases mnist cifar10 cifar2] [--quick]
     python benchmarks/bench_cluster.py --cases mnist-simclr cifar10-simclr cifar2-simclr
+    python benchmarks/bench_cluster.py --cases levers     # issue 38: one case per lever (LEVERS)
 
 Targets (issue 20): the default grid, which includes a short SimCLR encoder, within 10 minutes on 2
 cores for each CIFAR-10 case, at least 0.30 on 10 classes and 0.80 on vehicles against animals, with
@@ -20,6 +21,7 @@ benchmarks/results/cluster.json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +32,28 @@ CIFAR2 = ["--set", "data.groups=[[0,1,8,9],[2,3,4,5,6,7]]", "--set", "data.group
 CONTRASTIVE = ["--config", str(HERE.parent / "configs" / "cluster-contrastive.yaml")]
 DIGITS = ["--set", "contrastive.augment.flip=false"]  # a mirrored 2 is not a 2
 
+# Issue 38's levers, one case each on CIFAR-10 (10,000 images): the self-supervised encoder alone, about five
+# minutes of training each on 2 cores (epochs from each setting's measured step time, so that they compare at
+# equal time), every reduction with and without L2 normalisation, KMeans and SCAN.
+LEVER_GRID = [
+    *("--set", "budget=null", "--set", "grid.reductions=[none, l2, l2>pca:32]"),
+    *("--set", "grid.clusterings=[kmeans, scan]"),
+]
+BF16 = ["--set", "contrastive.train.amp=true"]
+LEVERS = {
+    "lever-simclr": ["--set", "grid.encoders=[simclr]", "--set", "contrastive.train.epochs=70"],  # today's encoder
+    "lever-bf16": ["--set", "grid.encoders=[simclr]", *BF16, "--set", "contrastive.train.epochs=110"],
+    "lever-crop32": [
+        *("--set", "grid.encoders=[simclr]", *BF16, "--set", "contrastive.augment.crop_size=32"),
+        *("--set", "contrastive.train.epochs=45"),
+    ],
+    "lever-resnet": [
+        *("--set", "grid.encoders=[simclr]", *BF16, "--set", "model.simclr.backbone=resnet"),
+        *("--set", "contrastive.train.epochs=42"),
+    ],
+    "lever-byol": ["--set", "grid.encoders=[byol]", *BF16, "--set", "contrastive.train.epochs=85"],
+}
+
 
 def cases(data_root: Path) -> dict[str, list[str]]:
     cifar = str(data_root / "cifar10" / "cifar10_test.npz")
@@ -39,6 +63,16 @@ def cases(data_root: Path) -> dict[str, list[str]]:
         "mnist-simclr": [*CONTRASTIVE, *DIGITS],
         "cifar10-simclr": [*CONTRASTIVE, "--data", cifar],
         "cifar2-simclr": [*CONTRASTIVE, "--data", cifar, *CIFAR2],
+        **{name: ["--data", cifar, *LEVER_GRID, *args] for name, args in LEVERS.items()},
+    }
+
+
+def variants(folder: Path) -> dict:
+    report = json.loads((folder / "report.json").read_text())
+    grid = next(t["rows"] for t in report["tables"] if t["caption"] == "Every variant")[1:]  # after raw pixels
+    return {
+        "neighbour_accuracy": grid[0]["neighbour_accuracy"],
+        **{f"{v['reduction']} + {v['clustering']}": round(v["accuracy"], 3) for v in grid},
     }
 
 
@@ -50,6 +84,7 @@ def main() -> None:
     parser.add_argument("--json", default=str(HERE / "results" / "cluster.json"))
     opts = parser.parse_args()
     table = cases(Path(opts.data))
+    opts.cases = [c for name in opts.cases for c in (LEVERS if name == "levers" else [name])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name in opts.cases:
@@ -88,6 +123,8 @@ def main() -> None:
                     ),
                 }
             )
+            if name in LEVERS:  # every variant of the lever's grid, and its encoder's neighbour accuracy
+                rows[-1].update(variants(Path(tmp) / name))
             print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
     write_results(rows, opts.json, quick=opts.quick)
 

@@ -11,7 +11,7 @@ from dlstudy.analysis.clustering import cluster
 from dlstudy.analysis.metrics import clustering_scores
 from dlstudy.analysis.scan import SCAN, mine_neighbours, scan_loss
 from dlstudy.data.augment import colour_jitter, random_resized_crop
-from dlstudy.models.contrastive import ContrastiveEncoder, nt_xent
+from dlstudy.models.contrastive import BYOL, ContrastiveEncoder, byol_loss, ema_update, nt_xent
 from dlstudy.runs import is_complete
 
 VEHICLES_ANIMALS = "data.groups=[[0,1,8,9],[2,3,4,5,6,7]]"
@@ -74,6 +74,69 @@ def test_contrastive_encoder_shapes():
     x = torch.randn(5, 1, 28, 28)
     assert model.encode(x).shape == (5, 32) and model(x).shape == (5, 12)
     assert ContrastiveEncoder(in_channels=3, channels=(8, 16)).encode(torch.randn(2, 3, 32, 32)).shape == (2, 16)
+
+
+def test_the_residual_backbone_halves_the_map_a_stage_and_pools_to_the_last_width():
+    model = ContrastiveEncoder(in_channels=3, channels=(8, 16, 32), projection_dim=12, backbone="resnet")
+    x = torch.randn(5, 3, 32, 32)
+    assert model.encode(x).shape == (5, 32) and model(x).shape == (5, 12)
+    maps = []
+    hooks = [m.register_forward_hook(lambda m, i, o: maps.append(o.shape[-1])) for m in model.backbone[3:5]]
+    model.encode(x)
+    assert maps == [16, 8]  # the two residual stages, each strided by 2
+    for h in hooks:
+        h.remove()
+
+
+def test_ema_update_on_a_toy_tensor():
+    """teacher <- m * teacher + (1 - m) * student for parameters; buffers copied; the student untouched."""
+    teacher, student = torch.nn.BatchNorm1d(2), torch.nn.BatchNorm1d(2)
+    with torch.no_grad():
+        teacher.weight.copy_(torch.tensor([1.0, 2.0]))
+        student.weight.copy_(torch.tensor([3.0, -2.0]))
+        student.running_mean.copy_(torch.tensor([0.5, 0.25]))
+    ema_update(teacher, student, momentum=0.75)
+    assert torch.allclose(teacher.weight, torch.tensor([1.5, 1.0]))  # 0.75 * 1 + 0.25 * 3, 0.75 * 2 + 0.25 * -2
+    assert torch.equal(teacher.running_mean, student.running_mean)
+    assert torch.equal(student.weight, torch.tensor([3.0, -2.0]))
+    ema_update(teacher, student, momentum=0.0)
+    assert torch.equal(teacher.weight, student.weight)
+
+
+def test_byol_loss_known_answers_and_only_the_student_learns():
+    z = torch.eye(3)
+    assert byol_loss(z, z, z, z).item() == pytest.approx(0.0, abs=1e-6)  # predictions on target: 0
+    assert byol_loss(z, z, -z, -z).item() == pytest.approx(8.0)  # opposite: 4 a view, two views
+    torch.manual_seed(0)
+    model = BYOL(student=ContrastiveEncoder(in_channels=1, channels=(4, 8), projection_dim=6), momentum=0.5)
+    x = torch.randn(8, 1, 12, 12)
+    p1, p2 = model(torch.cat([x, x.flip(-1)])).chunk(2)
+    t1, t2 = model.targets(torch.cat([x, x.flip(-1)])).chunk(2)
+    byol_loss(p1, p2, t1, t2).backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    assert all(p.grad is not None for p in model.student.parameters())
+    before = [p.clone() for p in model.teacher.parameters()]
+    with torch.no_grad():
+        for p in model.student.parameters():
+            p.add_(1.0)
+    model.after_step()  # what the Trainer calls after each optimiser step
+    for b, t, s in zip(before, model.teacher.parameters(), model.student.parameters()):
+        assert torch.allclose(t, 0.5 * b + 0.5 * s)
+
+
+def test_the_trainer_calls_after_step_once_a_step():
+    from dlstudy.train import Trainer
+
+    class Counted(torch.nn.Linear):
+        steps = 0
+
+        def after_step(self):
+            self.steps += 1
+
+    model = Counted(3, 1)
+    loss = lambda m, batch: (m(batch[0]).pow(2).mean(), {})  # noqa: E731
+    Trainer(model, loss, epochs=2, batch_size=4, lr=0.1, verbose=False).fit((torch.randn(10, 3),))
+    assert model.steps == 2 * 3  # 10 rows in batches of 4: 3 steps an epoch
 
 
 def test_mined_neighbours_exclude_the_image_itself_even_with_duplicates():

@@ -251,6 +251,8 @@ class Trainer:
                     if self.grad_clip:
                         nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
                     opt.step()
+                    if hasattr(self.model, "after_step"):
+                        self.model.after_step()  # e.g. an EMA teacher following its student
                 n = len(batch[0])
                 seen += n
                 for key, value in {"loss": loss, **metrics}.items():
@@ -267,7 +269,8 @@ class Trainer:
     ) -> Trainer:
         """Train; `val` (and any other named set, e.g. test=...) is scored each epoch into the history
         as val_loss, test_loss, ... Early stopping watches val_loss only. A loss with a
-        `start_epoch(epoch)` method hears the 0-based epoch before each one (a KL warm-up needs it)."""
+        `start_epoch(epoch)` method hears the 0-based epoch before each one (a KL warm-up needs it); a model
+        with an `after_step()` method hears every optimiser step (an EMA teacher follows its student)."""
         self.model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         opt = self._make_optimizer()
         sched = self._make_schedule(opt)

@@ -27,6 +27,7 @@ def _check_size(in_shape: tuple[int, int, int], levels: int) -> None:
 class PoolAutoencoder(nn.Module):
     reconstructs = True  # has a decoder: reconstruction error, reconstruction figures
     trains = True  # trained on the images it encodes
+    objective = "MSE, pixels in [0, 1]"
 
     def __init__(self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (16, 32, 64)):
         super().__init__()
@@ -75,6 +76,7 @@ class PoolAutoencoder(nn.Module):
 class DenseAutoencoder(nn.Module):
     reconstructs = True  # has a decoder: reconstruction error, reconstruction figures
     trains = True  # trained on the images it encodes
+    objective = "MSE, pixels in [0, 1]"
 
     def __init__(
         self, *, in_shape: tuple[int, int, int], channels: tuple[int, ...] = (32, 64, 128), latent_dim: int = 128

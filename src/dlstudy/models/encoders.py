@@ -1,6 +1,6 @@
 """The cluster study's encoders, by what they can do: the reports' convolutional autoencoders
-('pool', 'dense:<latent size>') reconstruct their input; the SimCLR encoder ('simclr') only makes
-features; a pretrained timm network ('timm:<name>[@weights.safetensors]') is frozen and trains nothing.
+('pool', 'dense:<latent size>') reconstruct their input; the self-supervised ones ('simclr', 'byol') only
+make features; a pretrained timm network ('timm:<name>[@weights.safetensors]') is frozen and trains nothing.
 Images enter as (N, C, H, W) in [-1, 1]; every reported error is per pixel in [0, 1]."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from dlstudy.data.augment import colour_jitter, random_resized_crop
 from dlstudy.errors import InputError
 from dlstudy.models.autoencoder import build_autoencoder
-from dlstudy.models.contrastive import ContrastiveEncoder, nt_xent
+from dlstudy.models.contrastive import BYOL, ContrastiveEncoder, byol_loss, nt_xent
 from dlstudy.models.pretrained import PretrainedEncoder, is_pretrained, locate_weights
 
 
@@ -20,19 +20,23 @@ def build_encoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg) -> to
     family = spec.partition(":")[0]
     if is_pretrained(spec):
         return PretrainedEncoder(spec=spec, in_channels=in_shape[0])
-    if spec == "simclr":
+    if spec in ("simclr", "byol"):
         channels = tuple(model_cfg.simclr.channels)
         if min(in_shape[1:]) < 2 ** (len(channels) - 1):
             raise InputError(
                 f"images of {in_shape[1]}x{in_shape[2]} are too small for {len(channels) - 1} pooling steps; "
                 "give model.simclr.channels fewer entries"
             )
-        return ContrastiveEncoder(
-            in_channels=in_shape[0], channels=channels, projection_dim=int(model_cfg.simclr.projection_dim)
+        encoder = ContrastiveEncoder(
+            in_channels=in_shape[0],
+            channels=channels,
+            projection_dim=int(model_cfg.simclr.projection_dim),
+            backbone=model_cfg.simclr.backbone,
         )
+        return encoder if spec == "simclr" else BYOL(student=encoder, momentum=model_cfg.byol.momentum)
     if family in ("pool", "dense"):
         return build_autoencoder(spec, in_shape=in_shape, model_cfg=model_cfg)
-    raise InputError(f"unknown encoder '{spec}'; use pool, dense:<latent size>, simclr or timm:<model name>")
+    raise InputError(f"unknown encoder '{spec}'; use pool, dense:<latent size>, simclr, byol or timm:<model name>")
 
 
 def check_encoders(cfg) -> None:
@@ -52,9 +56,9 @@ def reconstruction_loss(model, batch):
     return F.mse_loss(model(x), x), {}
 
 
-def contrastive_loss(cfg, seed: int):
-    """SimCLR's loss for the Trainer: two augmented views of every image in the batch, drawn on the whole
-    batch at once, through the encoder and head in one pass (batch norm sees both views)."""
+def contrastive_loss(cfg, seed: int, *, byol: bool = False):
+    """SimCLR's loss (or BYOL's) for the Trainer: two augmented views of every image in the batch, drawn on the
+    whole batch at once, through the encoder and head in one pass (batch norm sees both views)."""
     aug = cfg.augment
     generator = torch.Generator().manual_seed(seed)
 
@@ -75,7 +79,11 @@ def contrastive_loss(cfg, seed: int):
 
     def loss(model, batch):
         (x,) = batch
-        z1, z2 = model(torch.cat([view(x), view(x)])).chunk(2)  # (B, P) each
+        views = torch.cat([view(x), view(x)])  # (2B, C, S, S)
+        z1, z2 = model(views).float().chunk(2)  # (B, P) each
+        if byol:
+            t1, t2 = model.targets(views).float().chunk(2)
+            return byol_loss(z1, z2, t1, t2), {}
         return nt_xent(z1, z2, cfg.temperature), {}
 
     loss.generator = generator  # the Trainer checkpoints its state, so a resumed run draws the same views
@@ -84,10 +92,11 @@ def contrastive_loss(cfg, seed: int):
 
 def training_for(model: torch.nn.Module, cfg):
     """(loss, train settings, the config key of its epochs) for an encoder: reconstruction for autoencoders,
-    SimCLR otherwise."""
+    BYOL's or SimCLR's otherwise."""
     if model.reconstructs:
         return reconstruction_loss, cfg.train, "train.epochs"
-    return contrastive_loss(cfg.contrastive, cfg.seed), cfg.contrastive.train, "contrastive.train.epochs"
+    loss = contrastive_loss(cfg.contrastive, cfg.seed, byol=isinstance(model, BYOL))
+    return loss, cfg.contrastive.train, "contrastive.train.epochs"
 
 
 @torch.no_grad()

@@ -82,6 +82,7 @@ def sha256(path: Path) -> str:
 class PretrainedEncoder(nn.Module):
     reconstructs = False  # features only
     trains = False  # frozen: encoded as it is
+    objective = "none: pretrained, frozen"
 
     def __init__(self, *, spec: str, in_channels: int):
         super().__init__()

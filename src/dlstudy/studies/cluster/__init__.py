@@ -1,8 +1,9 @@
 """The cluster study (NTU ML 2020 HW9): an encoder -> dimension reduction -> clustering, over a grid of
 encoders, reduction chains and clustering methods, beside KMeans on raw pixels.
 
-Encoders are the reports' convolutional autoencoders ('pool', 'dense:<size>') or a SimCLR encoder
-('simclr') trained contrastively on the same images; clustering is a scikit-learn method or SCAN,
+Encoders are the reports' convolutional autoencoders ('pool', 'dense:<size>'), a SimCLR or BYOL encoder
+('simclr', 'byol') trained self-supervised on the same images, or a frozen pretrained timm network
+('timm:<name>'); clustering is a scikit-learn method or SCAN,
 which trains clustering heads on the features' nearest neighbours.
 
 config.py holds the schema and defaults, experiment.py the run, sections.py the report (one section per

@@ -10,7 +10,9 @@ from dlstudy.analysis.uncertainty import auc_interval, compare, difference_inter
 GRID_WORDS = (
     "Each row clusters one encoder's features after the reduction chain ('a>b' applies a then b; 'l2' scales each "
     "vector to unit length). Autoencoders ('pool', 'dense:D') learn by reconstructing the images; 'simclr' learns by "
-    "telling two augmented views of an image from the views of other images (NT-Xent). 'scan' trains clustering heads "
+    "telling two augmented views of an image from the views of other images (NT-Xent); 'byol' by predicting what a "
+    "slowly following copy of itself makes of the other view; 'timm:...' is a frozen pretrained network. 'scan' trains "
+    "clustering heads "
     "so that each image and its {k} nearest neighbours agree; neighbour accuracy is the share of those neighbours with "
     "the image's own label. The first row is KMeans on raw pixels. Accuracy uses the best one-to-one matching of "
     "clusters to labels; public accuracy matches on a fixed half, private applies that matching to the other half, so "

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field
 
 from dlstudy.analysis.clustering import METHODS
+from dlstudy.models.contrastive import BACKBONES
 from dlstudy.config import (
     Count,
     Duration,
@@ -53,10 +54,21 @@ class Dense(Schema):
 
 
 class SimCLR(Schema):
-    """A ResNet-style encoder trained contrastively (SimCLR) on the same images."""
+    """The self-supervised encoder ('simclr', and the student of 'byol'), trained on the same images."""
 
-    channels: list[Count] = key([32, 64, 128, 256], "the width of each stage (each pools by 2)")
-    projection_dim: Count = key(64, "the projection head's output, where the contrastive loss is taken")
+    channels: list[Count] = key([32, 64, 128, 256], "the width of each stage (each halves the map)")
+    projection_dim: Count = key(64, "the projection head's output, where the self-supervised loss is taken")
+    backbone: one_of(*BACKBONES) = key(
+        "convnet", "convnet: a conv and a max-pool a stage; resnet: a residual block a stage, strided"
+    )
+
+
+class BYOLModel(Schema):
+    """'byol': the SimCLR encoder as a student, with a predictor and an EMA teacher (Grill et al. 2020)."""
+
+    momentum: Annotated[float, Field(ge=0, lt=1)] = key(
+        0.99, "the teacher keeps this share of its weights at each step and takes the rest from the student"
+    )
 
 
 class Model(Schema):
@@ -65,6 +77,7 @@ class Model(Schema):
     pool: Pool = section(Pool)
     dense: Dense = section(Dense)
     simclr: SimCLR = section(SimCLR)
+    byol: BYOLModel = section(BYOLModel)
 
 
 class Views(Schema):
@@ -99,7 +112,7 @@ class Grid(Schema):
 
     encoders: list[str] = key(
         ["pool", "dense:128", "simclr"],
-        "pool, dense:<latent size> (the HW9 reports' autoencoders), simclr, or a frozen pretrained "
+        "pool, dense:<latent size> (the HW9 reports' autoencoders), simclr, byol, or a frozen pretrained "
         "timm:<model name>[@weights.safetensors] (the [pretrained] extra; README: Pretrained encoders)",
         min_length=1,
     )

@@ -40,9 +40,9 @@ def variant_grid(report: Report, r: ClusterResults, cfg: Config) -> None:
     report.table(r.rows, highlight=r.best + 1, first=key, caption="Every variant")
     for name, layers in r.layers.items():
         report.table(layers, caption=f"Encoder '{name}': layers, output shape for one image, parameters", collapse=True)
-    # autoencoders train on [-1, 1] pixels: / 4 gives the tables' [0, 1] MSE; SimCLR's loss is NT-Xent
+    # autoencoders train on [-1, 1] pixels: / 4 gives the tables' [0, 1] MSE
     curves = {
-        f"{spec} ({'MSE, pixels in [0, 1]' if r.encoders[spec].reconstructs else 'NT-Xent'})": [
+        f"{spec} ({r.encoders[spec].objective})": [
             {**h, "loss": h["loss"] / (4 if r.encoders[spec].reconstructs else 1)} for h in hist
         ]
         for spec, hist in r.histories.items()
