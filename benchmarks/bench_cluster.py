@@ -26,6 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 from common import DATA, HERE, run_case, write_results
 
 CIFAR2 = ["--set", "data.groups=[[0,1,8,9],[2,3,4,5,6,7]]", "--set", "data.group_names=[vehicles,animals]"]
@@ -82,17 +83,20 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", default=["mnist", "cifar10", "cifar2"])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--json", default=str(HERE / "results" / "cluster.json"))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="each case once a seed; mean (sd) a case")
     opts = parser.parse_args()
     table = cases(Path(opts.data))
     opts.cases = [c for name in opts.cases for c in (LEVERS if name == "levers" else [name])]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name in opts.cases:
-            args = table[name] + (["--quick"] if opts.quick else [])
-            r = run_case("cluster", args, Path(tmp) / name)
+        for name, seed in ((name, seed) for name in opts.cases for seed in opts.seeds):
+            args = table[name] + (["--quick"] if opts.quick else []) + ["--seed", str(seed)]
+            folder = Path(tmp) / f"{name}-{seed}"
+            r = run_case("cluster", args, folder)
             rows.append(
                 {
                     "case": name,
+                    "seed": seed,
                     "images": r["n_images"],
                     "K": r["n_clusters"],
                     "seconds": r["seconds"],
@@ -124,9 +128,23 @@ def main() -> None:
                 }
             )
             if name in LEVERS:  # every variant of the lever's grid, and its encoder's neighbour accuracy
-                rows[-1].update(variants(Path(tmp) / name))
-            print(f"{name}: done in {r['seconds']} s", file=sys.stderr)
-    write_results(rows, opts.json, quick=opts.quick)
+                rows[-1].update(variants(folder))
+            print(f"{name}, seed {seed}: done in {r['seconds']} s", file=sys.stderr)
+    write_results(rows, opts.json, quick=opts.quick, summary=over_seeds(rows))
+
+
+def over_seeds(rows: list[dict]) -> str:
+    """A line a case run with more than one seed: the mean and sample sd of its accuracy and wall time."""
+    lines = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        runs = [r for r in rows if r["case"] == case]
+        if len(runs) > 1:
+            acc, sec = np.array([r["accuracy"] for r in runs]), np.array([r["seconds"] for r in runs])
+            lines.append(
+                f"{case}: accuracy {acc.mean():.3f} (sd {acc.std(ddof=1):.3f}) over seeds "
+                f"{[r['seed'] for r in runs]}, {sec.mean():.0f} s a run (longest {sec.max():.0f} s)"
+            )
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

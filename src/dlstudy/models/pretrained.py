@@ -89,7 +89,7 @@ class PretrainedEncoder(nn.Module):
         assert in_channels in (1, 3), f"images need 1 or 3 channels, got {in_channels}"
         timm = load_timm()
         name, _ = parse(spec)
-        self.spec, self.weights = spec, locate_weights(spec)
+        self.weights = locate_weights(spec)
         self.net = timm.create_model(name, pretrained=False, num_classes=0)
         load_into(self.net, self.weights, name)
         self.net.eval().requires_grad_(False)
