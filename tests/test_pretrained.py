@@ -93,12 +93,14 @@ def test_the_features_are_the_models_own_on_its_own_preprocessing(weights):
         ("timm:test_vit@weights.pth", "as a .safetensors file"),
         ("timm:test_vit", "not in the local Hugging Face cache"),
         ("timm:test_resnet@WEIGHTS", "not the weights of timm's 'test_resnet'"),
+        ("timm:test_vit@CORRUPT", "not a readable safetensors file"),
     ],
 )
 def test_bad_timm_encoders_are_exit_2_lines(spec, words, weights, tmp_path, cli, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))  # whatever this machine has cached
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    spec = spec.replace("WEIGHTS", str(weights))
+    (tmp_path / "corrupt.safetensors").write_bytes(b"half a download")
+    spec = spec.replace("WEIGHTS", str(weights)).replace("CORRUPT", str(tmp_path / "corrupt.safetensors"))
     code, _, err = cli("cluster", "--out", tmp_path / "run", "--set", f"grid.encoders=['{spec}']", *TINY)
     assert code == 2 and words in err and "Traceback" not in err, err
     assert len(err.strip().splitlines()) == 1
