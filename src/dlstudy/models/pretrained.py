@@ -8,7 +8,6 @@ The network is frozen: the cluster study encodes with it and trains nothing."""
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from pathlib import Path
 
@@ -69,14 +68,6 @@ def locate_weights(spec: str) -> Path:
             f"'{name}', pretrained=True)\") or give a file: timm:{name}@weights.safetensors"
         )
     return Path(cached)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class PretrainedEncoder(nn.Module):

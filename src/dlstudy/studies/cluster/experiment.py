@@ -30,8 +30,7 @@ from dlstudy.data.images import (
 )
 from dlstudy.errors import InputError
 from dlstudy.models.encoders import build_encoder, encode, training_for
-from dlstudy.models.pretrained import sha256
-from dlstudy.runs import atomic_write_bytes, load_weights
+from dlstudy.runs import atomic_write_bytes, fingerprint, load_weights
 from dlstudy.studies.cluster.config import Config
 from dlstudy.studies.protocol import Results
 from dlstudy.train import resolve_device, train_variant
@@ -192,8 +191,6 @@ def select(
     if labelled:
         metrics.update(cluster_intervals(data.labels, clusters, seed=cfg.seed))
     metrics.update(n_images=len(data), n_clusters=k, image_shape=list(data.images.shape[1:]), data=data.source)
-    if not (chosen := encoders[row["encoder"]]).trains:  # predict checks that the pretrained weights are still these
-        metrics.update(encoder_weights=str(chosen.weights), encoder_weights_sha256=sha256(chosen.weights))
     layers = {spec: layer_table(m, x[:2].to(device)) for spec, m in encoders.items()}
     z, features = trained[row["encoder"]].latents, trained[row["encoder"]].features
     views = two_d_views(
@@ -253,6 +250,9 @@ def cluster_metrics(rows: list[dict], *, best: int, free: int, labelled: bool, e
         ae = max(reconstructing, key=lambda v: v["public_accuracy"])
         metrics["best_autoencoder"] = f"{ae['encoder']} + {ae['reduction']} + {ae['clustering']}"
         metrics.update({f"best_autoencoder_{key}": ae[key] for key in LABELLED})
+    if not (chosen := encoders[row["encoder"]]).trains:  # predict checks that the pretrained weights are still these
+        facts = fingerprint(chosen.weights)  # the resolved path, size and SHA-256
+        metrics.update(encoder_weights=facts["path"], encoder_weights_sha256=facts["sha256"])
     return metrics
 
 
@@ -333,7 +333,7 @@ def predict(
         )
     x = to_unit_tensor(data.images) * 2 - 1
     model = build_encoder(spec, in_shape=tuple(x.shape[1:]), model_cfg=cfg.model)
-    if not model.trains and sha256(model.weights) != metrics["encoder_weights_sha256"]:
+    if not model.trains and fingerprint(model.weights)["sha256"] != metrics["encoder_weights_sha256"]:
         raise InputError(
             f"{model.weights}: not the weights this run clustered with (their SHA-256 differs); give those"
         )
