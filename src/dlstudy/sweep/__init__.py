@@ -94,30 +94,57 @@ def sweep(
         quick=quick,
         device=device,
     )
-    if ray_address and (out is None or not Path(out).is_absolute()):  # checked before any connection
+    check_shared_out(out, ray_address)  # before any connection
+    runner = make_backend(backend, address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus)
+    name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
+    placed = dict(workers=workers, trial_cpus=trial_cpus, trial_gpus=trial_gpus, storage=storage)
+    run, optuna_study = run_trials(runner, spec, parsed, name=name, out=out, resume=resume, deadline=deadline, **placed)
+    return finish(run, optuna_study, parsed, spec, budget=seconds)
+
+
+def check_shared_out(out, ray_address: str | None) -> None:
+    """A remote Ray cluster's workers write the sweep folder: it must be an absolute path they all share."""
+    if ray_address and (out is None or not Path(out).is_absolute()):
         raise InputError(
             f"--out {out or '(none)'}: with a remote --ray-address, give an absolute path on storage every node shares"
         )
-    runner = make_backend(backend, address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus)
-    try:  # connect first: an unreachable Ray or database is one line, with nothing created
+
+
+def run_trials(
+    runner: Backend,
+    spec: SweepSpec,
+    parsed,
+    *,
+    name: str,
+    out,
+    resume: bool,
+    deadline: float | None,
+    workers: int | None,
+    trial_cpus: int | None,
+    trial_gpus: float,
+    storage: str | None,
+):
+    """Connect the backend, open the sweep folder and its study, and run the workers to the end: (run, study).
+    Connecting comes first: an unreachable Ray or database is one line, with nothing created."""
+    try:
         workers, threads = placement(runner, workers, trial_cpus=trial_cpus, trial_gpus=trial_gpus, storage=storage)
-        name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
         run, optuna_study = open_sweep(spec, parsed, name=name, out=out, storage=storage, resume=resume)
-        folder = run.root
         log.info(
             "sweep: %s, %d configuration(s) x %d seed(s), %d worker(s); folder %s",
-            study,
+            spec.study,
             spec.trials,
             spec.seeds,
             workers,
-            folder,
+            run.root,
         )
-        job = Job(folder=str(folder), spec=spec.__dict__, storage=storage, name=name, threads=threads, workers=workers)
+        job = Job(
+            folder=str(run.root), spec=spec.__dict__, storage=storage, name=name, threads=threads, workers=workers
+        )
         runner.start(replace(job, deadline=deadline))
         runner.wait()
     finally:
         runner.stop()
-    return finish(run, optuna_study, parsed, spec, budget=seconds)
+    return run, optuna_study
 
 
 def open_sweep(spec: SweepSpec, parsed, *, name: str, out, storage: str | None, resume: bool):
