@@ -88,7 +88,7 @@ def make_files(root, data_root):
     np.save(root / "labels_one.npy", np.zeros(20, np.int64))
     f["labels_one"] = root / "labels_one.npy"
     f["labels_words"] = root / "labels_words.txt"
-    f["labels_words"].write_text("cat\ndog\n" * 10)
+    f["labels_words"].write_text("cat\n1\n" * 10)
     np.save(root / "labels_negative.npy", np.array([0, 1] * 9 + [-5, 1]))
     f["labels_negative"] = root / "labels_negative.npy"
     np.save(root / "five_channels.npy", np.zeros((20, 8, 8, 5), np.uint8))
@@ -127,6 +127,7 @@ def make_files(root, data_root):
     (root / "u").mkdir()
     (root / "u" / "index.html").write_text("mine")
     f["user_index"] = root / "u"
+    f["good"] = root / "good.npy"
     return f
 
 
@@ -210,7 +211,7 @@ DATA_CASES = [
     ("covid-binary", ["trend", "--data", "{binary_csv}", *TREND_TINY], "binary.csv"),
     ("covid-no-dates", ["trend", "--data", "{no_dates_csv}", *TREND_TINY], "no date columns"),
     ("covid-country-twice", ["trend", "--data", "{twice_country_csv}", *TREND_TINY], "appears twice"),
-    ("labels-words", ["cluster", "--data", "{root}/good.npy", "--labels", "{labels_words}"], "whole numbers"),
+    ("labels-words", ["cluster", "--data", "{root}/good.npy", "--labels", "{labels_words}"], "mix numbers and names"),
     ("labels-negative", ["cluster", "--data", "{root}/good.npy", "--labels", "{labels_negative}"], "negative"),
     ("npy-five-channels", ["cluster", "--data", "{five_channels}"], "five_channels.npy"),
     ("data-name-too-long", ["cluster", "--data", "{root}/" + "x" * 300 + ".npy"], "File name too long"),
@@ -226,6 +227,19 @@ DATA_CASES = [
     ("folder-empty-class", ["cluster", "--data", "{hollow}"], "is empty"),
     ("run-all-over-a-users-index", ["run", "all", "--out", "{user_index}"], "is no dlstudy index"),
     ("compare-one-run", ["compare", "{user_index}"], "at least two"),
+    ("out-inside-the-data", ["cluster", "--data", "{broken}", "--out", "{broken}/run1"], "lies inside the input"),
+    ("out-holds-the-data", ["cluster", "--data", "{broken}", "--out", "{root}"], "holds the input"),
+    ("out-is-the-data", ["trend", "--data", "{inf_csv}", "--out", "{inf_csv}"], "is the input"),
+    (
+        "out-is-the-labels",
+        ["cluster", "--data", "{good}", "--labels", "{labels3}", "--out", "{labels3}"],
+        "is the input",
+    ),
+    (
+        "sweep-out-inside-the-data",
+        ["sweep", "cluster", "--data", "{broken}", "--out", "{broken}/s"],
+        "inside the input",
+    ),
 ]
 
 SWEEP_CASES = [
@@ -438,6 +452,21 @@ def test_predict_replaces_a_file_only_with_force(tmp_path, cli, finished_trend, 
     assert target.read_text() != "old\n" and len(target.read_text().splitlines()) > 10
 
 
+@pytest.mark.parametrize("flag", ["--data", "--labels"])
+def test_predict_never_writes_over_its_input_even_with_force(flag, tmp_path, cli, finished_trend, data_root):
+    """Issue 47's first data loss: `predict --out x.csv --force` with x.csv the data replaced the user's data."""
+    data = tmp_path / "covid.csv"
+    shutil.copy(data_root / "covid" / "covid_19.csv", data)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("1\n0\n")
+    target = data if flag == "--data" else labels
+    before = snapshot(tmp_path)
+    argv = ["predict", finished_trend, "--data", data, "--out", target, "--force"]
+    code, _, err = cli(*(argv + (["--labels", labels] if flag == "--labels" else [])))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is the input" in err and flag in err, err
+    assert snapshot(tmp_path) == before
+
+
 def test_the_tests_readme_lists_every_case():
     text = (Path(__file__).parent / "README.md").read_text()
     missing = (
@@ -446,3 +475,66 @@ def test_the_tests_readme_lists_every_case():
         + [c[0] for c in RUN_CASES if f"| {c[0]} |" not in text]
     )
     assert not missing, f"tests/README.md does not list {missing}"
+
+
+# Only regular files are read (issue 47): every path flag of every command, given a FIFO or a device, is one line,
+# exit 2, at once (a reader that opened it would block for ever, or read without end)
+PATH_FLAGS = {
+    "cluster": ["--data", "--labels", "--config"],
+    "trend": ["--data", "--config"],
+    "classify": ["--data", "--config"],
+    "generate": ["--data", "--config"],
+    "sweep": ["--data", "--config", "--space"],
+    "predict": ["--data", "--labels"],
+}
+SPECIAL_CASES = [
+    (command, flag, kind) for command, flags in PATH_FLAGS.items() for flag in flags for kind in ("fifo", "device")
+]
+
+
+@pytest.mark.parametrize("command, flag, kind", SPECIAL_CASES, ids=["-".join(c) for c in SPECIAL_CASES])
+def test_every_path_flag_refuses_pipes_and_devices_at_once(command, flag, kind, tmp_path, cli, finished_trend):
+    import os
+    import signal
+
+    special = "/dev/zero" if kind == "device" else tmp_path / "pipe"
+    if kind == "fifo":
+        os.mkfifo(special)
+    head = (
+        ["predict", finished_trend]
+        if command == "predict"
+        else (["sweep", "trend"] if command == "sweep" else [command])
+    )
+    argv = [*head, flag, special]
+    if flag == "--labels" and command != "predict":
+        np.save(tmp_path / "x.npy", np.zeros((20, 8, 8), np.uint8))
+        argv += ["--data", tmp_path / "x.npy"]
+    if command == "predict" and flag == "--labels":
+        argv += ["--data", tmp_path / "x.csv"]
+        (tmp_path / "x.csv").write_text("country,2020-01-01,2020-01-02\nA,1,2\n")
+    if command != "predict":
+        argv += ["--out", tmp_path / "run"]
+
+    def hung(*_):
+        raise TimeoutError(f"{command} {flag} {kind} blocked on the path")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(60)
+    try:
+        code, _, err = cli(*argv)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "not a regular file" in err, err
+    assert str(special) in err and not (tmp_path / "run").exists()
+
+
+def test_a_second_run_all_into_the_same_folder_is_refused_not_interleaved(tmp_path, cli):
+    """Issue 47: two `run all --out X` started together interleaved their studies in X."""
+    root = tmp_path / "all"
+    root.mkdir()
+    (root / ".lock").write_text("")
+    with held(root):  # the first invocation, still running
+        code, _, err = cli("run", "all", "--out", root)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is being written" in err, err
+    assert sorted(p.name for p in root.iterdir()) == [".lock"]

@@ -129,8 +129,19 @@ def test_the_cosine_plan_is_continuous_and_reaches_zero_at_each_new_end():
 
 def test_a_budget_too_small_for_one_epoch_names_the_smallest_that_fits():
     clock = Clock(1.0)
+    given = frozenset({"budget"})  # the user's --budget: too small is an error
     with pytest.raises(InputError, match=r"too small: one epoch of lin takes about 10 s .* --budget 1m"):
-        trainer(clock, Budget(12.0, clock=clock)).fit(data())
+        trainer(clock, Budget(12.0, clock=clock, given=given)).fit(data())
+
+
+def test_a_default_budget_too_small_takes_the_smallest_that_fits_and_says_so(caplog):
+    """Issue 47/50: on a loaded machine the tour's default budgets refused runs the user never budgeted."""
+    clock = Clock(1.0)
+    budget = Budget(12.0, clock=clock)
+    with caplog.at_level("WARNING", logger="dlstudy"):
+        t = trainer(clock, budget).fit(data())
+    assert len(t.history_) >= 1 and budget.seconds == 60.0
+    assert "more than the default budget of 12 s allows; planning with 60 s instead" in caplog.text
 
 
 def test_explicit_epochs_win_over_the_budget():
@@ -219,7 +230,8 @@ def test_a_budget_too_small_is_exit_2_before_any_epoch(tmp_path, cli):
     code, _, err = cli("classify", "--quick", "--budget", "0.5s", "--out", out)
     assert code == 2, err
     assert "too small" in err and "the smallest budget that fits is --budget" in err
-    assert err.strip().splitlines()[-1].startswith("dlstudy: error: --budget 0.5 s is too small") and not out.exists()
+    assert len(err.strip().splitlines()) == 1  # no progress or data line before the refusal (issue 47)
+    assert err.strip().startswith("dlstudy: error: --budget 0.5 s is too small") and not out.exists()
     code, _, err = cli("classify", "--budget", "soon", "--out", tmp_path / "x")
     assert code == 2 and "budget" in err and "90s, 20m, 1.5h" in err
 

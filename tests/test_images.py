@@ -46,7 +46,7 @@ def test_npz_labels_and_mismatch(tmp_path):
         load_images(tmp_path / "d.npz", labels=tmp_path / "y.npy")
     (tmp_path / "y.csv").write_text("id,label\n0,1\n1,0\n2,1\n3,1\n")
     assert load_images(tmp_path / "d.npz", labels=tmp_path / "y.csv").labels.tolist() == [1, 0, 1, 1]
-    assert load_labels(tmp_path / "y.npy").dtype == np.int64
+    assert load_labels(tmp_path / "y.npy")[0].dtype == np.int64
 
 
 def test_npz_class_names_from_class_names_or_image_paths(tmp_path):
@@ -60,9 +60,52 @@ def test_npz_class_names_from_class_names_or_image_paths(tmp_path):
     assert load_images(tmp_path / "mixed.npz").class_names is None  # folders disagree with labels: no names
 
 
+@pytest.mark.parametrize(
+    "y, words",
+    [
+        (np.array([0.6, 1.6, 0.0, 1.0]), "got 0.6; a fraction is no class"),
+        (np.array([0, 1, -5, 1]), "label -5 is negative"),
+        (np.array(["cat", "1", "dog", "2"]), "mix numbers and names"),
+        (np.array([True, False, True, False]), "whole numbers or class names"),
+    ],
+)
+def test_npz_labels_go_through_the_labels_files_check(tmp_path, y, words):
+    """Issue 47: an .npz's y was truncated (0.6 -> 0) or read as 'unlabelled' (-5) where a labels file is refused."""
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 8, 8), np.uint8), y=y)
+    with pytest.raises(InputError, match=words) as caught:
+        load_images(tmp_path / "d.npz")
+    assert "d.npz: y" in str(caught.value)
+    np.save(tmp_path / "y.npy", y)
+    with pytest.raises(InputError, match=words):
+        load_labels(tmp_path / "y.npy")
+
+
+def test_class_names_as_text_label_every_source_alike(tmp_path):
+    np.savez(tmp_path / "d.npz", x=np.zeros((4, 8, 8), np.uint8), y=np.array(["dog", "cat", "", "cat"]))
+    data = load_images(tmp_path / "d.npz")
+    assert data.labels.tolist() == [1, 0, -1, 0] and data.class_names == ["cat", "dog"]
+    (tmp_path / "l.txt").write_text("dog\ncat\n\ncat\n")
+    assert load_labels(tmp_path / "l.txt")[0].tolist() == [1, 0, -1, 0]
+
+
+def test_a_phone_photos_exif_orientation_is_applied(tmp_path):
+    """Issue 47: orientation 6 (rotate 90 degrees clockwise to view) stored 48 wide, 32 high loads 32 wide."""
+    from PIL import Image
+
+    img = Image.new("RGB", (48, 32), (200, 10, 10))
+    exif = img.getexif()
+    exif[0x0112] = 6
+    for c in ("a", "b"):
+        (tmp_path / "imgs" / c).mkdir(parents=True)
+        img.save(tmp_path / "imgs" / c / "0.jpg", exif=exif)
+        img.save(tmp_path / "imgs" / c / "1.jpg", exif=exif)
+    data = load_images(tmp_path / "imgs")
+    assert data.images.shape == (4, 48, 32, 3)
+
+
 def test_labels_with_missing_entries(tmp_path):
     (tmp_path / "l.csv").write_text("3\n\n-1\n0\n")
-    assert load_labels(tmp_path / "l.csv").tolist() == [3, -1, -1, 0]
+    assert load_labels(tmp_path / "l.csv")[0].tolist() == [3, -1, -1, 0]
     (tmp_path / "neg.csv").write_text("3\n-2\n")
     with pytest.raises(InputError, match="label -2 is negative"):
         load_labels(tmp_path / "neg.csv")
@@ -84,6 +127,19 @@ def test_hidden_files_and_folders_are_not_images(tmp_path):
     data = load_images(root)
     assert len(data) == 6 and data.class_names == ["cat", "dog"]
     assert not any(".ipynb" in name or "/._" in name for name in data.names)
+
+
+def test_a_dlstudy_run_folder_inside_the_data_is_not_a_class(tmp_path):
+    """Issue 47's second data loss: a run folder left in an image folder (its figures are PNGs) was read as a
+    third class, at the top level and inside a class folder alike."""
+    root = write_folder(tmp_path / "imgs")
+    for run in (root / "run1", root / "cat" / "run2"):
+        (run / "figures").mkdir(parents=True)
+        (run / "status.json").write_text('{"state": "complete"}')
+        Image.new("RGB", (10, 12)).save(run / "figures" / "map.png")
+    data = load_images(root)
+    assert len(data) == 6 and data.class_names == ["cat", "dog"]
+    assert not any("/run1/" in name or "/run2/" in name for name in data.names)
 
 
 def test_mixed_sizes_are_resized(tmp_path):

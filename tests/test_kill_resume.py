@@ -91,3 +91,22 @@ def test_kill_at_a_random_point_then_resume_gives_identical_metrics(study, tmp_p
     again = subprocess.run(command(study, out, data_root, "--resume"), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     same(json.loads((tmp_path / "whole" / "metrics.json").read_text()), json.loads((out / "metrics.json").read_text()))
+
+
+@pytest.mark.slow
+def test_sigterm_ends_with_the_ctrl_c_line_and_an_interrupted_run_that_resumes(tmp_path, data_root):
+    """Issue 47: after SIGTERM nothing was printed and status.json stayed 'running'."""
+    out = tmp_path / "t"
+    cmd = command("trend", out, data_root)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (out / "checkpoints").is_dir() or not any((out / "checkpoints").iterdir()):  # one epoch is saved
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and err.strip() == "dlstudy: interrupted; continue the run with --resume", err
+    assert json.loads((out / "status.json").read_text())["state"] == "interrupted"
+    again = subprocess.run(command("trend", out, data_root, "--resume"), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads((out / "status.json").read_text())["state"] == "complete"

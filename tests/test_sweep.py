@@ -600,3 +600,18 @@ def test_a_sweep_budget_starts_no_trial_that_would_not_fit_and_says_so(tmp_path,
     assert code == 0, err
     assert read_sweep(out)[1]["n_complete"] == 3
     assert json.loads((out / "status.json").read_text())["state"] == "complete"
+
+
+def test_a_failed_trial_says_why_even_when_its_error_says_nothing(tmp_path, monkeypatch, data_root):
+    """Issue 47: a trial failed by an exception with an empty message left the trials table's reason empty."""
+    import dlstudy.api
+    from dlstudy import sweep
+
+    def broken(*args, **kwargs):
+        raise RuntimeError()
+
+    monkeypatch.setattr(dlstudy.api, "run_study", broken)  # the trial imports it from there
+    with pytest.raises(InputError, match="RuntimeError"):
+        sweep("trend", trials=1, out=tmp_path / "sw", data=covid(data_root), workers=1)
+    trials = pd.read_csv(tmp_path / "sw" / "trials.csv")
+    assert trials["reason"].iloc[0] == "RuntimeError", trials.to_dict("records")

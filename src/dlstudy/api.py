@@ -10,8 +10,17 @@ from pathlib import Path
 
 from dlstudy import budget as budgets
 from dlstudy.config import Schema, defaults, given, merge, resolve, validate
-from dlstudy.errors import DiskError, InputError, Pruned
-from dlstudy.runs import Run, fingerprint, is_complete, load_finished_run, output_file, read_json, read_status
+from dlstudy.errors import DiskError, InputError, Pruned, readable
+from dlstudy.runs import (
+    Run,
+    apart_from_inputs,
+    fingerprint,
+    is_complete,
+    load_finished_run,
+    output_file,
+    read_json,
+    read_status,
+)
 from dlstudy.studies import STUDIES
 from dlstudy.studies.protocol import execute
 from dlstudy.train import seed_everything
@@ -19,6 +28,7 @@ from dlstudy.train import seed_everything
 log = logging.getLogger("dlstudy")
 
 DATA_KEYS = ("path", "labels", "val_path", "val_labels")  # the data.* keys that name files a run reads
+FLAGS = {"data.path": "--data", "data.labels": "--labels"}  # how the user named them
 
 
 def study_module(name: str):
@@ -52,11 +62,19 @@ def exists(path: Path, flag: str) -> bool:
         raise InputError(f"{flag} {path}: {exc.strerror}; choose a shorter {flag}") from None
 
 
+def input_paths(cfg: Schema) -> dict[str, Path]:
+    """The files and folders a run reads (its data and labels), by config key."""
+    data = getattr(cfg, "data", None)
+    return {f"data.{k}": Path(getattr(data, k)) for k in DATA_KEYS if getattr(data, k, None)}
+
+
 def inputs(cfg: Schema) -> dict:
     """The fingerprints of the files a run reads (its data and labels), by config key; a missing one is
     left to the study's loader, which says so."""
-    data = getattr(cfg, "data", None)
-    given = {f"data.{k}": Path(getattr(data, k)) for k in DATA_KEYS if getattr(data, k, None)}
+    given = input_paths(cfg)
+    for key, path in given.items():  # a pipe or device would block the hashing: refused before it
+        if exists(path, f"--{key}"):
+            readable(path, FLAGS.get(key, key), folder=True)
     try:
         return {key: fingerprint(path) for key, path in given.items() if exists(path, f"--{key}")}
     except OSError as exc:
@@ -107,7 +125,9 @@ def run_study(
         if value is not None and key in module.Config.model_fields:
             top[key] = value
     cfg = check(name, resolve_config(name, config=config, sets=sets, flags=top, quick=quick))  # before any folder
+    defaulted = out is None  # runs/<study>/<time>: the folders above it are this call's too when it made them
     out = Path(out) if out is not None else default_out(name, resume=resume)
+    apart_from_inputs(out, "--out", input_paths(cfg))
     created = not exists(out, "--out")
     if resume and not created:
         cfg = budgets.resumed_config(cfg, out)  # the net its first start chose
@@ -117,6 +137,9 @@ def run_study(
         with logging_to(run.file("log.txt")):  # the failure's own lines (a traceback) go there too
             try:
                 metrics = execute_run(module, run, cfg, given=given(file=config, sets=sets, flags=top))
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: resumable, and said so in status.json
+                run.interrupt()
+                raise
             except Exception as exc:
                 discard = mark_stopped(run, exc, study=name, created=created)
                 raise
@@ -124,6 +147,9 @@ def run_study(
         run.close()
         if discard:  # a run folder exists only for a run that started; the same --out works after the fix
             shutil.rmtree(run.root, ignore_errors=True)
+            for parent in (run.root.parent, run.root.parent.parent) if defaulted else ():
+                with contextlib.suppress(OSError):  # only when empty: runs/ may hold the user's other runs
+                    parent.rmdir()
     return run.root, metrics
 
 
@@ -209,9 +235,11 @@ def predict(
     except InputError as exc:
         raise InputError(f"{root / 'config.yaml'}: {exc}") from None
     metrics = read_json(root / "metrics.json")
-    if not Path(data).exists():
-        raise InputError(f"--data {data} does not exist")
+    readable(data, "--data", folder=True)
+    if labels is not None:
+        readable(labels, "--labels", limit=2**28)
     out = Path(out) if out else root / "predict" / f"{Path(data).stem or 'data'}.csv"
+    apart_from_inputs(out, "--out", {"--data": data, **({"--labels": labels} if labels is not None else {})})
     target = output_file(out, suffix=".csv", force=force, allowed=root / "predict")
     return module.predict(
         root,

@@ -75,6 +75,20 @@ class Budget:
         need = self.elapsed() + remaining * epoch_seconds + self.tail_epochs * (self.first_epoch or epoch_seconds)
         return need / (1 - self.tail_share)
 
+    def stretch(self, name: str, epoch_seconds: float, remaining: int = 1) -> None:
+        """A default budget is a plan, not a wall: where one epoch does not fit it, take the smallest that fits, and
+        say so in one line (a budget the user gave is kept, and too small is an error)."""
+        need = math.ceil(self.smallest(epoch_seconds, remaining) / 60) * 60
+        log.warning(
+            "%s: one epoch takes about %s here, more than the default budget of %s allows; planning with %s instead "
+            "(--budget sets it)",
+            name,
+            format_duration(epoch_seconds),
+            format_duration(self.seconds),
+            format_duration(need),
+        )
+        self.seconds = float(need)
+
     def too_small(self, name: str, epoch_seconds: float, remaining: int = 1) -> InputError:
         need = math.ceil(self.smallest(epoch_seconds, remaining) / 60) * 60
         return InputError(

@@ -10,7 +10,9 @@ import contextlib
 import io
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -18,6 +20,7 @@ from pathlib import Path
 from dlstudy.budget import seconds_of
 from dlstudy.config import format_duration
 from dlstudy.errors import DiskError, InputError, one_line
+from dlstudy.train import epoch_listener
 
 log = logging.getLogger("dlstudy")
 
@@ -310,14 +313,31 @@ def run_all(args) -> int:
         cfg = resolve_config(name, config=args.config, sets=study_sets(args.sets, name, STUDIES), quick=quick)
         own[name] = getattr(check(name, cfg), "budget", None) or 0.0
     total, entries = seconds_of(args.budget), []
-    for i, name in enumerate(progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)):
-        later = sum(list(own.values())[i + 1 :]) / max(sum(own.values()), 1e-9)
-        share = study_share(total, time.time() - started, later) if total and own[name] else None
-        entries.append(tour_entry(args, root, name, quick=quick, budget=share))
-    write_index(root, entries, started, quick=quick)
+    with hold(root):  # one `run all` writes a folder at a time: a second one is refused, not interleaved
+        for i, name in enumerate(progress(iterable=list(STUDIES), desc="run all", unit="study", position=0)):
+            later = sum(list(own.values())[i + 1 :]) / max(sum(own.values()), 1e-9)
+            share = study_share(total, time.time() - started, later) if total and own[name] else None
+            entries.append(tour_entry(args, root, name, quick=quick, budget=share))
+        write_index(root, entries, started, quick=quick)
     print(f"index: {(root / 'index.html').resolve()}")
     failed = [e for e in entries if e["state"] == "failed"]
     return 1 if any(e.get("unexpected") for e in failed) else 2 if failed else 0
+
+
+@contextlib.contextmanager
+def hold(root: Path):
+    """The folder's lock for the whole invocation (its studies' run folders take their own inside it)."""
+    from dlstudy.runs import Run
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {root}: cannot create the folder ({exc.strerror}); choose another --out") from None
+    run = Run(root).lock()
+    try:
+        yield run
+    finally:
+        run.close()
 
 
 def study_share(total: float, spent: float, later: float) -> float:
@@ -433,11 +453,32 @@ def study_sets(sets: list[str], study: str, studies) -> list[str]:
     return out
 
 
-def log_to_stderr(*, quiet: bool, verbose: bool = False) -> None:
+class Held(logging.StreamHandler):
+    """The terminal's handler. INFO lines wait until the command's first epoch has trained (`let_through`), or until it
+    ends well; a refusal before that prints its one line alone. Warnings pass at once, after what waited."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.held: list[logging.LogRecord] | None = []  # None: released
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.held is not None and record.levelno < logging.WARNING:
+            self.held.append(record)
+            return
+        self.let_through()
+        super().emit(record)
+
+    def let_through(self, *_) -> None:
+        held, self.held = self.held or [], None
+        for record in held:
+            super().emit(record)
+
+
+def log_to_stderr(*, quiet: bool, verbose: bool = False) -> Held:
     """One stderr handler on the 'dlstudy' logger (replaced on each call, so in-process callers work)."""
     for old in [h for h in log.handlers if getattr(h, "dlstudy_cli", False)]:
         log.removeHandler(old)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = Held(sys.stderr)
     handler.dlstudy_cli = True
     # file_only (the run folder: printed at the end) never; detail (each epoch) only with -v
     handler.addFilter(lambda r: not getattr(r, "file_only", False) and (verbose or not getattr(r, "detail", False)))
@@ -445,6 +486,7 @@ def log_to_stderr(*, quiet: bool, verbose: bool = False) -> None:
     log.addHandler(handler)
     log.setLevel(logging.INFO)
     log.propagate = False  # libraries' own INFO chatter (openTSNE, numba) stays out of the terminal
+    return handler
 
 
 def dispatch(args) -> int:
@@ -504,9 +546,15 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # usage errors (2) and --help (0), as a return value for in-process callers
         return int(exc.code or 0)
-    log_to_stderr(quiet=args.quiet, verbose=args.verbose)
+    terminal = log_to_stderr(quiet=args.quiet, verbose=args.verbose)
+    previous = (
+        signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
+    )
     try:
-        return dispatch(args)
+        with epoch_listener(terminal.let_through):  # training has begun: what waited is no longer a refusal's noise
+            code = dispatch(args)
+        terminal.let_through()
+        return code
     except InputError as exc:
         print(one_line(f"dlstudy: error: {exc}"), file=sys.stderr)
         return 2
@@ -530,6 +578,14 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
             )
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def terminated(signum, frame):
+    """SIGTERM (a scheduler's stop, `kill`) ends a run as Ctrl-C does: one line, and a run --resume continues."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

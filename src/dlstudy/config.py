@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from dlstudy.errors import InputError
+from dlstudy.errors import InputError, readable
 
 MAX_YAML_BYTES = 2**20
 MAX_NODES = 10_000  # values in one YAML document once aliases are expanded; configs hold a few hundred
@@ -244,7 +244,7 @@ def parse_set(item: str) -> dict:
 
 
 def load_yaml(path: str | Path) -> dict:
-    path = Path(path)
+    path = readable(path, "config file", limit=2 * MAX_YAML_BYTES)  # a pipe or device never ends: refused first
     try:
         with open(path, "rb") as f:  # read with a bound: configs and space files are a few kilobytes
             raw = f.read(MAX_YAML_BYTES + 1)

@@ -90,6 +90,7 @@ class Report:
         self._current: dict | None = None
         self.reduced: str | None = None  # what a reduced (--quick) run left out, said at the top
         self.budget: str | None = None  # the time budget and how the run planned and used it, under the card
+        self.statistics: str | None = None  # how the comparative words are decided (tests, correction), under it
         self.tables: list[dict] = []  # each table's caption and rows, as data: what a report over seeds averages
 
     @contextlib.contextmanager
@@ -191,6 +192,8 @@ class Report:
         parts.append(card_html(card))
         if self.budget:
             parts.append(f"<p class='note budget'>{escape(self.budget)}</p>")
+        if self.statistics:
+            parts.append(f"<p class='note statistics'>{escape(self.statistics)}</p>")
         parts.append(self._answers_html())
         tail = [
             ("metrics", "All metrics", metrics),

@@ -142,6 +142,20 @@ def read_json(path: Path) -> dict:
     return value
 
 
+def apart_from_inputs(out: str | Path, flag: str, inputs: dict[str, str | Path]) -> None:
+    """Refuse an output (a run folder, a CSV, a page) that is an input, lies inside one or holds one: a
+    --force must never replace the user's data, and a run folder inside an image folder would be read back as
+    a class. `inputs`: flag -> path (`--data`: x.csv)."""
+    target = Path(out).resolve()
+    for name, given in inputs.items():
+        source = Path(given).resolve()
+        if target == source or source in target.parents:
+            where = "is" if target == source else "lies inside"
+            raise InputError(f"{flag} {out} {where} the input {name} {given}; write the output outside it")
+        if target in source.parents:
+            raise InputError(f"{flag} {out} holds the input {name} {given}; choose an {flag} outside the data")
+
+
 def output_file(out: str | Path, *, suffix: str, force: bool, allowed: Path | None = None) -> Path:
     """Where predict and compare may write a file: never a folder, never over a file unless force, never
     among a run folder's own files (only below `allowed`) and never into a folder a live run holds."""
@@ -207,7 +221,6 @@ def check_resume(root: Path, status: dict | None, *, study: str, sweep: str | No
             f"config key '{diff}' differs from {root / 'config.yaml'}; resume with the same flags, "
             "or choose another --out"
         )
-    log.info("resuming the run in %s", root)
 
 
 class Run:
@@ -273,6 +286,11 @@ class Run:
             status = require_status(root)  # a damaged status is named, not taken for 'no run here'
         has_files = root.exists() and any(root.iterdir())
         if status and status.get("state") == "complete":
+            if resume:
+                raise InputError(
+                    f"{root} holds a finished run, so there is nothing to resume; its report is {root / 'report.html'} "
+                    "(to run again, drop --resume and choose another --out)"
+                )
             raise InputError(f"{root} holds a finished run; choose another --out")
         if has_files and not resume:
             if status:
@@ -291,6 +309,8 @@ class Run:
         if has_files and read_status(root) != status:  # another process finished or changed it meanwhile
             run.close()
             raise InputError(f"{root} changed while opening it; try again")
+        if resume:  # said once the folder is ours: a refusal above prints nothing before its one line
+            log.info("resuming the run in %s", root)
         try:
             run.write_bytes(".reserve", bytes(RESERVE_BYTES))
             run.write_text("config.yaml", dump_yaml(config))
@@ -365,6 +385,10 @@ class Run:
         """A sweep's pruner stopped the run: it is final, not unfinished, and says why."""
         self._write_status("pruned", reason=reason, seconds=round(time.time() - self.started, 1))
 
+    def interrupt(self) -> None:
+        """Ctrl-C or SIGTERM: the run stops where its last checkpoint left it, and --resume continues it."""
+        self._write_status("interrupted", reason="interrupted (Ctrl-C or SIGTERM); continue it with --resume")
+
     def fail(self, reason: str) -> None:
         """Record why the run stopped; it stays unfinished, so --resume can continue it after a fix.
         On a full disk the reserve is given back first, so this small write fits."""
@@ -425,5 +449,14 @@ def load_finished_run(path: str | Path) -> tuple[Path, dict, dict]:
     root = Path(path)
     status = require_status(root)
     if status.get("state") != "complete":
-        raise InputError(f"{root} is an unfinished run; finish it with --resume before predicting")
+        if status.get("study") == "sweep" or (root / "trials").is_dir():
+            raise InputError(
+                f"{root} is a sweep, which predicts nothing itself; finish it by running the sweep's command again, "
+                "then predict with the best trial's run folder (the sweep's page names it)"
+            )
+        study = status.get("study") or "STUDY"
+        raise InputError(
+            f"{root} is an unfinished run; finish it with `dlstudy {study} --resume --out {root}` (and the flags it "
+            "started with), then predict"
+        )
     return root, load_yaml(root / "config.yaml"), status

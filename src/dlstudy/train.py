@@ -3,7 +3,9 @@
 
 Each epoch it records the mean of every metric in `history_`, saves a checkpoint (model, optimizer,
 schedule, history, RNG state) so a killed run resumes at the next epoch, and optionally writes the
-scalars to TensorBoard and stops early on the validation loss.
+scalars to TensorBoard and stops early on the validation loss. A loss that also returns each item's loss under
+ITEM_LOSS (in evaluation) has them kept per epoch and evaluated set in `item_losses_`: tests of the learning
+curve pair the same items across epochs.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Annotated
 
+import numpy as np
 import torch
 from pydantic import Field
 from torch import nn
@@ -48,6 +51,8 @@ def epoch_listener(fn: Callable[[str, dict, int], None]):
     finally:
         _epoch_listeners.remove(fn)
 
+
+ITEM_LOSS = "item_loss"  # the metrics key under which a loss returns each item's loss, (B,), in evaluation
 
 # name -> builder from the Trainer's settings: the names a config's optimizer and schedule keys take
 OPTIMIZERS = {
@@ -237,7 +242,7 @@ class Trainer:
     def _epoch(self, tensors, *, train: bool, opt=None, generator=None) -> dict:
         self.model.train(train)
         totals: dict[str, float] = {}
-        seen = 0
+        seen, items = 0, []
         batch_size = self.batch_size or len(tensors[0])  # 0: full batch
         steps = batches(tensors, batch_size, generator=generator)
         with torch.set_grad_enabled(train):
@@ -255,9 +260,13 @@ class Trainer:
                         self.model.after_step()  # e.g. an EMA teacher following its student
                 n = len(batch[0])
                 seen += n
+                per_item = metrics.pop(ITEM_LOSS, None)
+                if per_item is not None and not train:
+                    items.append(per_item.detach().float().cpu())
                 for key, value in {"loss": loss, **metrics}.items():
                     totals[key] = totals.get(key, 0.0) + float(value.detach() if torch.is_tensor(value) else value) * n
-        return {k: v / seen for k, v in totals.items()}
+        out = {k: v / seen for k, v in totals.items()}
+        return {**out, ITEM_LOSS: torch.cat(items).numpy()} if items else out
 
     def evaluate(self, tensors: Sequence[torch.Tensor]) -> dict:
         """Mean loss and metrics over data, in eval mode, without gradients."""
@@ -276,6 +285,7 @@ class Trainer:
         sched = self._make_schedule(opt)
         generator = torch.Generator().manual_seed(self.seed)
         self.history_: list[dict] = []
+        self.item_losses_: dict[str, list[np.ndarray]] = {}  # evaluated set -> each epoch's per-item losses
         self.epoch_ = 0
         self._best = {"loss": math.inf, "state": None, "stale": 0}
         self.plan_: dict | None = None
@@ -294,7 +304,10 @@ class Trainer:
             row.update(self._epoch(train, train=True, opt=opt, generator=generator))
             for prefix, data in {"val": val, **evals}.items():
                 if data is not None:
-                    row.update({f"{prefix}_{k}": v for k, v in self._epoch(data, train=False).items()})
+                    scored = self._epoch(data, train=False)
+                    if ITEM_LOSS in scored:  # each item's loss this epoch: tests of the curve pair items
+                        self.item_losses_.setdefault(prefix, []).append(scored.pop(ITEM_LOSS))
+                    row.update({f"{prefix}_{k}": v for k, v in scored.items()})
             if sched is not None:
                 sched.step()
             self.epoch_ += 1
@@ -364,7 +377,11 @@ class Trainer:
         allotted = b.allot(self.remaining)
         fits = budgets.plan_epochs(allotted, epoch, self.epochs)
         if fits < 1 and not self.fixed_epochs and not b.plans:  # the run's first training: nothing spent yet
-            raise b.too_small(self.name, epoch, self.remaining)
+            if "budget" in b.given:
+                raise b.too_small(self.name, epoch, self.remaining)
+            b.stretch(self.name, epoch, self.remaining)
+            allotted = b.allot(self.remaining)
+            fits = budgets.plan_epochs(allotted, epoch, self.epochs)
         if fits < 1 and not self.fixed_epochs:  # the trainings before took more than their share: one epoch each
             log.warning("%s: no epoch fits the budget's %s left; training one", self.name, format_duration(b.left()))
         planned = self.epochs if self.fixed_epochs else max(fits, 1)
@@ -428,6 +445,7 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             **self._loss_rng(),
             "history": json.dumps(self.history_),
+            "item_losses": {k: torch.from_numpy(np.stack(v)) for k, v in self.item_losses_.items()},
             "epoch": self.epoch_,
             "epochs": self.epochs,
             "plan": json.dumps(self.plan_),
@@ -460,6 +478,7 @@ class Trainer:
         if "loss_rng" in state and hasattr(self.loss_fn, "generator"):
             self.loss_fn.generator.set_state(state["loss_rng"])
         self.history_ = json.loads(state["history"])
+        self.item_losses_ = {k: list(v.numpy()) for k, v in state.get("item_losses", {}).items()}
         self.epoch_ = state["epoch"]
         self.epochs = state.get("epochs", self.epochs)  # the plan of the first start
         self.plan_ = json.loads(state.get("plan", "null"))

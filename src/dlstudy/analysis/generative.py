@@ -40,7 +40,10 @@ def score(
     return res
 
 
-def active_units(mu: np.ndarray, threshold: float = 0.01) -> int:
+ACTIVE = 0.01  # a unit is active when its posterior mean's variance over the images exceeds this (Burda et al. 2016)
+
+
+def active_units(mu: np.ndarray, threshold: float = ACTIVE) -> int:
     """Latent dimensions whose posterior mean varies across images (Burda et al. 2016)."""
     return int((mu.var(axis=0) > threshold).sum())
 

@@ -99,10 +99,3 @@ def map_agreement(xy: np.ndarray, labels: np.ndarray, k: int = 10) -> dict:
     np.fill_diagonal(mixed, 0)
     i, j = np.unravel_index(np.argmax(mixed), mixed.shape)
     return {"overall": float(same.mean()), "per_label": per, "closest_pair": (int(values[i]), int(values[j]))}
-
-
-def error_auc(errors: np.ndarray, wrong: np.ndarray) -> float | None:
-    """ROC AUC of reconstruction error as a score for 'this image lands in a wrong cluster'."""
-    from sklearn.metrics import roc_auc_score
-
-    return float(roc_auc_score(wrong, errors)) if 0 < wrong.sum() < len(wrong) else None

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from dlstudy.errors import InputError
+from dlstudy.errors import InputError, readable
 
 log = logging.getLogger("dlstudy")
 
@@ -89,9 +89,7 @@ def load_case_series(path: str | Path | None) -> CaseSeries:
         return CaseSeries(
             counts, cumulative=False, source="WHO daily cases, 201 countries (aeon Covid3Month)", named=False
         )
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"--data {path} does not exist")
+    path = readable(path, "--data", folder=True)
     if path.is_dir():
         raise InputError(f"--data {path} is a folder; the trend study reads one CSV of case counts per country")
     try:

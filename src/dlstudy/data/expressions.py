@@ -24,7 +24,7 @@ from dlstudy.data.images import (
     to_unit_tensor,
 )
 from dlstudy.data.sharpness import gaussian_blur, matching_sigma, sharpness
-from dlstudy.errors import InputError
+from dlstudy.errors import InputError, readable
 
 log = logging.getLogger("dlstudy")
 
@@ -201,9 +201,7 @@ def load_expressions(
 ) -> Splits:
     if path is None:
         return default_digits(seed)
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"--data {path} does not exist")
+    path = readable(path, "--data", folder=True)
     if path.is_dir():
         return load_fer_folder(path, size=size, skip_bad=skip_bad)
     if path.suffix.lower() == ".csv":

@@ -14,7 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dlstudy.errors import InputError
+from dlstudy.errors import InputError, readable
+from dlstudy.runs import STATUS
 
 log = logging.getLogger("dlstudy")
 
@@ -103,12 +104,10 @@ def check_images(x: np.ndarray, source: str) -> np.ndarray:
     raise InputError(f"{source}: images must be uint8 (or float/int pixels), not {x.dtype}")
 
 
-def load_labels(path: str | Path) -> np.ndarray:
-    """Labels from .npy, or a text/CSV file with one label per line (an `id,label` CSV works too).
-    A label of -1, or an empty cell, marks an unlabelled image (kept as -1)."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"labels file {path} does not exist")
+def load_labels(path: str | Path) -> tuple[np.ndarray, list[str] | None]:
+    """(labels, class names or None) from .npy, or a text/CSV file with one label per line (an `id,label` CSV works
+    too), through `check_labels`. A label of -1, or an empty cell, marks an unlabelled image (kept as -1)."""
+    path = readable(path, "labels file", limit=2**28)
     if path.suffix == ".npy":
         y = read_numpy(path)
         if isinstance(y, dict):
@@ -117,35 +116,57 @@ def load_labels(path: str | Path) -> np.ndarray:
         import pandas as pd
 
         try:
-            table = pd.read_csv(path, header=None, skip_blank_lines=False)
+            table = pd.read_csv(path, header=None, skip_blank_lines=False, dtype=str, keep_default_na=False)
             if table.shape[1] > 1:  # id,label: keep the last column, drop a header row
-                table = pd.read_csv(path, skip_blank_lines=False)
+                table = pd.read_csv(path, skip_blank_lines=False, dtype=str, keep_default_na=False)
         except Exception as exc:  # corrupt files raise many types
             raise InputError(f"labels file {path} cannot be read: {str(exc)[:120]}") from None
         y = table.iloc[:, -1].to_numpy()
+    return check_labels(y, f"labels file {path}")
+
+
+def check_labels(y, source: str) -> tuple[np.ndarray, list[str] | None]:
+    """The one check for labels from every source (an .npz's y, a labels file): whole numbers 0, 1, ... (-1, an
+    empty cell or NaN: unlabelled), or class names as text, numbered in sorted order. Fractions, other negatives,
+    and numbers mixed with names are refused, naming the source."""
     y = np.asarray(y).reshape(-1)
-    if y.dtype == object:  # a text column: numbers, with empty cells for unlabelled images
-        y = np.array([np.nan if str(v).strip() in ("", "nan") else v for v in y])
-        try:
-            y = y.astype(np.float64)
-        except ValueError:
+    if y.dtype.kind in "USO":  # text: numbers or names, with empty cells for unlabelled images
+        text = np.array(["" if v is None else str(v).strip() for v in y.tolist()], dtype=object)
+        empty = np.isin(text, ["", "nan", "NaN"])
+        numeric = np.array([_is_number(v) for v in text])
+        if (numeric | empty).all():
+            y = np.array([np.nan if e else float(v) for v, e in zip(text, empty)])
+        elif numeric.any():
             raise InputError(
-                f"labels file {path}: labels must be whole numbers, got values like {str(y[:3])[:60]}"
-            ) from None
-    if not np.issubdtype(y.dtype, np.integer):
-        if np.issubdtype(y.dtype, np.floating):
-            y = np.where(np.isnan(y), -1, y)
-        if not (np.issubdtype(y.dtype, np.floating) and np.isfinite(y).all() and (y == np.round(y)).all()):
-            raise InputError(
-                f"labels file {path}: labels must be whole numbers, got {y.dtype} values like {str(y[:3])[:60]}"
+                f"{source}: labels mix numbers and names (e.g. {text[numeric][0]!r} and {text[~numeric & ~empty][0]!r}); "
+                "use one or the other"
             )
+        else:
+            names = sorted(set(text[~empty].tolist()))
+            lookup = {name: i for i, name in enumerate(names)}
+            return np.array([-1 if e else lookup[v] for v, e in zip(text, empty)], dtype=np.int64), names
+    if y.dtype.kind == "b" or not np.issubdtype(y.dtype, np.number):
+        raise InputError(f"{source}: labels must be whole numbers or class names, not {y.dtype}")
+    if np.issubdtype(y.dtype, np.floating):
+        y = np.where(np.isnan(y), -1, y)
+        if not (np.isfinite(y).all() and (y == np.round(y)).all()):
+            bad = y[~np.isfinite(y) | (y != np.round(y))][0]
+            raise InputError(f"{source}: labels must be whole numbers, got {bad:g}; a fraction is no class")
     y = y.astype(np.int64)
     if (y < -1).any():
         raise InputError(
-            f"labels file {path}: label {int(y[y < -1][0])} is negative; labels are 0, 1, ..., "
+            f"{source}: label {int(y[y < -1][0])} is negative; labels are 0, 1, ..., "
             "with -1 or an empty cell for an unlabelled image"
         )
-    return y
+    return y, None
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
 
 
 def read_numpy(path: Path, *, need: tuple[str, ...] = (), hint: str = "") -> np.ndarray | dict[str, np.ndarray]:
@@ -185,6 +206,8 @@ def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[st
     if isinstance(data, np.ndarray):
         return data, None, None
     y, classes = data.get("y"), None
+    if y is not None and np.asarray(y).dtype.kind in "USO":  # class names as text: check_labels numbers them
+        return data["x"], y, None
     if "class_names" in data:
         classes = [str(c) for c in np.asarray(data["class_names"]).reshape(-1)]
     elif y is not None and "names" in data and len(data["names"]) == len(y):
@@ -196,14 +219,17 @@ def _load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None, list[st
     return data["x"], y, classes
 
 
+ORIENTATION = 0x0112  # the EXIF tag a camera writes when it stores a photo turned
+
+
 def read_image(path: Path, mode: str | None = None, size: tuple[int, int] | None = None) -> np.ndarray:
     """Decode one image file to (H, W, C) uint8; raises InputError naming the file."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     try:
         with Image.open(path) as img:
             img.load()
-            img = to_8bit(img)
+            img = to_8bit(ImageOps.exif_transpose(img))  # a phone photo's orientation, as every viewer shows it
             if mode:
                 img = img.convert(mode)
             if size and img.size != (size[1], size[0]):
@@ -238,12 +264,22 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")  # .ipynb_checkpoints/, .git/, macOS's ._ files: neither images nor classes
 
 
+def _skipped(folder: Path) -> bool:
+    """Folders that hold no data: hidden ones, and dlstudy's own run folders (their figures are not a class)."""
+    if _hidden(folder.name):
+        return True
+    if (folder / STATUS).is_file():
+        log.info("%s: skipping a dlstudy run folder", folder, extra={"detail": True})
+        return True
+    return False
+
+
 def subfolders(folder: Path) -> list[Path]:
     """folder's subfolders, sorted, without hidden ones (neither classes nor splits) and without links back
     into the tree (`ln -s . loop` would read every image twice)."""
     found = []
     for d in sorted(folder.iterdir()):
-        if not d.is_dir() or _hidden(d.name):
+        if not d.is_dir() or _skipped(d):
             continue
         if d.is_symlink() and _inside(d.resolve(), folder.resolve()):
             log.info("%s: skipping %s, a link back into this folder's tree", folder, d.name, extra={"detail": True})
@@ -264,7 +300,7 @@ def _visible_files(folder: Path, *, deep: bool) -> list[Path]:
         return sorted(p for p in folder.iterdir() if p.is_file() and not _hidden(p.name))
     found = []
     for top, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not _hidden(d)]  # pruned in place: os.walk skips them
+        dirs[:] = [d for d in dirs if not _skipped(Path(top) / d)]  # pruned in place: os.walk skips them
         found += [Path(top) / f for f in files if not _hidden(f)]
     return sorted(p for p in found if p.is_file())  # is_file: not a broken link
 
@@ -302,25 +338,26 @@ def load_image_folder(root: Path, *, size: tuple[int, int] | None = None, skip_b
     from PIL import Image
 
     modes, sizes = Counter(), Counter()
-    readable = []
+    decodable = []
     for path, label in files:
         try:
             with Image.open(path) as img:
                 modes[img.mode] += 1
-                sizes[(img.height, img.width)] += 1
-            readable.append((path, label))
+                turned = img.getexif().get(ORIENTATION) in (5, 6, 7, 8)  # shown a quarter turn round
+                sizes[(img.width, img.height) if turned else (img.height, img.width)] += 1
+            decodable.append((path, label))
         except Exception as exc:
             if not skip_bad:
                 raise InputError(
                     f"{path} is not a readable image ({exc}); remove it or pass --set data.skip_bad=true"
                 ) from None
-    skipped = len(files) - len(readable)
+    skipped = len(files) - len(decodable)
     mode = "L" if set(modes) <= {"L", "1", "I;16", "I"} else "RGB"
     target = tuple(size) if size else sizes.most_common(1)[0][0]
     if len(sizes) > 1 or (size and tuple(size) not in sizes):
         log.info("%s: images come in %d sizes; resizing all to %dx%d", root, len(sizes), target[0], target[1])
     images, labels, names = [], [], []
-    for path, label in readable:
+    for path, label in decodable:
         try:
             images.append(read_image(path, mode, target))
             labels.append(label)
@@ -348,23 +385,19 @@ def load_images(
     if path is None:
         data = mnist_digits()
     else:
-        path = Path(path)
-        if not path.exists():
-            raise InputError(f"--data {path} does not exist")
+        path = readable(path, "--data", folder=True)
         if path.is_dir():
             data = load_image_folder(path, size=size, skip_bad=skip_bad)
         elif path.suffix in (".npy", ".npz"):
             x, y, classes = _load_array_file(path)
-            data = ImageSet(
-                check_images(np.asarray(x), str(path)),
-                None if y is None else np.asarray(y).reshape(-1).astype(np.int64),
-                classes,
-                str(path),
-            )
+            if y is not None:
+                y, names = check_labels(y, f"{path}: y")
+                classes = names or classes
+            data = ImageSet(check_images(np.asarray(x), str(path)), y, classes, str(path))
         else:
             raise InputError(f"--data {path}: expected an image folder, .npy or .npz")
     if labels is not None:
-        data.labels, data.class_names = load_labels(labels), None
+        data.labels, data.class_names = load_labels(labels)
     if data.labels is not None and len(data.labels) != len(data.images):
         where = labels or path
         raise InputError(f"{where}: {len(data.labels)} labels for {len(data.images)} images; they must match")

@@ -12,7 +12,8 @@ from dlstudy.errors import InputError
 
 
 def load_daily(cfg) -> tuple[CaseSeries, pd.DataFrame, pd.Series]:
-    """(series as read, daily new cases from data.start_date, negative corrections per series)."""
+    """(series as read, daily new cases from data.start_date, negative corrections per series); whether the days
+    are enough is the caller's check (`check_days` to train, a window's length to predict)."""
     series = load_case_series(cfg.data.path)
     daily, corrected = daily_new_cases(series, cfg.data.negative_policy)
     start = cfg.data.start_date
@@ -27,12 +28,6 @@ def load_daily(cfg) -> tuple[CaseSeries, pd.DataFrame, pd.Series]:
                 f"({daily.columns[0].date()} to {daily.columns[-1].date()})"
             )
         daily = daily.loc[:, when:]
-    longest = max(cfg.windows.lengths)
-    if longest >= daily.shape[1]:
-        raise InputError(
-            f"a window of {longest} days needs more than the {daily.shape[1]} days in the data; "
-            "use shorter windows or an earlier data.start_date"
-        )
     return series, daily, corrected
 
 
@@ -46,6 +41,11 @@ def correlations(daily: pd.DataFrame) -> pd.DataFrame:
 def select_countries(corr: pd.DataFrame, threshold: float, rule: str) -> list[str]:
     """'any': a country whose daily series correlates at >= threshold with at least one other country.
     'mean': a country whose mean correlation with all the others is >= threshold."""
+    if len(corr) < 2:
+        raise InputError(
+            f"the correlation filter compares countries, and the data hold {len(corr)} series; give a CSV of two or "
+            "more countries' counts"
+        )
     off = corr.to_numpy().copy()
     np.fill_diagonal(off, np.nan)
     score = np.nanmax(off, axis=1) if rule == "any" else np.nanmean(off, axis=1)
@@ -91,3 +91,28 @@ def split_indices(target: np.ndarray, n_days: int, how: str, cfg, seed: int):
     n_test = int(round(len(order) * tf))
     n_val = int(round((len(order) - n_test) * vf))
     return np.sort(order[n_test + n_val :]), np.sort(order[n_test : n_test + n_val]), np.sort(order[:n_test])
+
+
+def days_needed(length: int, cfg) -> int:
+    """The fewest days whose windows of `length` leave training, validation and test windows under the time split."""
+    for n_days in range(length + 3, length + 10_000):
+        if all(len(part) for part in split_indices(np.arange(length, n_days), n_days, "time", cfg, 0)):
+            return n_days
+    return length + 10_000
+
+
+def check_days(n_days: int, cfg, source: str) -> None:
+    """Refuse data too short for every window length the config asks for, with a fix that works when followed."""
+    short = [length for length in cfg.windows.lengths if n_days < days_needed(length, cfg)]
+    if not short:
+        return
+    fits = [length for length in range(2, max(cfg.windows.lengths)) if n_days >= days_needed(length, cfg)]
+    fix = (
+        f"use windows that fit, e.g. --set windows.lengths=[{', '.join(map(str, fits[-3:]))}]"
+        if fits
+        else f"give a series of at least {days_needed(2, cfg)} days"
+    )
+    raise InputError(
+        f"{source}: {n_days} days are too few for windows of L = {short[0]}: the time split needs at least "
+        f"{days_needed(short[0], cfg)} days to hold training, validation and test windows; {fix}"
+    )

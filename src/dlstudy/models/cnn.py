@@ -12,6 +12,7 @@ from torch import nn
 
 from dlstudy.data.augment import random_affine, random_erasing
 from dlstudy.errors import InputError
+from dlstudy.train import ITEM_LOSS
 
 
 class ExpressionCNN(nn.Module):
@@ -84,7 +85,10 @@ def expression_loss(cfg, weights: torch.Tensor | None, seed: int):
         logits = model(x.contiguous(memory_format=torch.channels_last))
         w = None if weights is None else weights.to(logits.device)
         loss = F.cross_entropy(logits.float(), y, weight=w, label_smoothing=smoothing)
-        return loss, {"accuracy": (logits.argmax(1) == y).float().mean()}
+        metrics = {"accuracy": (logits.argmax(1) == y).float().mean()}
+        if not model.training:  # each image's own cross-entropy, for the tests of the learning curve
+            metrics[ITEM_LOSS] = F.cross_entropy(logits.float(), y, reduction="none")
+        return loss, metrics
 
     loss_fn.generator = generator  # the Trainer checkpoints its state, so a resumed run draws the same
     return loss_fn

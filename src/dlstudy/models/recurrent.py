@@ -6,6 +6,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from dlstudy.train import ITEM_LOSS
+
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
@@ -45,10 +47,9 @@ def rise_loss(pos_weight: float | None):
         x, y = batch  # (B, L, 1), (B,)
         logits = model(x)
         w = None if weight is None else weight.to(x.device)
-        return (
-            nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=w),
-            {"accuracy": ((logits > 0).float() == y).float().mean()},
-        )
+        per_item = nn.functional.binary_cross_entropy_with_logits(logits, y, pos_weight=w, reduction="none")
+        metrics = {"accuracy": ((logits > 0).float() == y).float().mean()}
+        return per_item.mean(), metrics if model.training else {**metrics, ITEM_LOSS: per_item}
 
     return loss_fn
 

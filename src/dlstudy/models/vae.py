@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlstudy.errors import InputError
+from dlstudy.train import ITEM_LOSS
 
 
 class VAE(nn.Module):
@@ -148,5 +149,6 @@ class ELBOLoss:
         (x,) = batch  # (B, C, H, W) in [0, 1]
         recon, kl, _ = elbo_terms(model, x, likelihood=self.likelihood, sigma=self.sigma)
         weight = beta_at(self.epoch, self.beta, self.warmup, self.warmup_epochs) if model.training else self.beta
+        metrics = {} if model.training else {ITEM_LOSS: recon + kl}  # each image's negative ELBO
         recon, kl = recon.mean(), kl.mean()
-        return recon + weight * kl, {"neg_elbo": recon + kl, "reconstruction": recon, "kl": kl}
+        return recon + weight * kl, {"neg_elbo": recon + kl, "reconstruction": recon, "kl": kl, **metrics}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from dlstudy import budget as budgets
+from dlstudy.analysis.uncertainty import ALPHA, holm
 from dlstudy.config import Schema, defaults, flatten, merge, short
 from dlstudy.report import Report, text_table
 
@@ -36,6 +37,9 @@ class Results:
     columns: list[str] | None = None
     title: str | None = None  # the report's title when it depends on the data (digits are not faces)
     config: Schema | None = None  # the config that ran, where the run chose part of it (a budget's rung)
+    # the report's comparative statements, each decided by its own test (analysis.uncertainty.Comparison), by name;
+    # `execute` corrects them together (Holm) before any section reads them
+    family: dict = field(default_factory=dict)
 
 
 Section = Callable[[Report, Results, Schema], None]
@@ -102,12 +106,14 @@ def register(*modules) -> dict[str, Study]:
 def execute(study: Study, run, cfg: Schema) -> dict:
     """Fit, then write the report section by section; returns the metrics."""
     results = study.fit(run, cfg)
+    results.family = holm(results.family)
     cfg = results.config or cfg
     budget = budgets.current()
     if budget is not None:
         results.metrics.update(budget.summary())
     report = Report(results.title or study.TITLE, run=run)
     report.reduced = reduced_note(study, cfg)
+    report.statistics = family_note(results.family)
     for fn in study.SECTIONS:
         with report.section(fn.title, question=fn.question):
             fn(report, results, cfg)
@@ -120,10 +126,31 @@ def execute(study: Study, run, cfg: Schema) -> dict:
         report.budget = budget.note(budget.elapsed())
     report.write(config=cfg.model_dump(), metrics=results.metrics, card=card, seconds=run.elapsed())
     # the report's tables and answers as data, for a report over seeds (dlstudy.sweep.seeds)
-    run.write_json("report.json", {"tables": report.tables, "answers": report.answers()})
+    run.write_json(
+        "report.json",
+        {"tables": report.tables, "answers": report.answers(), "comparisons": comparisons_as_data(results.family)},
+    )
     if results.table:
         print(text_table(results.table, results.columns))
     return results.metrics
+
+
+def family_note(family: dict) -> str | None:
+    """How the report decides its comparative words, said once at the top."""
+    if not family:
+        return None
+    units = sorted({c.items for c in family.values()})
+    return (
+        f"This report makes {len(family)} comparisons. Each is decided by a paired bootstrap test, and a word such "
+        f"as 'better' needs p < {ALPHA} after Holm's correction over all {len(family)}, so that the chance of any "
+        f"false claim among them stays at {ALPHA:.0%}. Resampled: {'; '.join(units)}."
+    )
+
+
+def comparisons_as_data(family: dict) -> dict:
+    """Each comparison's numbers by name, for the report over seeds (which tests the differences over the seeds)."""
+    keep = ("a", "b", "what", "difference", "low", "high", "p", "p_adjusted")
+    return {name: {k: getattr(c, k) for k in keep} for name, c in family.items()}
 
 
 def reduced_note(study: Study, cfg: Schema) -> str | None:

@@ -13,7 +13,8 @@ import pandas as pd
 
 from dlstudy.budget import seconds_of
 from dlstudy.config import MAX_SEED, format_duration, load_yaml
-from dlstudy.errors import DiskError, InputError
+from dlstudy.errors import DiskError, InputError, readable
+from dlstudy.runs import apart_from_inputs
 from dlstudy.sweep.backends import Backend, make_backend
 from dlstudy.sweep.engine import (
     FolderLock,
@@ -70,7 +71,7 @@ def sweep(
     (its attrs["folder"] is the sweep folder). Rerunning the same call continues the same study:
     finished trials are never run again. Several calls (processes, machines) may share one storage. `budget`: the
     sweep's wall time (seconds, or '2h'): a trial that would not end within it is not started, and the report says so."""
-    from dlstudy.api import check, resolve_config
+    from dlstudy.api import check, input_paths, resolve_config
 
     seconds = seconds_of(budget)
     deadline = time.time() + seconds if seconds else None
@@ -95,6 +96,10 @@ def sweep(
         device=device,
     )
     check_shared_out(out, ray_address)  # before any connection
+    if data is not None:  # refused before the sweep folder exists: a pipe, a device, a missing file
+        readable(data, "--data", folder=True)
+    if out is not None:
+        apart_from_inputs(out, "--out", {**input_paths(cfg), **({"--data": data} if data is not None else {})})
     runner = make_backend(backend, address=ray_address, trial_cpus=trial_cpus, trial_gpus=trial_gpus)
     name = name or f"{study}-{Path(space).stem if space else 'seeds'}-{spec.digest()}"
     placed = dict(workers=workers, trial_cpus=trial_cpus, trial_gpus=trial_gpus, storage=storage)

@@ -462,6 +462,8 @@ def objective(trial, spec: SweepSpec, space: Space, folder: Path, *, study, lock
         raise optuna.TrialPruned(str(exc)) from None
     except Exception as exc:
         said = exc.strerror if isinstance(exc, DiskError) else str(exc)
+        if not isinstance(exc, (InputError, DiskError)):  # a bug's message can be empty: its type still says much
+            said = f"{type(exc).__name__}: {said}" if said else type(exc).__name__
         trial.set_user_attr("error", said[:500])
         trial.set_user_attr("stops_sweep", isinstance(exc, (InputError, DiskError)))
         trial.set_user_attr("disk_error", isinstance(exc, DiskError))

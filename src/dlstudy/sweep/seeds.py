@@ -2,9 +2,10 @@
 spread beside the test-item spread, every table as mean +- sd over the seeds, its training curves with a
 band, and each homework answer over the seeds.
 
-An answer is computed over the seeds when the seeds agree in words: each seed's answer with its numbers
-masked is the same sentence, so the numbers line up and each becomes its mean +- sd. When the words differ,
-the seeds disagree on the conclusion, and the report says so and quotes each seed.
+An answer is shown over the seeds when the seeds agree in words: each seed's answer with its numbers masked is
+the same sentence, so the numbers line up and each becomes its mean +- sd. When the words differ, the report
+quotes each seed. Comparative words over the seeds are decided apart from that, by a t-test of each comparison's
+per-seed differences (`comparisons`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from dlstudy import plots
+from dlstudy.analysis.uncertainty import Comparison, holm, seeds_test
+from dlstudy.analysis.uncertainty import over_seeds as over_seeds_of
 from dlstudy.compare import load_run
 from dlstudy.config import validate
 from dlstudy.report import Link, Report
@@ -40,6 +43,7 @@ def write_seeds_report(run: Run, module, run_dirs: list[Path]) -> None:
             said = [r["report"]["answers"].get(str(fn.question)) for r in runs]
             with report.section(fn.title, question=fn.question):
                 report.answer(over_seeds(said))
+    comparisons(report, [r["report"].get("comparisons", {}) for r in runs])
     tables(report, [r["report"]["tables"] for r in runs])
     bands(report, [r["histories"] for r in runs])
     report.heading("Each seed's own report")
@@ -55,63 +59,78 @@ def write_seeds_report(run: Run, module, run_dirs: list[Path]) -> None:
 
 
 def headline(report: Report, module, metrics: list[dict]) -> list[tuple]:
-    """The headline numbers as mean +- sd over the seeds, each beside its test-item spread; returns the card."""
+    """The headline numbers over the seeds: the mean with the t-interval of the mean (where the expected value of a
+    run lies) and the t prediction interval of one new run (where the next seed's number lies). Each run's
+    test-item interval is shown beside them but never added in: a seed that redraws the split or the subsample
+    already carries that spread, and one that does not would only count the same test items twice."""
     rows, card = [], []
     for key in module.METRICS:
         values = [m.get(key) for m in metrics]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values) or key == "seconds":
             continue
-        mean, seed_sd = float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        spread = over_seeds_of(values)
         intervals = [m.get(f"{key}_ci95") for m in metrics]
-        item_sd = float(np.mean([(i[1] - i[0]) / 3.92 for i in intervals])) if all(intervals) else None
-        row = {"metric": key, "mean": mean, "sd over seeds": seed_sd, "sd over test items": item_sd}
-        if item_sd is not None:
-            both = float(np.hypot(seed_sd, item_sd))
-            row.update(
-                {
-                    "95 % low": mean - 1.96 * both,
-                    "95 % high": mean + 1.96 * both,
-                    "larger spread": "seeds" if seed_sd > item_sd else "test items",
-                }
-            )
-        rows.append(row)
+        width = float(np.mean([i[1] - i[0] for i in intervals])) if all(intervals) else None
+        rows.append(
+            {
+                "metric": key,
+                "mean": spread.mean,
+                "sd over seeds": spread.sd,
+                "mean: 95 % t-interval": f"{spread.mean_low:.4g} to {spread.mean_high:.4g}",
+                "next run: 95 % prediction interval": f"{spread.next_low:.4g} to {spread.next_high:.4g}",
+                "width of one run's test-item interval": width,
+                "_ci": [spread.mean_low, spread.mean_high],
+            }
+        )
     by_key = {r["metric"]: r for r in rows}
     for label, key, base in module.CARD:
         if key in by_key:
             r = by_key[key]
-            ci = [r["95 % low"], r["95 % high"]] if "95 % low" in r else None
             card.append(
-                (f"{label} (mean of {len(metrics)} seeds)", r["mean"], ci, by_key.get(base, {}).get("mean"), base)
+                (f"{label} (mean of {len(metrics)} seeds)", r["mean"], r["_ci"], by_key.get(base, {}).get("mean"), base)
             )
     report.heading("Headline numbers over the seeds")
-    report.paragraph(spread_sentence(rows))
+    report.paragraph(
+        f"Over {len(metrics)} seeds: the mean's 95 % t-interval says where the expected value of a run lies; the "
+        "prediction interval, wider, where one more run's number would lie. The last column is the mean width of "
+        "each run's own interval over its test items, shown for scale and not combined with the seeds' spread."
+    )
     report.table(
-        rows,
-        caption="Each number's mean and sd over the seeds, its sd over the test items (from each "
-        "run's bootstrap interval) and the 95 % interval of both spreads combined",
+        [{k: v for k, v in r.items() if k != "_ci"} for r in rows],
+        caption="Each number over the seeds: mean, sd, the mean's t-interval and a new run's prediction interval",
     )
     return card
 
 
-def spread_sentence(rows: list[dict]) -> str:
-    """Which spread is larger, the seeds' or the test items', for the numbers that have both."""
-    both = [r for r in rows if r.get("larger spread")]
-    if not both:
-        return "No number here has a test-item interval, so only the seed spread is shown."
-    seeds = [r["metric"] for r in both if r["larger spread"] == "seeds"]
-    items = [r["metric"] for r in both if r["larger spread"] == "test items"]
-    said = []
-    if seeds:
-        said.append(
-            f"the seed spread is the larger for {', '.join(seeds)}: another training seed moves them more "
-            "than another draw of test items would"
+def comparisons(report: Report, per_seed: list[dict]) -> None:
+    """The comparisons every seed made, tested over the seeds: a t-test of the per-seed differences (each seed one
+    paired difference), corrected together by Holm; 'better' only when that says so."""
+    names = [n for n in per_seed[0] if all(n in c for c in per_seed)]
+    if not names:
+        return
+    family = {}
+    for name in names:
+        first, diffs = per_seed[0][name], [c[name]["difference"] for c in per_seed]
+        spread = over_seeds_of(diffs)
+        family[name] = Comparison(
+            a=first["a"],
+            b=first["b"],
+            difference=spread.mean,
+            low=spread.mean_low,
+            high=spread.mean_high,
+            se=spread.sd / np.sqrt(spread.k),
+            p=seeds_test(diffs),
+            what=f"{first['what']} (mean over {len(diffs)} seeds)".strip(),
+            items=f"the {len(diffs)} seeds, one paired difference each",
+            kind="t-test over the seeds",
         )
-    if items:
-        said.append(
-            f"the test-item spread is the larger for {', '.join(items)}: the test set's size limits them "
-            "more than the seed does"
-        )
-    return "Over the seeds, " + "; ".join(said) + "."
+    report.heading("Comparisons over the seeds")
+    report.paragraph(
+        "Each comparison every seed's report made, decided here by a t-test of its per-seed differences (corrected "
+        "together by Holm), not by whether the seeds' words agree. The intervals are t-intervals of the mean "
+        "difference over the seeds."
+    )
+    report.bullets([f"{name}: {c.sentence()}." for name, c in holm(family).items()])
 
 
 def over_seeds(answers: list[str | None]) -> str:

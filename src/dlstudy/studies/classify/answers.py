@@ -33,19 +33,28 @@ def architecture(
     )
 
 
-def training(history: list[dict], metrics: dict) -> str:
-    """The history in numbers; 'overfitting' only when training accuracy lies above the 95 % interval of
-    validation accuracy (the spread a validation set of this size has)."""
+def training(history: list[dict], metrics: dict, curve=None) -> str:
+    """The history in numbers; the gap between training and validation accuracy is called a gap (nearly every net
+    has one); 'overfits' only when `curve` (analysis.uncertainty.Curve, corrected with the report's other tests)
+    finds the last epoch's validation loss above the best epoch's on images the best was not chosen on."""
     best = max(range(len(history)), key=lambda i: history[i]["val_accuracy"])
     last = history[-1]
     low, high = metrics.get("val_accuracy_ci95") or (metrics["val_accuracy"],) * 2
-    span = f"validation {metrics['val_accuracy']:.3f}, 95 % interval {low:.3f} to {high:.3f}"
+    gap = metrics["train_accuracy"] - metrics["val_accuracy"]
     fit = (
-        f"the model fits the training images better than new ones ({span}): overfitting, held back by "
-        "augmentation and dropout"
-        if metrics["train_accuracy"] > high
-        else f"training accuracy lies within the validation interval ({span}): no sign of overfitting"
+        f"a generalisation gap of {gap:+.3f} between training and validation accuracy (validation "
+        f"{metrics['val_accuracy']:.3f}, 95 % interval {low:.3f} to {high:.3f})"
     )
+    if curve is not None and curve.overfits:
+        fit += (
+            f"; and the net overfits: validation loss is lowest in epoch {curve.best + 1} and higher in the last "
+            f"while training loss falls ({curve.rise.difference:+.4f}; {curve.rise.test})"
+        )
+    elif curve is not None:
+        fit += (
+            f"; no overfitting a test can tell (validation loss, last epoch against epoch {curve.best + 1}: "
+            f"{curve.rise.difference:+.4f}; {curve.rise.test})"
+        )
     scored = metrics["scored_on"]
     keys = {f"{scored}_accuracy_{views}_tta": said for views, said in TTA_SAID.items()}
     averaged = "; ".join(f"{metrics[k]:.3f} {said}" for k, said in keys.items() if metrics.get(k) is not None)
@@ -71,7 +80,8 @@ def confused(counts: np.ndarray, names: list[str], top: int = 3) -> str:
         for r, i, j in pairs
     )
     return (
-        f"Most confused: {said}. Recall is highest for {names[int(recall.argmax())]} ({recall.max():.0%}) and "
+        "Most confused (the largest rates, ranked, not tested against each other): "
+        f"{said}. Recall is highest for {names[int(recall.argmax())]} ({recall.max():.0%}) and "
         f"lowest for {names[int(recall.argmin())]} ({recall.min():.0%})."
     )
 
@@ -86,7 +96,9 @@ def saliency(shares: dict[str, dict[str, float]], regions: list[str], areas: lis
         f"{mean[r]:.0%} on the {r} ({area[r]:.0%} of the image, {mean[r] / max(area[r], 1e-9):.1f}x its share)"
         for r in regions
     )
-    most = "; ".join(f"the {r} draws most for {c} ({shares[c][r]:.0%})" for r, c in lead.items())
+    most = "; ".join(
+        f"the {r} draws most for {c} ({shares[c][r]:.0%}, the largest share, untested)" for r, c in lead.items()
+    )
     return f"Averaged over the classes, the vanilla gradient puts {parts} (fixed regions, shares sum to one); {most}."
 
 
@@ -94,8 +106,8 @@ def filters(gains: list[float], layer: str, active_share: float) -> str:
     strong = sum(g > 2 for g in gains)
     return (
         f"Gradient ascent found inputs that drive {strong} of {len(gains)} filters of {layer} to more than twice "
-        f"their response to noise (median {np.median(gains):.1f}x); in the example's feature maps "
-        f"{active_share:.0%} of the units are active (above zero)."
+        f"their response to noise (median {np.median(gains):.1f}x; 'twice' is this report's named bar, not a test); "
+        f"in the example's feature maps {active_share:.0%} of the units are active (above zero)."
     )
 
 
@@ -149,7 +161,8 @@ def randomisation(check: dict[str, float]) -> str:
     )
     return (
         f"With the last conv block and the classifier re-initialised, {'; '.join(parts)}: {verdict} "
-        f"(the check fails at a correlation of {RANDOMISED} or more)."
+        f"(the check of Adebayo et al. 2018; this report's named bar: it fails at a rank correlation of {RANDOMISED} "
+        "or more)."
     )
 
 
@@ -159,9 +172,9 @@ def integrated_gradients(delta: np.ndarray, steps: int) -> str:
         f"far the attributions' sum is from the score's change) is {float(np.median(delta)):.3g} in the median "
         f"image and {float(np.max(delta)):.3g} at most"
         + (
-            ": small, so the path integral is well approximated."
+            ": small (this report's named bar: a median under 0.1), so the path integral is well approximated."
             if float(np.median(delta)) < 0.1
-            else ": large, so more steps (explain.samples) would help."
+            else ": large (this report's named bar: a median of 0.1 or more), so more steps (explain.samples) would help."
         )
     )
 
@@ -186,29 +199,24 @@ def deletion_areas(curves: dict[str, list[dict]]) -> list[dict]:
     ]
 
 
-def deletion(curves: dict, fill: str) -> str:
+def deletion(curves: dict, fill: str, family: dict) -> str:
     """Whether each map's order removes what the prediction needs: its curve against random order's on the
-    same images, by a paired bootstrap of each image's mean accuracy over the curve."""
-    from dlstudy.analysis.uncertainty import compare, mean_of
-
+    same images (`family`: 'deletion:most:<method>' and 'deletion:least:<method>', paired over the images)."""
     rows = {r["method"]: r for r in deletion_areas(curves)}
     chance = rows.pop("random")["most salient first"]
-    per, random = curves["per_image"], curves["per_image"]["random"]
     parts = []
     for method, r in rows.items():
-        n = len(random)
-        most = compare(method, "random", mean_of(per["most"][method]), mean_of(random), n, what="", items="images")
-        least = compare(method, "random", mean_of(per["least"][method]), mean_of(random), n, what="", items="images")
+        most, least = family[f"deletion:most:{method}"], family[f"deletion:least:{method}"]
         faster = most.differs and most.difference < 0
         above = least.differs and least.difference > 0
         parts.append(
             f"{method.replace('_', ' ')} {r['most salient first']:.3f} most salient first "
-            f"({'falls faster than' if faster else 'no faster than'} random, 95 % interval of the difference "
-            f"{most.low:+.3f} to {most.high:+.3f}) and {r['least salient first']:.3f} least salient first "
-            f"({'stays above' if above else 'not above'} random, {least.low:+.3f} to {least.high:+.3f})"
+            f"({'falls faster than' if faster else 'no faster than'} random: {most.test}) and "
+            f"{r['least salient first']:.3f} least salient first "
+            f"({'stays above' if above else 'not above'} random: {least.test})"
         )
     return (
-        f"Mean accuracy over the deletion curves, where removed pixels take {FILL_SAID[fill]} (random order {chance:.3f}; "
-        f"intervals from a paired bootstrap over the {len(random)} images): {'; '.join(parts)}. A map that ranks "
-        "what the prediction needs does both."
+        f"Mean accuracy over the deletion curves, where removed pixels take {FILL_SAID[fill]} (random order "
+        f"{chance:.3f}; each map against random order paired over the {len(curves['per_image']['random'])} images): "
+        f"{'; '.join(parts)}. A map that ranks what the prediction needs does both."
     )

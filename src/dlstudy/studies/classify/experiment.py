@@ -12,7 +12,16 @@ import torch
 from dlstudy import plots
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.classification import TTA_VIEWS, class_report, confusion, predict_proba, predictions_csv
-from dlstudy.analysis.uncertainty import RECOMPUTED, bootstrap_ci, mean_of, per_resample
+from dlstudy.analysis.uncertainty import (
+    RECOMPUTED,
+    Comparison,
+    Curve,
+    bootstrap_ci,
+    compare,
+    mean_of,
+    overfitting,
+    per_resample,
+)
 from dlstudy.analysis.explanations import FilterResults, SaliencyResults, explain_filters, explain_predictions
 from dlstudy.data.expressions import EMOTIONS, Prepared, load_expressions, load_new_faces, prepare_splits
 from dlstudy.data.images import load_labels, to_unit_tensor
@@ -55,6 +64,7 @@ class ClassifyResults(Results):
     layers: list[dict]
     saliency: SaliencyResults  # question 22's maps and checks
     filters: FilterResults  # question 23's inputs and feature maps
+    curve: Curve  # whether the net overfits, by a test (its rise, corrected, is in `family`)
 
     @property
     def faces(self) -> bool:
@@ -105,7 +115,12 @@ def fit(run, cfg: Config) -> ClassifyResults:
     )
     faces, x_scored, e = list(names) == list(EMOTIONS), t[scored][0], cfg.explain
     k = int(e.example) % len(y_scored)
+    train_loss = [h["loss"] for h in trainer.history_]
+    curve = overfitting(np.stack(trainer.item_losses_["val"]), train_loss, seed=cfg.seed)
+    saliency = explain_predictions(model, x_scored, y_scored, e, faces=faces, seed=cfg.seed, device=device)
     return ClassifyResults(
+        family={"overfits": curve.rise, **deletion_tests(saliency.deletion, seed=cfg.seed)},
+        curve=curve,
         metrics=metrics,
         model=model,
         prep=prep,
@@ -116,11 +131,25 @@ def fit(run, cfg: Config) -> ClassifyResults:
         per_class=per_class,
         layers=layers,
         table=table,
-        saliency=explain_predictions(model, x_scored, y_scored, e, faces=faces, seed=cfg.seed, device=device),
+        saliency=saliency,
         filters=explain_filters(model, x_scored[k : k + 1], e, seed=cfg.seed, device=device),
         title=f"{'Facial expression' if faces else 'Image'} classification with a CNN, and what it looks at",
         config=cfg,
     )
+
+
+def deletion_tests(curves: dict, *, seed: int) -> dict[str, Comparison]:
+    """Each map's deletion curves against random order's on the same images (each image's mean accuracy over the
+    curve, paired): most salient first should fall faster, least salient first stay above."""
+    per, random = curves["per_image"], curves["per_image"]["random"]
+    out = {}
+    for order in ("most", "least"):
+        for method, values in per[order].items():
+            if method != "random":
+                out[f"deletion:{order}:{method}"] = compare(
+                    method, "random order", mean_of(values), mean_of(random), len(random), what="", seed=seed
+                )
+    return out
 
 
 def epoch_seconds(cfg: Config, prep: Prepared, *, device) -> float:
@@ -198,17 +227,15 @@ def measure(cfg: Config, model, prep: Prepared, probs: dict, *, names: list[str]
 
 
 def score_intervals(t: dict, probs: dict, *, scored: str, seed: int) -> dict:
-    """95 % intervals of each split's accuracy and of the scored split's macro F1: bootstrap over its images,
-    resampled within each class."""
+    """95 % intervals of each split's accuracy (plain resampling of its images: accuracy's spread includes the class
+    shares' own) and of the scored split's macro F1 (resampled within each class: a per-class statistic)."""
     from sklearn.metrics import f1_score
 
     out = {}
     for k in ("val", "public", "private"):
         if k in t:
             y = t[k][1].numpy()
-            out[f"{k}_accuracy_ci95"] = list(
-                bootstrap_ci(mean_of(probs[k].argmax(1) == y), len(y), strata=y, seed=seed)
-            )
+            out[f"{k}_accuracy_ci95"] = list(bootstrap_ci(mean_of(probs[k].argmax(1) == y), len(y), seed=seed))
     y, pred = t[scored][1].numpy(), probs[scored].argmax(1)
     labels = np.arange(probs[scored].shape[1])  # every class, as class_report's macro F1
     macro = per_resample(lambda rows: f1_score(y[rows], pred[rows], labels=labels, average="macro", zero_division=0))
@@ -221,7 +248,7 @@ def predict(
 ) -> dict:
     dev = resolve_device(device)
     data, usage = load_new_faces(data_path, cfg.data.skip_bad)
-    y = load_labels(labels) if labels else data.labels
+    y = load_labels(labels)[0] if labels else data.labels
     if y is not None and len(y) != len(data):
         raise InputError(f"{labels or data_path}: {len(y)} labels for {len(data)} images; they must match")
     x = to_unit_tensor(data.images, metrics["image_size"], channels=metrics["channels"], source=data.source)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import torch
 
@@ -79,7 +81,7 @@ def training(report: Report, r: ClassifyResults, cfg: Config) -> None:
         }
     )
     report.table(rows, caption="Accuracy of the final model (the best validation epoch when early stopping is on)")
-    report.answer(answers.training(r.history, m))
+    report.answer(answers.training(r.history, m, replace(r.curve, rise=r.family["overfits"])))
 
 
 @section("The confusion matrix: which classes are confused", question=21)
@@ -154,7 +156,7 @@ def saliency_maps(report: Report, r: ClassifyResults, cfg: Config) -> None:
         caption="Mean accuracy over each deletion curve (the area under it), "
         "and the gap between least and most salient first",
     )
-    report.paragraph(answers.deletion(curves, fill))
+    report.paragraph(answers.deletion(curves, fill, r.family))
     by_class = {
         r.names[c]: dict(zip(x.regions, x.shares[y[chosen] == c].mean(0).tolist()))
         for c in sorted(set(y[chosen].tolist()))

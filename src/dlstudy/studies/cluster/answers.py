@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from dlstudy.analysis.uncertainty import auc_interval, compare, difference_interval, mean_of
 
 # what the variant table's columns mean, for the reader of question 1
 GRID_WORDS = (
@@ -21,9 +20,9 @@ GRID_WORDS = (
 )
 
 
-def grid(rows: list[dict], best: dict, raw: dict, vs_raw=None, errors: dict | None = None) -> str:
+def grid(rows: list[dict], best: dict, raw: dict, vs_raw=None, reconstruction=None) -> str:
     """The selected variant and, by a paired test on the private images, whether it beats raw-pixel KMeans; then
-    which autoencoder reconstructs best, by a paired test of the per-image errors (`errors`: encoder -> (N,))."""
+    which autoencoder reconstructs best, by a paired test of the per-image errors (`reconstruction`)."""
     ae = {r["encoder"]: r["reconstruction_mse"] for r in rows if r.get("reconstruction_mse") is not None}
     against = f"; {vs_raw.sentence()}" if vs_raw is not None else f" (raw-pixel KMeans: {raw['private_accuracy']:.3f})"
     out = (
@@ -31,22 +30,20 @@ def grid(rows: list[dict], best: dict, raw: dict, vs_raw=None, errors: dict | No
         f"{best['clustering']}: accuracy {best['accuracy']:.3f}, private {best['private_accuracy']:.3f}{against}."
     )
     if len(ae) > 1:
-        acc = {e: max(r["accuracy"] for r in rows if r["encoder"] == e) for e in ae}
+        acc = {e: max(r["public_accuracy"] for r in rows if r["encoder"] == e) for e in ae}
         lowest, clusters_best = min(ae, key=ae.get), max(acc, key=acc.get)
-        same = "also clusters best" if lowest == clusters_best else f"does not cluster best ({clusters_best} does)"
+        same = (
+            "also has the autoencoders' highest public accuracy"
+            if lowest == clusters_best
+            else f"does not have the autoencoders' highest public accuracy ({clusters_best} has)"
+        )
         listed = " Reconstruction MSE per pixel in [0, 1]: " + ", ".join(f"{e} {v:.4f}" for e, v in ae.items())
-        runner_up = min((e for e in ae if e != lowest), key=ae.get)
-        test = None
-        if errors and lowest in errors and runner_up in errors:
-            n = len(errors[lowest])
-            test = compare(
-                lowest, runner_up, mean_of(errors[lowest]), mean_of(errors[runner_up]), n, what="MSE", items="images"
-            )
-        if test is not None and not test.differs:
-            out += f"{listed}; no autoencoder reconstructs measurably better ({test.sentence(higher_is_better=False)})."
+        if reconstruction is not None and not reconstruction.differs:
+            said = reconstruction.sentence(higher_is_better=False)
+            out += f"{listed}. No autoencoder reconstructs measurably better: {said}."
         else:
-            said = f" ({test.sentence(higher_is_better=False)})" if test is not None else ""
-            out += f"{listed}; the autoencoder that reconstructs best, {lowest}{said}, {same}."
+            said = f" ({reconstruction.sentence(higher_is_better=False)})" if reconstruction is not None else ""
+            out += f"{listed}. The autoencoder that reconstructs best is {lowest}{said}; it {same}, a description only."
     return out
 
 
@@ -90,11 +87,10 @@ def label_spread(agreement: dict | None, recall: dict[int, dict], names: list[st
 
 
 def dimensions(rows: list[dict], best: dict, vs_worst=None) -> str:
-    """Every reduction chain of the selected encoder and method; whether the chain matters, by a paired test of
-    the selected chain against the worst one on the private images."""
+    """Every reduction chain of the selected encoder and method; whether the chain matters, by a paired test on the
+    private images of the selected chain against the one with the lowest public accuracy (both chosen on the public
+    half, so the test half judges a choice it did not make)."""
     mine = [r for r in rows if r["encoder"] == best["encoder"] and r["clustering"] == best["clustering"]]
-    top = max(mine, key=lambda r: r["public_accuracy"])
-    spread = max(r["private_accuracy"] for r in mine) - min(r["private_accuracy"] for r in mine)
     listed = ", ".join(
         f"{r['reduction']} ({r['reduced_dim']}-d) {r['public_accuracy']:.3f}/{r['private_accuracy']:.3f}" for r in mine
     )
@@ -103,48 +99,41 @@ def dimensions(rows: list[dict], best: dict, vs_worst=None) -> str:
     elif vs_worst.differs:
         verdict = f"the reduction matters: {vs_worst.sentence()}"
     else:
-        verdict = f"the reduction does not matter here: {vs_worst.sentence()}"
+        verdict = f"no effect of the reduction that the private half can tell: {vs_worst.sentence()}"
     return (
-        f"For {best['encoder']} + {best['clustering']}, public/private accuracy per reduction: {listed}; best "
-        f"{top['reduction']}, and private accuracy spans {spread:.3f}; {verdict}."
+        f"For {best['encoder']} + {best['clustering']}, public/private accuracy per reduction: {listed}. Against the "
+        f"chain with the lowest public accuracy, on the private half: {verdict}."
     )
 
 
-def two_images(pair: list[dict], classes: dict[str, np.ndarray], auc: tuple[float, int, int] | None) -> str:
+def two_images(pair: list[dict], classes: dict[str, np.ndarray], tests: dict) -> str:
     """Two images of different classes, then what one image each cannot tell: each class's mean reconstruction
-    error over all its images, with the interval of their difference; 'harder' only when it excludes zero.
-    `auc`: (ROC AUC of error for a wrong cluster, wrongly clustered images, rightly clustered ones)."""
+    error over all its images (`tests['classes']`, unpaired), and whether the error ranks wrongly clustered images
+    first (`tests['error_auc']`); each word only when its test, corrected with the report's others, says so."""
     a, b = pair
     said = (
         f"Image {a['index']} ({a['name']}) has reconstruction error {a['error']:.4f} and is "
         f"{'rightly' if a['right'] else 'wrongly'} clustered; image {b['index']} ({b['name']}) has {b['error']:.4f} "
         f"and is {'rightly' if b['right'] else 'wrongly'} clustered."
     )
-    ea, eb = classes[a["name"]], classes[b["name"]]
-    low, high = difference_interval(ea, eb)
-    verdict = (
-        f"the model finds the {a['name'] if low > 0 else b['name']} harder"
-        if low > 0 or high < 0
-        else "no difference between the two classes that these images can tell"
-    )
-    said += (
-        f" Over all their images, class {a['name']} has mean error {ea.mean():.4f} ({len(ea)} images) and class "
-        f"{b['name']} {eb.mean():.4f} ({len(eb)}); the difference's 95 % bootstrap interval is {low:+.4f} to "
-        f"{high:+.4f}: {verdict}."
-    )
+    test = tests.get("classes")
+    if test is not None:
+        ea, eb = classes[a["name"]], classes[b["name"]]
+        verdict = (
+            f"the model finds the {a['name'] if test.difference > 0 else b['name']} harder"
+            if test.differs
+            else "no difference between the two classes that these images can tell"
+        )
+        said += (
+            f" Over all their images, class {a['name']} has mean error {ea.mean():.4f} ({len(ea)} images) and class "
+            f"{b['name']} {eb.mean():.4f} ({len(eb)}): {verdict} ({test.test})."
+        )
+    auc = tests.get("error_auc")
     if auc is None:
         return said
-    value, wrong, right = auc
-    floor = auc_interval(value, wrong, right)[0]
-    link = (
-        "predicts a wrong cluster better than chance"
-        if floor > 0.5
-        else "does not predict a wrong cluster beyond chance"
-    )
-    return said + (
-        f" Over all images, reconstruction error {link} (ROC AUC {value:.2f}, 95 % interval from {floor:.2f}, "
-        "Hanley-McNeil)."
-    )
+    ranks = auc.differs and auc.difference > 0
+    link = "ranks wrongly clustered images first" if ranks else "does not predict a wrong cluster beyond chance"
+    return said + f" Over all images, reconstruction error {link} (ROC AUC {0.5 + auc.difference:.2f}; {auc.test})."
 
 
 def maps(agreement: dict[str, dict], names: list[str]) -> str:

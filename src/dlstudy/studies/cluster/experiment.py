@@ -10,14 +10,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from sklearn.metrics import normalized_mutual_info_score
 
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.cluster_grid import Grid, Trained, parse_k, slug
 from dlstudy.analysis.clustering import assign_new, id_label_csv
 from dlstudy.analysis.label_free import prototypes
-from dlstudy.analysis.metrics import apply_matching, best_matching, cluster_accuracy, clustering_scores, private_correct
-from dlstudy.analysis.uncertainty import RECOMPUTED, Comparison, bootstrap_ci, compare, mean_of, per_resample
+from dlstudy.analysis.metrics import apply_matching, best_matching, clustering_scores
 from dlstudy.analysis.reduction import two_d_views
 from dlstudy.data.images import (
     ImageSet,
@@ -31,6 +29,7 @@ from dlstudy.data.images import (
 from dlstudy.errors import InputError
 from dlstudy.models.encoders import build_encoder, encode, training_for
 from dlstudy.runs import atomic_write_bytes, fingerprint, load_weights
+from dlstudy.studies.cluster import inference
 from dlstudy.studies.cluster.config import Config
 from dlstudy.studies.protocol import Results
 from dlstudy.train import resolve_device, train_variant
@@ -65,7 +64,6 @@ class ClusterResults(Results):
     trained: dict[str, Trained]  # encoder spec -> its history, features and reconstruction errors
     curve: list[dict]  # the k curve, when k was chosen
     protos: list[dict]  # per cluster: size, prototypes, outliers
-    comparisons: dict[str, Comparison]  # the selected variant against raw KMeans, the label-free pick, its worst chain
     views: tuple[np.ndarray, dict]  # the selected encoder's 2-D views: (image indices shown, title -> (n, 2))
     layers: dict[str, list[dict]]
     figure_indices: list[int]
@@ -189,14 +187,17 @@ def select(
     )
     metrics = cluster_metrics(rows, best=best, free=free, labelled=labelled, encoders=encoders)
     if labelled:
-        metrics.update(cluster_intervals(data.labels, clusters, seed=cfg.seed))
+        metrics.update(inference.cluster_intervals(data.labels, clusters, seed=cfg.seed))
     metrics.update(n_images=len(data), n_clusters=k, image_shape=list(data.images.shape[1:]), data=data.source)
     layers = {spec: layer_table(m, x[:2].to(device)) for spec, m in encoders.items()}
     z, features = trained[row["encoder"]].latents, trained[row["encoder"]].features
     views = two_d_views(
         z, {c: f for c, f in features.items() if f.shape[1] == 2}, points=cfg.figures.map_points, seed=cfg.seed
     )
-    return ClusterResults(
+    family = inference.paired(rows, assignments, data.labels, best=best, free=free, seed=cfg.seed) if labelled else {}
+    family.update(inference.reconstruction({s: t.errors for s, t in trained.items()}, seed=cfg.seed))
+    results = ClusterResults(
+        family=family,
         metrics=metrics,
         data=data,
         rows=rows,
@@ -209,13 +210,14 @@ def select(
         trained=trained,
         free=free,
         protos=prototypes(features[row["reduction"]], clusters),
-        comparisons=paired(rows, assignments, data.labels, best=best, free=free, seed=cfg.seed) if labelled else {},
         x=x,
         encoders=encoders,
         device=device,
         curve=curve,
         figure_indices=figure_indices,
     )
+    results.family.update(inference.error_tests(results, seed=cfg.seed))
+    return results
 
 
 SELECTED = (
@@ -254,65 +256,6 @@ def cluster_metrics(rows: list[dict], *, best: int, free: int, labelled: bool, e
         facts = fingerprint(chosen.weights)  # the resolved path, size and SHA-256
         metrics.update(encoder_weights=facts["path"], encoder_weights_sha256=facts["sha256"])
     return metrics
-
-
-def cluster_intervals(labels: np.ndarray, clusters: np.ndarray, *, seed: int) -> dict:
-    """95 % intervals of the selected variant's scores, bootstrapped over the labelled images (within each class):
-    accuracy and NMI recomputed on each resample (the matching too), private accuracy over the private half
-    with the public half's matching fixed."""
-    known = labels >= 0
-    y, c = labels[known], clusters[known]
-    y_private, right = private_correct(labels, clusters)
-    nmi = per_resample(lambda rows: normalized_mutual_info_score(y[rows], c[rows]))
-    return {
-        "accuracy_ci95": list(
-            bootstrap_ci(
-                per_resample(lambda rows: cluster_accuracy(y[rows], c[rows])),
-                len(y),
-                strata=y,
-                seed=seed,
-                resamples=RECOMPUTED,
-            )
-        ),
-        "private_accuracy_ci95": list(bootstrap_ci(mean_of(right), len(right), strata=y_private, seed=seed)),
-        "nmi_ci95": list(bootstrap_ci(nmi, len(y), strata=y, seed=seed, resamples=RECOMPUTED)),
-    }
-
-
-def paired(rows: list[dict], assignments: dict, labels: np.ndarray, *, best: int, free: int, seed: int) -> dict:
-    """The selected variant against raw-pixel KMeans, the label-free pick and its own encoder's worst reduction,
-    each on the same private images: private accuracy, paired bootstrap and McNemar's test."""
-
-    def key(row):
-        return f"{row['encoder']}|{row['reduction']}|{row['clustering']}"
-
-    def named(row):
-        return (
-            "KMeans on raw pixels" if row is rows[0] else f"{row['encoder']} + {row['reduction']} + {row['clustering']}"
-        )
-
-    chosen = rows[1:][best]
-    mine = [r for r in rows[1:] if r["encoder"] == chosen["encoder"] and r["clustering"] == chosen["clustering"]]
-    others = {"raw": rows[0], "label_free": rows[1:][free], "reduction": min(mine, key=lambda r: r["private_accuracy"])}
-    y, ours = private_correct(labels, assignments[key(chosen)])
-    out = {}
-    for role, row in others.items():
-        if row is chosen:
-            continue
-        _, theirs = private_correct(labels, assignments[key(row)])
-        out[role] = compare(
-            named(chosen),
-            named(row),
-            mean_of(ours),
-            mean_of(theirs),
-            len(y),
-            what="private accuracy",
-            items="private images",
-            strata=y,
-            correct=(ours, theirs),
-            seed=seed,
-        )
-    return out
 
 
 def predict(

@@ -10,7 +10,7 @@ from sklearn.metrics.cluster import contingency_matrix as contingency
 from dlstudy import plots
 from dlstudy.analysis.cluster_grid import slug
 from dlstudy.analysis.label_free import SCORES, rank_agreement
-from dlstudy.analysis.metrics import apply_matching, best_matching, class_recall, error_auc, map_agreement
+from dlstudy.analysis.metrics import apply_matching, best_matching, class_recall, map_agreement
 from dlstudy.analysis.scan import mine_neighbours
 from dlstudy.data.images import to_uint8
 from dlstudy.report import Report, pivot
@@ -67,7 +67,9 @@ def variant_grid(report: Report, r: ClusterResults, cfg: Config) -> None:
         "grid_accuracy",
         "Accuracy of every variant; bars left of the red line do worse than clustering raw pixels.",
     )
-    report.answer(answers.grid(r.rows, r.rows[r.best + 1], r.rows[0], r.comparisons.get("raw"), r.errors))
+    report.answer(
+        answers.grid(r.rows, r.rows[r.best + 1], r.rows[0], r.family.get("vs:raw"), r.family.get("reconstruction"))
+    )
 
 
 @section("Choosing without labels: label-free scores and the number of clusters")
@@ -86,7 +88,7 @@ def without_labels(report: Report, r: ClusterResults, cfg: Config) -> None:
         [{c: x.get(c) for c in key} for x in r.rows], caption="Label-free scores of every variant", highlight=r.free + 1
     )
     agreement = {s: rank_agreement(r.rows[1:], s) for s in ("label_free", *SCORES)} if r.labelled else {}
-    report.paragraph(answers.label_free(r.rows[1:], r.free, r.best, agreement, r.comparisons.get("label_free")))
+    report.paragraph(answers.label_free(r.rows[1:], r.free, r.best, agreement, r.family.get("vs:label_free")))
     if r.curve:
         report.figure(
             plots.lines(
@@ -182,7 +184,7 @@ def dimensions(report: Report, r: ClusterResults, cfg: Config) -> None:
         pivot(mine, "reduction", "clustering", "private_accuracy", column_name="{} private"),
         caption=f"Private accuracy of '{best['encoder']}' per reduction chain and clustering",
     )
-    report.answer(answers.dimensions(r.rows[1:], best, r.comparisons.get("reduction")))
+    report.answer(answers.dimensions(r.rows[1:], best, r.family.get("vs:reduction")))
 
 
 @section("Two images of different classes: reconstruction error against clustering", question=5)
@@ -199,9 +201,7 @@ def two_images(report: Report, r: ClusterResults, cfg: Config) -> None:
     report.paragraph(f"Autoencoder '{spec}', clustered by its best chain; images as in the reconstruction figure.")
     errors, known = r.errors[spec], r.known
     classes = {r.class_names[c]: errors[known & (labels == c)] for c in np.unique(labels[known])}
-    auc = error_auc(errors[known], ~right[known])
-    wrong = int((~right[known]).sum())
-    report.answer(answers.two_images(pair, classes, None if auc is None else (auc, wrong, int(known.sum()) - wrong)))
+    report.answer(answers.two_images(pair, classes, r.family))
 
 
 @section("PCA and t-SNE maps of the latent codes", question=6)

@@ -12,6 +12,7 @@ import torch
 
 from dlstudy.analysis.architecture import layer_table
 from dlstudy.analysis.generative import (
+    ACTIVE,
     active_units,
     interpolate,
     pixel_mse,
@@ -20,7 +21,7 @@ from dlstudy.analysis.generative import (
     reconstruct,
     score,
 )
-from dlstudy.analysis.uncertainty import Comparison, bootstrap_ci, compare, difference_interval, mean_of
+from dlstudy.analysis.uncertainty import Comparison, Statistic, bootstrap_ci, compare, mean_of, unpaired
 from dlstudy.data.images import examples_across_classes, load_images, subsample, to_unit_tensor
 from dlstudy.errors import InputError
 from dlstudy.models.vae import VAE, ELBOLoss, build_vae
@@ -44,9 +45,6 @@ class GenerateResults(Results):
     main_kind: str
     main_beta: float
     device: torch.device
-    comparisons: dict[str, dict[float, Comparison]]  # "reconstruction" / "kl" / "spread" -> beta -> against the
-    # reference beta (1, else the smallest): paired over the test images, or over prior samples for "spread"
-    nats_sem: float  # the standard error of the main variant's mean test negative ELBO
 
     @property
     def main(self) -> VAE:
@@ -133,12 +131,18 @@ def fit(run, cfg: Config) -> GenerateResults:
             for k, m in kinds.items()
         },
         main_kind=main_kind,
-        comparisons=beta_tests(models, nats, main_kind, cfg=cfg, device=device),
-        nats_sem=float(nats[(main_kind, main_beta)]["neg_elbo"].std(ddof=1) / np.sqrt(len(te))),
+        family=family(models, nats, main_kind, main_beta, cfg=cfg, device=device),
         main_beta=main_beta,
         table=rows,
         columns=COLUMNS,
     )
+
+
+def family(models: dict, nats: dict, kind: str, beta: float, *, cfg: Config, device) -> dict[str, Comparison]:
+    """The report's comparative statements: the KL weights against the reference, and the main curve's end."""
+    out = beta_tests(models, nats, kind, cfg=cfg, device=device)
+    end = curve_end(nats[(kind, beta)]["epochs"], seed=cfg.seed)
+    return {**out, "curve_end": end} if end is not None else out
 
 
 def train_grid(run, cfg: Config, x_train: torch.Tensor, x_test: torch.Tensor, *, device):
@@ -158,6 +162,7 @@ def train_grid(run, cfg: Config, x_train: torch.Tensor, x_test: torch.Tensor, *,
             )
             models[(kind, beta)], histories[name] = model, trainer.history_
             summary, nats[(kind, beta)] = scores(model, x_train, x_test, cfg, device)
+            nats[(kind, beta)]["epochs"] = trainer.item_losses_.get("test")  # each epoch's per-image nats
             rows.append(
                 {
                     "model": kind,
@@ -183,7 +188,7 @@ def scores(model: VAE, x_train: torch.Tensor, x_test: torch.Tensor, cfg: Config,
         "test_kl": float(test["kl"].mean()),
         "active_units": active_units(test["mu"]),
     }
-    per_image = {k: np.asarray(test[k], dtype=np.float64) for k in ("neg_elbo", "reconstruction", "kl")}
+    per_image = {k: np.asarray(test[k], dtype=np.float64) for k in ("neg_elbo", "reconstruction", "kl", "mu")}
     return summary, per_image
 
 
@@ -195,41 +200,67 @@ def nats_intervals(per_image: dict, *, seed: int) -> dict:
     }
 
 
-def beta_tests(models: dict, nats: dict, kind: str, *, cfg: Config, device) -> dict[str, dict[float, Comparison]]:
-    """Each KL weight against beta = 1 (or the smallest beta): its reconstruction and KL nats paired over the same
-    test images, and how far its prior samples lie from their own mean image (over the samples, unpaired)."""
+def beta_tests(models: dict, nats: dict, kind: str, *, cfg: Config, device) -> dict[str, Comparison]:
+    """Each KL weight against beta = 1 (or the smallest beta): its reconstruction and KL nats and its active units
+    paired over the same test images, and how far its prior samples lie from their own mean image (over the
+    samples, unpaired). Named '<what>:<beta>', for the report's family."""
     betas = sorted(b for k, b in nats if k == kind)
     ref = 1.0 if 1.0 in betas else betas[0]
-    out: dict[str, dict[float, Comparison]] = {"reconstruction": {}, "kl": {}, "spread": {}}
+    out: dict[str, Comparison] = {}
     spread = {
         b: sample_spread(prior_samples(models[(kind, b)], cfg.figures.samples, cfg.seed, device).cpu()) for b in betas
     }
     for b in (b for b in betas if b != ref):
+        ours, theirs = nats[(kind, b)], nats[(kind, ref)]
+        named = {"a": f"beta = {b:g}", "b": f"beta = {ref:g}"}
         for what in ("reconstruction", "kl"):
-            ours, theirs = nats[(kind, b)][what], nats[(kind, ref)][what]
-            out[what][b] = compare(
-                f"beta = {b:g}",
-                f"beta = {ref:g}",
-                mean_of(ours),
-                mean_of(theirs),
-                len(ours),
-                what=f"{what} nats",
-                items="test images",
-                seed=cfg.seed,
+            stat_a, stat_b = mean_of(ours[what]), mean_of(theirs[what])
+            out[f"{what}:{b:g}"] = compare(
+                **named, stat_a=stat_a, stat_b=stat_b, items=len(ours[what]), what=f"{what} nats", seed=cfg.seed
             )
-        low, high = difference_interval(spread[b], spread[ref], seed=cfg.seed)
-        difference = float(spread[b].mean() - spread[ref].mean())
-        out["spread"][b] = Comparison(
-            a=f"beta = {b:g}",
-            b=f"beta = {ref:g}",
-            difference=difference,
-            low=low,
-            high=high,
-            n=len(spread[b]),
+        active_a, active_b = active_units_of(ours["mu"]), active_units_of(theirs["mu"])
+        n = len(ours["mu"])
+        out[f"active:{b:g}"] = compare(
+            **named, stat_a=active_a, stat_b=active_b, items=n, what="active units", seed=cfg.seed
+        )
+        out[f"spread:{b:g}"] = unpaired(
+            **{"a_name": named["a"], "b_name": named["b"]},
+            a=spread[b],
+            b=spread[ref],
             what="sample spread",
-            items="prior samples (unpaired)",
+            seed=cfg.seed,
         )
     return out
+
+
+def active_units_of(mu: np.ndarray, threshold: float = ACTIVE) -> Statistic:
+    """Active units (Burda et al. 2016: a posterior mean whose variance over the images exceeds `threshold`) on each
+    resample of the images."""
+    mu = np.asarray(mu, dtype=np.float64)
+    squares = mu**2
+
+    def statistic(w: np.ndarray) -> np.ndarray:
+        total = w.sum(axis=1, keepdims=True)
+        mean, second = (w @ mu) / total, (w @ squares) / total
+        return ((second - mean**2) > threshold).sum(axis=1).astype(np.float64)
+
+    return statistic
+
+
+def curve_end(losses: list[np.ndarray] | None, *, seed: int) -> Comparison | None:
+    """The last epoch's test negative ELBO against the epoch before, paired over the test images."""
+    if not losses or len(losses) < 2:
+        return None
+    last, before = losses[-1], losses[-2]
+    return compare(
+        "the last epoch",
+        "the epoch before",
+        mean_of(last),
+        mean_of(before),
+        len(last),
+        what="test negative ELBO",
+        seed=seed,
+    )
 
 
 def sample_spread(samples: torch.Tensor) -> np.ndarray:

@@ -62,7 +62,7 @@ def learning_curves(report: Report, r: GenerateResults, cfg: Config) -> None:
         answers.learning_curve(
             r.histories[variant_name(r.main_kind, r.main_beta)],
             f"{r.main_kind} VAE at beta {r.main_beta:g}",
-            sem=r.nats_sem,
+            end=r.family.get("curve_end"),
         )
     )
 
@@ -170,7 +170,7 @@ def kl_weight(report: Report, r: GenerateResults, cfg: Config) -> None:
             r.rows,
             r.main_kind,
             {float(b): v for b, v in r.metrics["prior_sample_spread"].items()},
-            r.comparisons,
+            r.family,
         )
     )
 

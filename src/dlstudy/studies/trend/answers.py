@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import spearmanr
 
-from dlstudy.analysis.uncertainty import auc_interval
 from dlstudy.models.recurrent import CELLS
 
 
@@ -34,41 +32,40 @@ def preprocessing(
     )
 
 
-def epoch_curve(history: list[dict], name: str, *, patience: int = 3) -> str:
-    """How one model learned over the epochs. 'Overfits' only when, for `patience` epochs or more after its
-    lowest point, validation loss rises while training loss keeps falling: what the curves show, not a
-    single accuracy drop."""
-    train_loss, val_loss = [h["loss"] for h in history], [h["val_loss"] for h in history]
+def epoch_curve(history: list[dict], name: str, curve=None) -> str:
+    """How one model learned over the epochs. 'Overfits' only when a test says so (`curve`:
+    analysis.uncertainty.Curve, its rise corrected with the report's other comparisons): the last epoch's
+    validation loss is above the best epoch's on validation windows the best epoch was not chosen on, paired and
+    drawn by whole days, while training loss kept falling."""
     train, test = [h["accuracy"] for h in history], [h["test_accuracy"] for h in history]
-    low = int(np.argmin(val_loss))
-    after = len(history) - 1 - low
-    if after >= patience and val_loss[-1] > val_loss[low] and train_loss[-1] < train_loss[low]:
-        shape = (
-            f"validation loss is lowest in epoch {low + 1} ({val_loss[low]:.3f}) and rises to {val_loss[-1]:.3f} over "
-            f"the {after} epochs after, while training loss keeps falling ({train_loss[low]:.3f} to "
-            f"{train_loss[-1]:.3f}): the model overfits these windows after epoch {low + 1}"
-        )
-    elif after >= patience and val_loss[-1] > val_loss[low]:
-        shape = (
-            f"validation loss is lowest in epoch {low + 1} and ends {val_loss[-1] - val_loss[low]:.3f} higher, but "
-            "training loss does not fall meanwhile: the later epochs wander, they do not overfit"
-        )
-    else:
-        shape = (
-            f"validation loss is at or near its lowest in the last epochs (lowest in epoch {low + 1} of "
-            f"{len(history)}): no sign of overfitting"
-        )
-    return (
+    head = (
         f"{name}: training accuracy goes from {train[0]:.3f} to {train[-1]:.3f} over {len(history)} epochs and "
-        f"test accuracy ends at {test[-1]:.3f}; {shape}."
+        f"test accuracy ends at {test[-1]:.3f}"
     )
+    if curve is None:
+        return f"{head}; no per-window validation losses were kept, so overfitting is not tested."
+    best, rise = curve.best + 1, curve.rise
+    if curve.overfits:
+        shape = (
+            f"validation loss is lowest in epoch {best} and higher in the last, while training loss keeps falling "
+            f"(validation loss, last epoch minus epoch {best}, {rise.difference:+.4f}; {rise.test}): the model "
+            f"overfits these windows after epoch {best}"
+        )
+    elif best == curve.epochs:
+        shape = f"validation loss is lowest in the last epoch ({best}): no sign of overfitting"
+    else:
+        why = "training loss does not fall meanwhile" if not curve.training_falls else "the rise is within the noise"
+        shape = (
+            f"validation loss is lowest in epoch {best}; against it, the last epoch's is {rise.difference:+.4f} "
+            f"({rise.test}) and {why}: no overfitting a test can tell"
+        )
+    return f"{head}; {shape}."
 
 
 def cells_compared(rows: list[dict], best: dict, comparisons: dict) -> str:
     """The recurrent cells at the selected window, each against the selected one by a paired test on the
     same test days; then the mean over the windows, as a description only."""
-    cells = [c for c in CELLS if c in comparisons]
-    said = [comparisons[c].sentence() for c in cells]
+    said = [comparisons[f"vs:{c}"].sentence() for c in CELLS if f"vs:{c}" in comparisons]
     mean = {
         c: float(np.mean([r["test_balanced_accuracy"] for r in honest(rows) if r["model"] == c]))
         for c in CELLS
@@ -84,9 +81,9 @@ def cells_compared(rows: list[dict], best: dict, comparisons: dict) -> str:
 
 
 def window_length(rows: list[dict], best: dict, *, vs_logistic=None) -> str:
-    """L as the study chooses it: on the validation days. The selected L's test score, the L each model
-    would choose on validation, whether validation balanced accuracy rises or falls with L (Spearman's test),
-    and a baseline that scores above every recurrent model on the test days."""
+    """L as the study chooses it: on the validation days. The selected L's test score, the L each model would
+    choose on validation, and, at the selected window, logistic regression against the selected cell (one paired
+    test on the test days; nothing here is chosen on them)."""
     cells = honest(rows)
     lengths = sorted({r["window"] for r in cells})
     chosen = {
@@ -95,80 +92,49 @@ def window_length(rows: list[dict], best: dict, *, vs_logistic=None) -> str:
         if any(r["model"] == c for r in cells)
     }
     per_model = "; ".join(f"{c.upper()} L = {r['window']}" for c, r in chosen.items())
-    trend = "the validation days show no ordering by L"
-    if len(lengths) > 2:
-        test = spearmanr([r["window"] for r in cells], [r["val_balanced_accuracy"] for r in cells])
-        if np.isfinite(test.statistic) and test.pvalue < 0.05:
-            trend = (
-                f"longer windows {'help' if test.statistic > 0 else 'hurt'} on the validation days (Spearman "
-                f"rho {test.statistic:+.2f}, p = {test.pvalue:.2g})"
-            )
-        elif np.isfinite(test.statistic):
-            trend = (
-                f"the validation days show no ordering by L (Spearman rho {test.statistic:+.2f}, p = {test.pvalue:.2g})"
-            )
     text = (
-        f"Chosen on the validation days, the window is L = {best['window']} ({best['model'].upper()}, validation "
-        f"balanced accuracy {best['val_balanced_accuracy']:.3f}); its test balanced accuracy is "
-        f"{best['test_balanced_accuracy']:.3f}. Each model's choice on validation: {per_model}. Across "
-        f"L = {lengths[0]}..{lengths[-1]}, {trend}."
+        f"Chosen on the validation days among L = {', '.join(map(str, lengths))}, the window is L = {best['window']} "
+        f"({best['model'].upper()}, validation balanced accuracy {best['val_balanced_accuracy']:.3f}); its test "
+        f"balanced accuracy is {best['test_balanced_accuracy']:.3f}. Each model's choice on validation: {per_model}. "
+        "Each L also has its own number of training windows, so L and the amount of training data change together."
     )
-    logistic = [r for r in honest(rows, cells_only=False) if r["model"] == "logistic"]
-    top = max(logistic, key=lambda r: r["test_balanced_accuracy"]) if logistic else None
-    best_cell = max(r["test_balanced_accuracy"] for r in cells)
-    if top is not None and top["test_balanced_accuracy"] > best_cell:
-        text += (
-            f" Logistic regression on the same windows scores {top['test_balanced_accuracy']:.3f} on the test days "
-            f"at L = {top['window']}, above every recurrent model (best {best_cell:.3f})"
-        )
-        text += f"; at the selected window, {vs_logistic.sentence()}." if vs_logistic is not None else "."
+    if vs_logistic is not None:
+        text += f" At the selected window, {vs_logistic.sentence()}."
     return text
 
 
-def imbalance(rows: list[dict], best: dict, *, random_accuracy: float, vs_majority=None) -> str:
-    """The discussion: the real class shares; the selected model against always answering the majority
-    class (a paired test on the test days); and what the random split changes, for the model and for
-    logistic regression, without claiming a cause the run does not test."""
+def imbalance(rows: list[dict], best: dict, *, random_accuracy: float, vs_majority=None, shift=None) -> str:
+    """The discussion: the real class shares and whether they shift (`shift`: a test drawn by whole days); the
+    selected model against always answering the majority class (a paired test on the test days); and what the
+    random split changes, for the model and for logistic regression, as numbers without a claimed cause."""
     train, test = best["train_rise_share"], best["test_rise_share"]
-    shift = (
-        "the share shifts from training to test days, which is why the loss weighs the rarer class up"
-        if shares_differ(train, best.get("n_train"), test, best.get("n_test"))
-        else "no shift in the share a test of two proportions can tell"
-    )
+    if shift is None:
+        moved = "no test of the shift was made"
+    elif shift.differs:
+        moved = f"the share shifts between training and test days: {shift.sentence(verb='have more rises than')}"
+    else:
+        moved = f"no shift in the share that the test days can tell: {shift.sentence()}"
     against = ""
     if vs_majority is not None:
-        if vs_majority.differs and vs_majority.difference < 0:
-            against = f" It is below the majority class: {vs_majority.sentence()}."
-        else:
-            against = f" {vs_majority.sentence()[0].upper()}{vs_majority.sentence()[1:]}."
+        said = vs_majority.sentence()
+        against = f" {said[0].upper()}{said[1:]}."
     same = [r for r in rows if r["model"] == "logistic" and r["window"] == best["window"]]
     by_split = {r["split"]: r["test_accuracy"] for r in same}
     gain = random_accuracy - best["test_accuracy"]
     split = f"The random split scores the same variant {random_accuracy:.3f} ({gain:+.3f} against the time split)"
     if {"time", "random"} <= set(by_split):
         other = by_split["random"] - by_split["time"]
+        both = "both higher" if gain > 0 and other > 0 else "both lower" if gain < 0 and other < 0 else "mixed"
         split += (
-            f", and logistic regression {other:+.3f}: the change comes with the split, for both models. Shuffled "
-            "overlapping windows share days between training and test; whether that is what lifts the score is not "
-            "tested here (that would need a gap of L days between training and test windows)"
+            f", and logistic regression {other:+.3f} ({both}, untested). Shuffled overlapping windows share days "
+            "between training and test; whether that moves the score is not tested here (that would need a gap of "
+            "L days between training and test windows)"
         )
     return (
-        f"Rises are {train:.0%} of the training windows and {test:.0%} of the test windows ({shift}). The selected "
-        f"{best['model'].upper()} (L = {best['window']}) has accuracy {best['test_accuracy']:.3f} and balanced "
-        f"accuracy {best['test_balanced_accuracy']:.3f}.{against} {split}."
+        f"Rises are {train:.0%} of the {best['n_train']} training windows and {test:.0%} of the {best['n_test']} test "
+        f"windows ({moved}). The selected {best['model'].upper()} (L = {best['window']}) has accuracy "
+        f"{best['test_accuracy']:.3f} and balanced accuracy {best['test_balanced_accuracy']:.3f}.{against} {split}."
     )
-
-
-def shares_differ(a: float, n_a: int | None, b: float, n_b: int | None) -> bool:
-    """Whether two shares of rises differ beyond chance: a chi-squared test of the 2 x 2 counts at p < 0.05."""
-    from scipy.stats import chi2_contingency
-
-    if not n_a or not n_b:
-        return a != b
-    counts = np.array([[a * n_a, (1 - a) * n_a], [b * n_b, (1 - b) * n_b]]).round()
-    if (counts.sum(axis=0) == 0).any():
-        return False
-    return bool(chi2_contingency(counts).pvalue < 0.05)
 
 
 def world_map(n_trained: int, n_scored: int, top: list[tuple[str, float]], n_rising: int) -> str:
@@ -179,49 +145,32 @@ def world_map(n_trained: int, n_scored: int, top: list[tuple[str, float]], n_ris
     )
 
 
-def window_sentences(rows: list[dict], *, class_weights: bool, intervals: dict) -> list[str]:
-    """Per window length L on the time split: did a recurrent model beat the majority class, whose balanced
-    accuracy is 0.5: only when the 95 % interval of its test balanced accuracy lies above 0.5 (`intervals`:
-    variant name -> interval). If not, why: no signal (ROC AUC near 0.5), or a signal that the 0.5
-    threshold hides because rises are rarer in the training days than in the test days."""
+def window_sentences(rows: list[dict], family: dict) -> list[str]:
+    """Per window length L on the time split, the cell chosen on its validation days: does it beat the majority
+    class's 0.5 balanced accuracy on the test days (`family`: 'signal:L<n>'), and if not, does it rank rises above
+    chance (ROC AUC against 0.5, 'ranking:L<n>'). Both tests draw whole days and are corrected with the report's
+    other comparisons; nothing here is chosen on the test days."""
     out = []
-    for length in sorted({r["window"] for r in rows}):
-        cells = [r for r in rows if r["split"] == "time" and r["window"] == length and r["model"] in CELLS]
-        if not cells:
+    for length in sorted({r["window"] for r in rows if r["split"] == "time" and r["model"] in CELLS}):
+        signal, ranking = family.get(f"signal:L{length}"), family.get(f"ranking:L{length}")
+        if signal is None:
             continue
-        best = max(cells, key=lambda r: r["test_balanced_accuracy"])
-        low, high = intervals.get(f"time-{best['model']}-L{length}", (float("nan"), float("nan")))
-        ranked = [r for r in cells if r["test_roc_auc"] is not None]
-        top = max(ranked, key=lambda r: r["test_roc_auc"]) if ranked else None
-        auc = None if top is None else top["test_roc_auc"]
-        positives = 0 if top is None else round(top["test_rise_share"] * top["n_test"])
-        auc_low = None if top is None else auc_interval(auc, positives, top["n_test"] - positives)[0]
-        shares = (
-            f"rises are {best['train_rise_share']:.0%} of the training days and {best['test_rise_share']:.0%} "
-            "of the test days"
+        chosen = next(
+            r for r in rows if r["split"] == "time" and r["window"] == length and r["model"].upper() == signal.a
         )
-        scored = f"balanced accuracy {best['test_balanced_accuracy']:.3f} (95 % interval {low:.3f} to {high:.3f})"
-        if low > 0.5:
-            out.append(
-                f"L = {length}: yes. {best['model'].upper()} reaches {scored}, above the 0.5 of the majority "
-                f"class, with ROC AUC {best['test_roc_auc']:.3f}; {shares}."
-            )
-        elif auc_low is not None and auc_low > 0.5:  # it ranks rises above chance, beyond the noise
-            fix = (
-                "even with class weights, so the ranking does not turn into a better decision at 0.5"
-                if class_weights
-                else "set model.class_weights: true to weigh rises up in the loss"
-            )
-            out.append(
-                f"L = {length}: no, but not for lack of signal. The best, {best['model'].upper()}, has {scored}, "
-                f"not clear of 0.5, while a ROC AUC of {auc:.3f} (95 % interval from {auc_low:.3f}, Hanley-McNeil) "
-                "shows a model ranks rises above chance; "
-                f"{shares}: {fix}."
+        shares = (
+            f"rises are {chosen['train_rise_share']:.0%} of the training windows and "
+            f"{chosen['test_rise_share']:.0%} of the test windows"
+        )
+        if signal.differs and signal.difference > 0:
+            verdict = f"yes: {signal.sentence()}"
+        elif ranking is not None and ranking.differs and ranking.difference > 0:
+            verdict = (
+                f"no, but not for lack of signal: {signal.sentence()}; yet it ranks rises above chance "
+                f"({ranking.sentence()}), so the 0.5 threshold hides what it knows"
             )
         else:
-            out.append(
-                f"L = {length}: no. The best, {best['model'].upper()}, has {scored} and ROC AUC at most "
-                f"{auc if auc is None else round(auc, 3)}: these windows carry no usable signal about the next "
-                f"day; {shares}."
-            )
+            said = f"; {ranking.sentence()}" if ranking is not None else ""
+            verdict = f"no: {signal.sentence()}{said}"
+        out.append(f"L = {length} ({signal.a}, chosen on the validation days): {verdict}; {shares}.")
     return out

@@ -12,15 +12,23 @@ import pandas as pd
 import torch
 
 from dlstudy.analysis.classification import baselines, binary_scores
-from dlstudy.analysis.uncertainty import Comparison, auc_interval, balanced_accuracy_of, bootstrap_ci, compare, mean_of
+from dlstudy.analysis.uncertainty import Curve, overfitting
 from dlstudy.data.countries import map_codes
 from dlstudy.data.covid import CaseSeries
-from dlstudy.data.windows import correlations, load_daily, make_windows, normalize, select_countries, split_indices
+from dlstudy.data.windows import (
+    check_days,
+    correlations,
+    load_daily,
+    make_windows,
+    normalize,
+    select_countries,
+    split_indices,
+)
 from dlstudy.errors import InputError
 from dlstudy.models.recurrent import as_tensors, build_recurrent, rise_loss, rise_probabilities
 from dlstudy.runs import atomic_write_bytes, load_weights
 from dlstudy.studies.protocol import Results
-from dlstudy.studies.trend import answers
+from dlstudy.studies.trend import answers, inference
 from dlstudy.studies.trend.config import Config
 from dlstudy.train import resolve_device, train_variant
 
@@ -40,8 +48,7 @@ class TrendResults(Results):
     y_test: np.ndarray  # the selected variant's test days: labels and probabilities
     p_test: np.ndarray
     latest: pd.DataFrame  # per series: the probability of a rise after the latest window
-    intervals: dict[str, tuple[float, float]]  # time-split variant -> 95 % interval of its test balanced accuracy
-    comparisons: dict[str, Comparison]  # the selected variant against each other model at its window (paired)
+    curves: dict[str, Curve]  # variant -> the test of whether it overfits (its rise is also in `family`)
 
 
 def variant_name(split: str, cell: str, length: int) -> str:
@@ -51,6 +58,7 @@ def variant_name(split: str, cell: str, length: int) -> str:
 def fit(run, cfg: Config) -> TrendResults:
     device = resolve_device(cfg.device)
     series, daily, corrected = load_daily(cfg)
+    check_days(daily.shape[1], cfg, series.source)
     corr = correlations(daily)
     kept = select_countries(corr, cfg.correlation.threshold, cfg.correlation.rule)
     if not kept:
@@ -68,7 +76,7 @@ def fit(run, cfg: Config) -> TrendResults:
         daily.columns[0].date(),
     )
     values = daily.loc[kept].to_numpy()
-    rows, histories, tests = [], {}, {}
+    rows, histories, tests, curves, shifts = [], {}, {}, {}, {}
     total = len(cfg.windows.lengths) * 2 * len(cfg.model.cells)
     for length in cfg.windows.lengths:
         x_raw, y, _, target = make_windows(values, length)
@@ -76,7 +84,10 @@ def fit(run, cfg: Config) -> TrendResults:
         x, y, target = normalize(x_raw[keep], cfg.windows.normalize), y[keep], target[keep]
         for split in ("time", "random"):  # time is the honest one: random splits of overlapping windows leak
             fit_, val, test = split_indices(target, values.shape[1], split, cfg, cfg.seed)
-            parts = {"split": split, "fit": fit_, "val": val, "test": test}
+            parts = {"split": split, "fit": fit_, "val": val, "test": test, "days": target}
+            if split == "time":
+                fit_days, test_days = (y[fit_], target[fit_]), (y[test], target[test])
+                shifts[length] = inference.share_shift(fit_days, test_days, seed=cfg.seed)
             base = {
                 "window": length,
                 "split": split,
@@ -88,10 +99,10 @@ def fit(run, cfg: Config) -> TrendResults:
             }
             scored, probabilities = baselines(x, y, parts, balanced=cfg.model.class_weights)
             rows += [{**base, **row} for row in scored]
-            tests.update({variant_name(split, k, length): (y[test], p) for k, p in probabilities.items()})
+            tests.update({variant_name(split, k, length): (y[test], p, target[test]) for k, p in probabilities.items()})
             for cell in cfg.model.cells:
                 name = variant_name(split, cell, length)
-                row, histories[name], tests[name] = train_cell(  # the cells still to train share the time budget
+                row, histories[name], tests[name], curves[name] = train_cell(  # the cells to come share the budget
                     run, cfg, cell, (x, y), parts=parts, device=device, remaining=total - len(histories)
                 )
                 rows.append({**base, **row})
@@ -107,11 +118,13 @@ def fit(run, cfg: Config) -> TrendResults:
         histories=histories,
         tests=tests,
         device=device,
+        evidence=(curves, shifts),
     )
 
 
 def train_cell(run, cfg: Config, cell: str, windows: tuple, *, parts: dict, device, remaining: int = 1):
-    """One recurrent model on one split: (its row, its history, (test labels, test probabilities))."""
+    """One recurrent model on one split: (its row, its history, (test labels, test probabilities, test days), the
+    test of whether it overfits)."""
     x, y = windows
     name = variant_name(parts["split"], cell, x.shape[1])
     fit_, val, test = parts["fit"], parts["val"], parts["test"]
@@ -141,7 +154,12 @@ def train_cell(run, cfg: Config, cell: str, windows: tuple, *, parts: dict, devi
         **binary_scores(y[test], p_test, prefix="test_"),
         "seconds": round(time.time() - t0, 1),
     }
-    return row, trainer.history_, (y[test], p_test)
+    days = parts["days"]
+    val_items = inference.day_items(y[val], days[val], name="validation windows")
+    losses = trainer.item_losses_.get("val")
+    train_loss = [h["loss"] for h in trainer.history_]
+    curve = overfitting(np.stack(losses), train_loss, items=val_items, seed=cfg.seed) if losses else None
+    return row, trainer.history_, (y[test], p_test, days[test]), curve
 
 
 COLUMNS = [
@@ -169,8 +187,11 @@ def select(
     corr: pd.DataFrame,
     kept: list[str],
     histories: dict,
+    evidence: tuple[dict, dict],
 ) -> TrendResults:
-    """The selection on the validation days of the honest split; the test days are only reported."""
+    """The selection on the validation days of the honest split; the test days are only reported. `evidence`:
+    (each variant's overfitting test, each window's rise-share shift)."""
+    curves, shifts = evidence
     best = max(answers.honest(rows), key=lambda r: (r["val_balanced_accuracy"], -r["window"]))
     name = variant_name("time", best["model"], best["window"])
     same = {r["model"]: r for r in rows if r["split"] == "time" and r["window"] == best["window"]}
@@ -191,8 +212,8 @@ def select(
         **dict(best_model=best["model"], best_window=best["window"], split="time (last 30% of days held out)"),
         **dict(negative_corrections=int(corrected.sum()), data=series.source),
     }
-    y_test, p_test = tests[name]
-    metrics.update(headline_intervals(y_test, p_test, seed=cfg.seed))
+    y_test, p_test, days = tests[name]
+    metrics.update(inference.headline_intervals(y_test, p_test, days, seed=cfg.seed))
     table = answers.honest(rows, cells_only=False)
     return TrendResults(
         metrics=metrics,
@@ -201,8 +222,8 @@ def select(
         y_test=y_test,
         p_test=p_test,
         latest=latest,
-        intervals={k: balanced_interval(*tests[k], seed=cfg.seed) for k in best_per_window(rows)},
-        comparisons=paired(tests, best, seed=cfg.seed),
+        curves=curves,
+        family=inference.family(tests, rows, best, shift=shifts[best["window"]], curves=curves, seed=cfg.seed),
         table=table,
         columns=COLUMNS,
         series=series,
@@ -212,67 +233,6 @@ def select(
         kept=kept,
         histories=histories,
     )
-
-
-def balanced_interval(y: np.ndarray, p: np.ndarray, *, seed: int) -> tuple[float, float]:
-    """The 95 % interval of balanced accuracy at the 0.5 threshold, bootstrapped over the test days (by class)."""
-    return bootstrap_ci(balanced_accuracy_of(y, (p >= 0.5).astype(int)), len(y), strata=y, seed=seed)
-
-
-def best_per_window(rows: list[dict]) -> list[str]:
-    """The variant names of the best recurrent cell at each window on the time split: the ones whose interval
-    the window-by-window answer reads."""
-    best: dict[int, dict] = {}
-    for r in answers.honest(rows):  # the first best, as max() picks it in answers.window_sentences
-        if r["window"] not in best or r["test_balanced_accuracy"] > best[r["window"]]["test_balanced_accuracy"]:
-            best[r["window"]] = r
-    return [variant_name("time", r["model"], length) for length, r in best.items()]
-
-
-def headline_intervals(y: np.ndarray, p: np.ndarray, *, seed: int) -> dict:
-    """metrics.json's intervals for the selected variant's test scores."""
-    pred = (p >= 0.5).astype(int)
-    auc = binary_scores(y, p)["roc_auc"]
-    return {
-        "test_balanced_accuracy_ci95": list(balanced_interval(y, p, seed=seed)),
-        "test_accuracy_ci95": list(bootstrap_ci(mean_of(pred == y), len(y), strata=y, seed=seed)),
-        "test_roc_auc_ci95": None if auc is None else list(auc_interval(auc, int(y.sum()), int((1 - y).sum()))),
-    }
-
-
-def paired(tests: dict, best: dict, *, seed: int) -> dict[str, Comparison]:
-    """The selected variant against every other model at its window on the same test days (time split):
-    balanced accuracy (accuracy against the majority class), paired bootstrap and McNemar's test."""
-    y, p = tests[variant_name("time", best["model"], best["window"])]
-    ours = (p >= 0.5).astype(int)
-    out = {}
-    for name, (_, p_other) in tests.items():
-        split, model, length = name.split("-", 2)
-        if split != "time" or length != f"L{best['window']}" or model == best["model"]:
-            continue
-        theirs = (p_other >= 0.5).astype(int)
-        accuracy = model == "majority"  # its balanced accuracy is 0.5 by construction: compare what it scores
-        a, b = (
-            (mean_of(ours == y), mean_of(theirs == y))
-            if accuracy
-            else (balanced_accuracy_of(y, ours), balanced_accuracy_of(y, theirs))
-        )
-        out[model] = compare(
-            best["model"].upper(),
-            MODEL_NAMES.get(model, model.upper()),
-            a,
-            b,
-            len(y),
-            what="accuracy" if accuracy else "balanced accuracy",
-            items="test days",
-            strata=y,
-            correct=(ours == y, theirs == y),
-            seed=seed,
-        )
-    return out
-
-
-MODEL_NAMES = {"majority": "the majority class", "logistic": "logistic regression"}
 
 
 def latest_probabilities(daily: pd.DataFrame, model, length: int, cfg: Config, device) -> pd.DataFrame:
@@ -304,6 +264,8 @@ def predict(
         }
     )
     _, daily, _ = load_daily(cfg)
+    if daily.shape[1] <= length:
+        raise InputError(f"--data {data_path}: {daily.shape[1]} days; the run's window needs more than {length}")
     model = build_recurrent(cfg.model, metrics["best_model"])
     load_weights(model, root, variant_name("time", metrics["best_model"], length))
     model.to(dev)

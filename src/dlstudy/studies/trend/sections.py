@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dlstudy import plots
 from dlstudy.analysis.classification import confusion
 from dlstudy.report import Report, pivot
@@ -84,12 +86,19 @@ def curves_of(report: Report, r: TrendResults, cells: list[str], name: str) -> N
     )
 
 
+def shown_curve(r: TrendResults, cell: str):
+    """The overfitting test of a cell at the selected window, with its rise as the report's correction left it."""
+    curve = r.curves.get(variant_name("time", cell, r.best["window"]))
+    rise = r.family.get(f"overfits:{cell}")
+    return None if curve is None or rise is None else replace(curve, rise=rise)
+
+
 @section("A plain RNN: training and test accuracy per epoch", question=8)
 def plain_rnn(report: Report, r: TrendResults, cfg: Config) -> None:
     curves_of(report, r, ["rnn"], "rnn")
     name = variant_name("time", "rnn", r.best["window"])
     if name in r.histories:
-        report.answer(answers.epoch_curve(r.histories[name], f"RNN, L = {r.best['window']}"))
+        report.answer(answers.epoch_curve(r.histories[name], f"RNN, L = {r.best['window']}", shown_curve(r, "rnn")))
 
 
 @section("LSTM and GRU", question=9)
@@ -98,8 +107,11 @@ def gated_cells(report: Report, r: TrendResults, cfg: Config) -> None:
     for cell in ("lstm", "gru"):
         name = variant_name("time", cell, r.best["window"])
         if name in r.histories:
-            report.paragraph(answers.epoch_curve(r.histories[name], f"{cell.upper()}, L = {r.best['window']}"))
-    report.answer(answers.cells_compared(r.rows, r.best, r.comparisons))
+            said = answers.epoch_curve(
+                r.histories[name], f"{cell.upper()}, L = {r.best['window']}", shown_curve(r, cell)
+            )
+            report.paragraph(said)
+    report.answer(answers.cells_compared(r.rows, r.best, r.family))
 
 
 @section("The window length L", question=10)
@@ -116,8 +128,8 @@ def window_length(report: Report, r: TrendResults, cfg: Config) -> None:
             caption=f"Test balanced accuracy, {split} split (rows: model; columns: window length L)",
         )
     report.paragraph("Did each window length learn beyond the majority class?")
-    report.bullets(answers.window_sentences(r.rows, class_weights=cfg.model.class_weights, intervals=r.intervals))
-    report.answer(answers.window_length(r.rows, r.best, vs_logistic=r.comparisons.get("logistic")))
+    report.bullets(answers.window_sentences(r.rows, r.family))
+    report.answer(answers.window_length(r.rows, r.best, vs_logistic=r.family.get("vs:logistic")))
 
 
 @section("Probability of a rise after the latest window, on a world map", question=11)
@@ -162,10 +174,10 @@ def discussion(report: Report, r: TrendResults, cfg: Config) -> None:
         "The time split holds out the last 30% of days (honest: the model never sees the future); the random split "
         "shuffles windows 7:3 as the reports did, so overlapping windows can share days between training and test. "
         "Models are selected by balanced accuracy on validation days, never on the test set. Baselines use the same "
-        "windows: the training majority class, and logistic regression on the normalised window. Intervals are "
-        "95 % bootstrap intervals over the test days (resampled within each class); comparisons between models are "
-        "paired: both scored on the same resampled days, with McNemar's exact test on the days one gets right and "
-        "the other wrong. They cover this data set and split, not another seed (--seeds measures that)."
+        "windows: the training majority class, and logistic regression on the normalised window. A test item is a "
+        "country's window, and windows on one day share that day, so intervals and tests resample "
+        f"{r.metrics['resampling']}. Comparisons are paired (both models on the same resampled days) and corrected "
+        "together (Holm). They cover this data set and split, not another seed (--seeds measures that)."
     )
     report.figure(
         plots.confusion_figure(
@@ -186,7 +198,8 @@ def discussion(report: Report, r: TrendResults, cfg: Config) -> None:
             r.rows,
             best,
             random_accuracy=m["random_split_test_accuracy"],
-            vs_majority=r.comparisons.get("majority"),
+            vs_majority=r.family.get("vs:majority"),
+            shift=r.family.get("shift"),
         )
     )
 
