@@ -31,7 +31,7 @@ from dlstudy.analysis.uncertainty import (
     over_seeds,
     overfitting,
 )
-from dlstudy.studies.generate.experiment import active_units_of
+from dlstudy.studies.generate.inference import active_units_of
 from dlstudy.studies.trend.inference import day_items
 
 HERE = Path(__file__).resolve().parent

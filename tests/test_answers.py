@@ -409,7 +409,7 @@ def test_the_beta_caption_follows_the_images():
 
 def test_still_falling_is_a_paired_test_of_the_last_two_epochs():
     """Issue 46: 'still falling' was the last two epochs' means against an unpaired standard error (too strict)."""
-    from dlstudy.studies.generate.experiment import curve_end
+    from dlstudy.studies.generate.inference import curve_end
 
     rng = np.random.default_rng(0)
     level = rng.normal(200, 30, 500)  # images differ a lot; each image's nats move little between epochs

@@ -367,7 +367,15 @@ def over_seeds(values) -> SeedSpread:
     sd = float(values.std(ddof=1)) if k > 1 else float("nan")
     q = float(t.ppf(0.5 + LEVEL / 2, k - 1)) if k > 1 else float("nan")
     half_mean, half_next = q * sd / np.sqrt(k), q * sd * np.sqrt(1 + 1 / k)
-    return SeedSpread(mean, sd, k, mean - half_mean, mean + half_mean, mean - half_next, mean + half_next)
+    return SeedSpread(
+        mean=mean,
+        sd=sd,
+        k=k,
+        mean_low=mean - half_mean,
+        mean_high=mean + half_mean,
+        next_low=mean - half_next,
+        next_high=mean + half_next,
+    )
 
 
 def seeds_test(differences) -> float:

@@ -60,21 +60,7 @@ def fit(run, cfg: Config) -> TrendResults:
     series, daily, corrected = load_daily(cfg)
     check_days(daily.shape[1], cfg, series.source)
     corr = correlations(daily)
-    kept = select_countries(corr, cfg.correlation.threshold, cfg.correlation.rule)
-    if not kept:
-        raise InputError(
-            f"correlation threshold {cfg.correlation.threshold} keeps no country; lower it "
-            "(--threshold or correlation.threshold)"
-        )
-    log.info(
-        "trend: %d of %d series kept by correlation (%s >= %g), %d days from %s",
-        len(kept),
-        len(daily),
-        cfg.correlation.rule,
-        cfg.correlation.threshold,
-        daily.shape[1],
-        daily.columns[0].date(),
-    )
+    kept = kept_countries(corr, cfg)
     values = daily.loc[kept].to_numpy()
     rows, histories, tests, curves, shifts = [], {}, {}, {}, {}
     total = len(cfg.windows.lengths) * 2 * len(cfg.model.cells)
@@ -120,6 +106,24 @@ def fit(run, cfg: Config) -> TrendResults:
         device=device,
         evidence=(curves, shifts),
     )
+
+
+def kept_countries(corr: pd.DataFrame, cfg: Config) -> list[str]:
+    """The countries the correlation filter keeps: the models train on these."""
+    kept = select_countries(corr, cfg.correlation.threshold, cfg.correlation.rule)
+    if not kept:
+        raise InputError(
+            f"correlation threshold {cfg.correlation.threshold} keeps no country; lower it "
+            "(--threshold or correlation.threshold)"
+        )
+    log.info(
+        "trend: %d of %d series kept by correlation (%s >= %g)",
+        len(kept),
+        len(corr),
+        cfg.correlation.rule,
+        cfg.correlation.threshold,
+    )
+    return kept
 
 
 def train_cell(run, cfg: Config, cell: str, windows: tuple, *, parts: dict, device, remaining: int = 1):
