@@ -135,7 +135,7 @@ def test_a_crashed_run_is_resumed(tmp_path, cli, monkeypatch):
     out = tmp_path / "r"
     code, _, err = cli("-q", "cluster", "--out", out, *TINY)
     assert code == 130 and "--resume" in err
-    assert read_status(out)["state"] == "running" and not (out / "metrics.json").exists()
+    assert read_status(out)["state"] == "interrupted" and not (out / "metrics.json").exists()
     assert (out / "grid" / "encoder-pool.npz").exists()
     code, _, err = cli("-q", "cluster", "--out", out, *TINY)
     assert code == 2 and "add --resume" in err
