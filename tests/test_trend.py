@@ -361,8 +361,8 @@ def test_quick_on_the_course_file_carries_intervals_and_names_its_paired_tests(d
     low, high = m["test_balanced_accuracy_ci95"]
     assert low < m["test_balanced_accuracy"] < high and high - low < 0.1  # thousands of test days: a narrow band
     page = (out / "report.html").read_text()
-    assert "paired bootstrap" in page and "McNemar" not in page
-    assert "drawn by whole days in blocks" in page and "Holm&#x27;s correction over all" in page
+    assert "paired block bootstrap, Student&#x27;s t" in page and "McNemar" not in page
+    assert "drawn by whole days in" in page and "Holm&#x27;s correction over all" in page
     assert "resampling" in m and "days" in m["resampling"]
     assert "class='reduced-run'" in page and "dlstudy trend --data covid_19.csv" in page
 

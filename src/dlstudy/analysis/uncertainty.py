@@ -115,6 +115,16 @@ class Items:
         return replace(self, n=int(mask.sum()), clusters=index)
 
     @property
+    def scheme(self) -> str:
+        """How the items are drawn, without their counts: what a report says once for all its comparisons."""
+        if self.clusters is None:
+            return f"{self.name}, each drawn on its own (percentile intervals)"
+        return (
+            f"{self.name} by whole {self.unit}s in blocks of consecutive {self.unit}s (each statistic's block three "
+            f"times Politis and White's length, Student's t over the blocks)"
+        )
+
+    @property
     def described(self) -> str:
         if self.clusters is None:
             return f"the {self.n} {self.name}, each drawn on its own"
@@ -219,6 +229,7 @@ class Comparison:
     p_adjusted: float | None = None
     family: int = 1
     kind: str = "paired bootstrap"  # the test, in words
+    scheme: str = ""  # how the items were drawn, without counts (Items.scheme), for the report's one note
 
     @property
     def decided_by(self) -> float:
@@ -280,7 +291,17 @@ def compare(
     low, high, se, p = items.summary(difference, stat_a(w) - stat_b(w))
     kind = "paired bootstrap" if items.clusters is None else "paired block bootstrap, Student's t"
     return Comparison(
-        a=a, b=b, difference=difference, low=low, high=high, se=se, p=p, what=what, items=items.described, kind=kind
+        a=a,
+        b=b,
+        difference=difference,
+        low=low,
+        high=high,
+        se=se,
+        p=p,
+        what=what,
+        items=items.described,
+        kind=kind,
+        scheme=items.scheme,
     )
 
 
@@ -308,8 +329,8 @@ def unpaired(
     """mean(a) - mean(b) for two separate groups of items, each resampled on its own (nothing pairs them); each
     group's items independent unless its `items` say how they cluster."""
     a, b = np.asarray(a, dtype=np.float32), np.asarray(b, dtype=np.float32)
-    items_a = (items_a or Items(n=len(a), name=a_name)).fitted(mean_of(a))
-    items_b = (items_b or Items(n=len(b), name=b_name)).fitted(mean_of(b))
+    items_a = (items_a or Items(n=len(a), name=f"{a_name}'s items")).fitted(mean_of(a))
+    items_b = (items_b or Items(n=len(b), name=f"{b_name}'s items")).fitted(mean_of(b))
     deltas = mean_of(a)(items_a.weights(seed=seed)) - mean_of(b)(items_b.weights(seed=seed + 1))
     difference = float(a.mean() - b.mean())
     if items_a.clusters is None and items_b.clusters is None:
@@ -332,6 +353,7 @@ def unpaired(
         what=what,
         items=f"{items_a.described}; {items_b.described}",
         kind="bootstrap of two separate groups",
+        scheme=f"{items_a.scheme}; {items_b.scheme}",
     )
 
 

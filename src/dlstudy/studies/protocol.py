@@ -139,9 +139,10 @@ def family_note(family: dict) -> str | None:
     """How the report decides its comparative words, said once at the top."""
     if not family:
         return None
-    units = sorted({c.items for c in family.values()})
+    units = sorted({part for c in family.values() for part in (c.scheme or c.items).split("; ")})
     return (
-        f"This report makes {len(family)} comparisons. Each is decided by a paired bootstrap test, and a word such "
+        f"This report makes {len(family)} comparisons. Each is decided by a bootstrap test (paired where both sides are "
+        "scored on the same items), and a word such "
         f"as 'better' needs p < {ALPHA} after Holm's correction over all {len(family)}, so that the chance of any "
         f"false claim among them stays at {ALPHA:.0%}. Resampled: {'; '.join(units)}."
     )

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from dlstudy.analysis.generative import ACTIVE, prior_samples
-from dlstudy.analysis.uncertainty import Comparison, Statistic, compare, mean_of, unpaired
+from dlstudy.analysis.uncertainty import Comparison, Items, Statistic, compare, mean_of, unpaired
 from dlstudy.studies.generate.config import Config
 
 
@@ -43,10 +43,13 @@ def beta_tests(models: dict, nats: dict, kind: str, *, cfg: Config, device) -> d
         out[f"active:{b:g}"] = compare(
             **named, stat_a=active_a, stat_b=active_b, items=n, what="active units", seed=cfg.seed
         )
+        samples = {k: Items(n=len(spread[v]), name=f"prior samples at {named[k]}") for k, v in (("a", b), ("b", ref))}
         out[f"spread:{b:g}"] = unpaired(
             **{"a_name": named["a"], "b_name": named["b"]},
             a=spread[b],
             b=spread[ref],
+            items_a=samples["a"],
+            items_b=samples["b"],
             what="sample spread",
             seed=cfg.seed,
         )
