@@ -538,3 +538,33 @@ def test_a_second_run_all_into_the_same_folder_is_refused_not_interleaved(tmp_pa
         code, _, err = cli("run", "all", "--out", root)
     assert code == 2 and len(err.strip().splitlines()) == 1 and "is being written" in err, err
     assert sorted(p.name for p in root.iterdir()) == [".lock"]
+
+
+def test_messages_about_finished_and_unfinished_runs_name_fixes_that_work(tmp_path, cli, finished_trend, data_root):
+    """Issue 47: '--resume' on a finished run said 'choose another --out', which then said 'nothing to resume';
+    predict on an unfinished sweep said 'finish it with --resume', which failed; a refused resume printed
+    'resuming the run in ...' before its one line."""
+    data = data_root / "covid" / "covid_19.csv"
+    code, _, err = cli("trend", "--resume", "--out", finished_trend, "--data", data, *TREND_TINY)
+    assert code == 2 and "nothing to resume" in err and "drop --resume and choose another --out" in err, err
+    code, _, err = cli("-q", "trend", "--out", tmp_path / "again", "--data", data, *TREND_TINY)  # the fix, followed
+    assert code == 0, err
+    sweep = tmp_path / "sw"
+    (sweep / "trials").mkdir(parents=True)
+    (sweep / "status.json").write_text(json.dumps({"study": "sweep", "state": "failed"}))
+    code, _, err = cli("predict", sweep, "--data", data)
+    assert code == 2 and "is a sweep, which predicts nothing itself" in err and "--resume" not in err, err
+    run = tmp_path / "run"
+    shutil.copytree(finished_trend, run)
+    damage(run, "unfinished")
+    with held(run):
+        code, _, err = cli("trend", "--resume", "--out", run, "--data", data, *TREND_TINY)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "is being written" in err, err
+
+
+def test_a_refused_run_leaves_no_empty_runs_folder(tmp_path, cli, monkeypatch):
+    """Issue 47: a data error left empty runs/<study>/ folders in the working directory."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.csv").write_text("country,2020-03-01,2020-03-02,2020-03-03\nOnly,1,2,3\n")
+    code, _, err = cli("trend", "--data", "one.csv")
+    assert code == 2 and not (tmp_path / "runs").exists(), err
