@@ -299,7 +299,7 @@ def test_window_sentences_say_whether_and_why():
     assert chosen_per_window(picked)[5]["model"] == "rnn"
 
 
-def random_walks(path, countries=30, days=160, seed=0):
+def random_walks(path, countries=20, days=100, seed=0):
     """Daily counts that walk at random: whether tomorrow's count exceeds today's is a coin toss whatever the
     window shows, so no model can beat the majority class."""
     rng = np.random.default_rng(seed)
