@@ -101,11 +101,7 @@ class Items:
         if self.clusters is None:
             low, high = interval(values)
             return (low, high, float(np.std(values, ddof=1)), bootstrap_p(values))
-        g = int(self.blocks.max()) + 1
-        se = float(np.std(values, ddof=1) * np.sqrt(g / max(g - 1, 1)))
-        q = float(t.ppf(0.5 + LEVEL / 2, max(g - 1, 1)))
-        p = float(2 * t.sf(abs(observed) / se, max(g - 1, 1))) if se > 0 else float(observed == 0)
-        return (observed - q * se, observed + q * se, se, p)
+        return student(observed, values, dof=int(self.blocks.max()))
 
     def subset(self, mask: np.ndarray) -> Items:
         """The items where mask holds, resampled the same way."""
@@ -134,6 +130,16 @@ class Items:
             f"the {self.n} {self.name} on {k} {self.unit}s, drawn by whole {self.unit}s in {blocks} consecutive "
             f"{self.unit}s (block lengths chosen for each statistic; Student's t over the blocks)"
         )
+
+
+def student(observed: float, values: np.ndarray, *, dof: int) -> tuple[float, float, float, float]:
+    """(low, high, standard error, two-sided p of zero) for a statistic over `dof` + 1 independent blocks: the
+    bootstrap's spread corrected for their number ((dof + 1) / dof) and read against Student's t with `dof`."""
+    dof = max(dof, 1)
+    se = float(np.std(values, ddof=1) * np.sqrt((dof + 1) / dof))
+    q = float(t.ppf(0.5 + LEVEL / 2, dof))
+    p = float(2 * t.sf(abs(observed) / se, dof)) if se > 0 else float(observed == 0)
+    return (observed - q * se, observed + q * se, se, p)
 
 
 def counts(drawn: np.ndarray, n: int) -> np.ndarray:
@@ -337,11 +343,8 @@ def unpaired(
         low, high = interval(deltas)
         se, p = float(np.std(deltas, ddof=1)), bootstrap_p(deltas)
     else:  # Welch's t over the two groups' blocks: the fewer blocks set the degrees of freedom
-        dof = max(1, min(int(i.blocks.max()) if i.clusters is not None else i.n - 1 for i in (items_a, items_b)))
-        se = float(np.std(deltas, ddof=1) * np.sqrt((dof + 1) / dof))
-        q = float(t.ppf(0.5 + LEVEL / 2, dof))
-        low, high = difference - q * se, difference + q * se
-        p = float(2 * t.sf(abs(difference) / se, dof)) if se > 0 else float(difference == 0)
+        dof = min(int(i.blocks.max()) if i.clusters is not None else i.n - 1 for i in (items_a, items_b))
+        low, high, se, p = student(difference, deltas, dof=dof)
     return Comparison(
         a=a_name,
         b=b_name,
