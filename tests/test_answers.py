@@ -423,3 +423,10 @@ def test_still_falling_is_a_paired_test_of_the_last_two_epochs():
     flat = curve_end([level, level + rng.normal(0, 0.5, 500)], seed=0)
     assert "not measurably falling" in generate.learning_curve(history, "conv VAE", end=flat)
     assert "too short" in generate.learning_curve(history[:1], "conv VAE", end=None)
+
+
+def test_a_tie_at_the_shown_precision_is_called_a_tie():
+    """Issue 48: 'lowest for 2' on recalls of 0.9362 and 0.9368, which print alike."""
+    counts = np.array([[9362, 638, 0], [0, 9368, 632], [0, 0, 10000]])
+    said = classify.confused(counts, ["0", "1", "2"])
+    assert "lowest for 0 and 1 (94%, a tie)" in said and "highest for 2 (100%)" in said

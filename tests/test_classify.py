@@ -344,6 +344,6 @@ def test_default_digits_run_and_bad_flags(tmp_path, cli):
     code, _, err = cli("classify", "--out", tmp_path / "x", "--set", "explain.methods=[gradcam]")
     assert code == 2 and "gradcam" in err and "Traceback" not in err
     code, _, err = cli("classify", "--out", tmp_path / "y", "--epochs", "0")
-    assert code == 2 and "config key 'train.epochs' must be greater than or equal to 1" in err
+    assert code == 2 and "--epochs must be greater than or equal to 1" in err  # the flag, not the key
     code, _, err = cli("classify", "--out", tmp_path / "z", "--set", "explain.deletion_fill=grey")
     assert code == 2 and "deletion_fill" in err and not (tmp_path / "z").exists()

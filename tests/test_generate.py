@@ -161,7 +161,7 @@ def test_bad_input(tmp_path, cli, data_root):
     code, _, err = cli("generate", "--data", empty, "--out", tmp_path / "a")
     assert code == 2 and "holds no images" in err and "Traceback" not in err
     code, _, err = cli("generate", "--beta", "-1", "--out", tmp_path / "b")
-    assert code == 2 and "config key 'grid.betas' (item 0) must be greater than or equal to 0" in err
+    assert code == 2 and "--beta (item 0) must be greater than or equal to 0" in err  # the flag the user typed
     code, _, err = cli("generate", "--size", "12", "--out", tmp_path / "c")
     assert code == 2 and "do not fit the conv VAE" in err
     folder = tmp_path / "some"

@@ -36,9 +36,12 @@ CASES = {
 }
 
 
+DLSTUDY = [sys.executable, "-m", "dlstudy.cli"]  # the command, as a user's shell starts it
+
+
 def command(study, out, data_root, *extra):
     argv = [a.replace("{covid}", str(data_root / "covid" / "covid_19.csv")) for a in CASES[study]]
-    return [sys.executable, "-m", "dlstudy.cli", "-q", *argv, "--out", str(out), *extra]
+    return [*DLSTUDY, "-q", *argv, "--out", str(out), *extra]
 
 
 def kill_after(cmd, out, seconds):
@@ -110,3 +113,14 @@ def test_sigterm_ends_with_the_ctrl_c_line_and_an_interrupted_run_that_resumes(t
     again = subprocess.run(command("trend", out, data_root, "--resume"), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads((out / "status.json").read_text())["state"] == "complete"
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path):
+    """`dlstudy derive all | head -1` ended in a BrokenPipeError traceback and 'unexpected error'."""
+    proc = subprocess.Popen(
+        [*DLSTUDY, "derive", "all", "--out", tmp_path / "d"], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout.readline().startswith(b"== ")
+    proc.stdout.close()  # as `head -1` does once it has its line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141 and "Traceback" not in err and "error" not in err, err

@@ -172,6 +172,9 @@ def test_the_tour_says_it_is_reduced_and_every_headline_carries_its_interval(tou
     folder = tour[0]
     index = (folder / "index.html").read_text()
     assert "class='reduced-run'" in index and "run all --full" in index
+    banner = re.search(r"<div class='reduced-run'>(.*?)</div>", index).group(1)
+    assert "`" not in banner and "<code>dlstudy run all --full</code>" in banner  # issue 48: backticks shown raw
+    assert "no world map (Q11)" in banner  # what the stand-in data cannot show
     for name, module in STUDIES.items():
         page = (folder / name / "report.html").read_text()
         note = re.search(r"<div class='reduced-run'>(.*?)</div>", page)

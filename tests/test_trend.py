@@ -171,7 +171,7 @@ def test_one_country_is_refused_with_what_to_give(tmp_path, cli):
         (["--threshold", "1", "--set", "correlation.rule=mean"], "keeps no country"),
         (
             ["--threshold", "1.01"],
-            "config key 'correlation.threshold' must be less than or equal to 1",
+            "--threshold must be less than or equal to 1",  # the flag the user typed, not its config key
         ),  # a correlation threshold past 1 is a typo
         (["--set", "model.cells=[transformer]"], "config key 'model.cells' (item 0) must be 'rnn', 'lstm' or 'gru'"),
     ],

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from dlstudy import budget as budgets
-from dlstudy.config import Schema, defaults, given, merge, resolve, validate
+from dlstudy.config import SHARED_FLAGS, Schema, defaults, flags_named, given, merge, resolve, validate
 from dlstudy.errors import DiskError, InputError, Pruned, readable
 from dlstudy.runs import (
     Run,
@@ -28,7 +28,6 @@ from dlstudy.train import seed_everything
 log = logging.getLogger("dlstudy")
 
 DATA_KEYS = ("path", "labels", "val_path", "val_labels")  # the data.* keys that name files a run reads
-FLAGS = {"data.path": "--data", "data.labels": "--labels"}  # how the user named them
 
 
 def study_module(name: str):
@@ -73,10 +72,10 @@ def inputs(cfg: Schema) -> dict:
     left to the study's loader, which says so."""
     given = input_paths(cfg)
     for key, path in given.items():  # a pipe or device would block the hashing: refused before it
-        if exists(path, f"--{key}"):
-            readable(path, FLAGS.get(key, key), folder=True)
+        if exists(path, key):
+            readable(path, key, folder=True)
     try:
-        return {key: fingerprint(path) for key, path in given.items() if exists(path, f"--{key}")}
+        return {key: fingerprint(path) for key, path in given.items() if exists(path, key)}
     except OSError as exc:
         raise InputError(f"{exc.filename}: cannot be read ({exc.strerror})") from None
 
@@ -124,14 +123,15 @@ def run_study(
     for key, value in (("device", device), ("tensorboard", tensorboard or None), ("budget", budget)):
         if value is not None and key in module.Config.model_fields:
             top[key] = value
-    cfg = check(name, resolve_config(name, config=config, sets=sets, flags=top, quick=quick))  # before any folder
     defaulted = out is None  # runs/<study>/<time>: the folders above it are this call's too when it made them
-    out = Path(out) if out is not None else default_out(name, resume=resume)
-    apart_from_inputs(out, "--out", input_paths(cfg))
-    created = not exists(out, "--out")
-    if resume and not created:
-        cfg = budgets.resumed_config(cfg, out)  # the net its first start chose
-    run = Run.open(out, cfg.model_dump(), resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
+    with flags_named(top, {**SHARED_FLAGS, **module.FLAGS}):  # all checked before any folder is made
+        cfg = check(name, resolve_config(name, config=config, sets=sets, flags=top, quick=quick))
+        out = Path(out) if out is not None else default_out(name, resume=resume)
+        apart_from_inputs(out, "--out", input_paths(cfg))
+        created = not exists(out, "--out")
+        if resume and not created:
+            cfg = budgets.resumed_config(cfg, out)  # the net its first start chose
+        run = Run.open(out, cfg.model_dump(), resume=resume, study=name, inputs=inputs(cfg), sweep=sweep)
     discard = False  # a folder this call made for input that failed before any training is removed
     try:
         with logging_to(run.file("log.txt")):  # the failure's own lines (a traceback) go there too

@@ -199,6 +199,7 @@ def climb(
             fits,
             format_duration(allotted),
             rung.min_epochs,
+            extra={"detail": True},
         )
         if fits >= min(rung.min_epochs, cfg.train.epochs) or rung is ladder[-1]:
             chosen = rung

@@ -10,11 +10,13 @@ import contextlib
 import io
 import json
 import logging
+import os
 import signal
 import sys
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 
 from dlstudy.budget import seconds_of
@@ -414,7 +416,9 @@ TOUR = (
     "The tour: each study ran its reduced --quick setting (fewer epochs, images and grid cells) on the small data "
     "that ships offline, standing in for the homework's (HW9's images, the course's covid_19.csv, FER2013, the "
     "anime faces); each report says what it reduced and names its full study's command. `dlstudy run all --full` "
-    "runs the full grids."
+    "runs the full grids. The stand-ins change what some questions can show: cluster clusters ten digits, not HW9's "
+    "two classes (Q1-Q6); trend's WHO series have no country names, so there is no world map (Q11); generate and "
+    "classify learn digits, not faces (Q13-Q23)."
 )
 
 
@@ -451,6 +455,11 @@ def study_sets(sets: list[str], study: str, studies) -> list[str]:
         else:
             out.append(item)
     return out
+
+
+def logged(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning for a command: the warning as one line of the run's log (log.txt), not of the terminal."""
+    log.warning("%s: %s (%s:%d)", category.__name__, message, filename, lineno, extra={"file_only": True})
 
 
 class Held(logging.StreamHandler):
@@ -551,7 +560,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, terminated) if threading.current_thread() is threading.main_thread() else None
     )
     try:
-        with epoch_listener(terminal.let_through):  # training has begun: what waited is no longer a refusal's noise
+        with epoch_listener(terminal.let_through), warnings.catch_warnings():
+            warnings.showwarning = logged  # a library's warning goes to the run's log.txt, never raw to the terminal
             code = dispatch(args)
         terminal.let_through()
         return code
@@ -561,6 +571,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dlstudy: interrupted; continue the run with --resume", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `dlstudy derive all | head`: the reader has stopped, which is no error of the run
+        with contextlib.suppress(OSError, ValueError):  # and Python's own flush at exit must not complain either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except DiskError as exc:  # full disk, quota, permissions: the message names the file and the fix
         print(one_line(f"dlstudy: error: {exc.strerror}"), file=sys.stderr)
         return 1

@@ -10,6 +10,7 @@ resolved config is saved with every run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import re
 import typing
@@ -288,6 +289,23 @@ def given(*, file: str | Path | None = None, sets: Iterable[str] = (), flags: di
     for layer in (load_yaml(file) if file else None, *map(parse_set, sets), flags):
         keys |= set(flatten(layer or {}))
     return keys
+
+
+# the keys every study's shared flags set: an error about one names the flag the user typed
+SHARED_FLAGS = {"data.path": "--data", "seed": "--seed", "device": "--device", "budget": "--budget"}
+
+
+@contextlib.contextmanager
+def flags_named(flags: dict, names: dict[str, str]):
+    """An InputError about a key that a flag set names the flag: `--set key=...` would not change it (flags win)."""
+    try:
+        yield
+    except InputError as exc:
+        text = str(exc)
+        for key in sorted(set(flatten(flags)) & set(names), key=len, reverse=True):
+            text = text.replace(f"config key '{key}'", names[key])
+            text = re.sub(rf"(?<![\w.-]){re.escape(key)}(?![\w.])", names[key], text)
+        raise InputError(text) from None
 
 
 def dump_yaml(cfg: dict) -> str:

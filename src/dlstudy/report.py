@@ -66,6 +66,15 @@ def format_value(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def extreme(values: dict, names, *, highest: bool, shown: str = "{:.0%}") -> str:
+    """'2 (94%)', or '2 and 5 (94%)' when others tie with the extreme at the precision shown: an argmax over a tie
+    would name one of them as if it stood out."""
+    top = (max if highest else min)(values.values())
+    tied = [k for k, v in values.items() if shown.format(v) == shown.format(top)]
+    said = " and ".join(str(names[k]) for k in tied)
+    return f"{said} ({shown.format(top)}{', a tie' if len(tied) > 1 else ''})"
+
+
 def versions() -> dict:
     import sklearn
     import torch
@@ -374,6 +383,11 @@ def is_index_page(path) -> bool:
     return INDEX_MARK.encode() in head or b"<title>dlstudy: all studies</title>" in head
 
 
+def code_spans(text: str) -> str:
+    """Plain text as HTML, with `backticked` words as code (the tour's banner names commands)."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(text))
+
+
 def index_page(
     title: str, entries: Sequence[dict], *, started: str, seconds: float, command: str, reduced: str | None = None
 ) -> str:
@@ -395,7 +409,7 @@ def index_page(
         f"<style>{CSS}</style></head><body><h1>{escape(title)}</h1>"
         f"<p class='note'>Started {escape(started)}, took {escape(minutes)}: <code>{escape(command)}</code>. "
         "Each study's report has its config, environment and figures; every number below comes from that run.</p>"
-        + (f"<div class='reduced-run'>{escape(reduced)}</div>" if reduced else "")
+        + (f"<div class='reduced-run'>{code_spans(reduced)}</div>" if reduced else "")
         + html_table(rows)
         + "</body></html>"
     )

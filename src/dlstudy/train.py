@@ -408,6 +408,7 @@ class Trainer:
             "set in the config, planned" if self.fixed_epochs else "fit",
             format_duration(allotted),
             f" (the config asks for {self.plan_['ceiling']})" if planned < self.plan_["ceiling"] else "",
+            extra={"detail": True},  # one a training: in log.txt and with -v, not in the terminal's few lines
         )
 
     def _keep_to_plan(self, seconds: float, sched) -> bool:
@@ -428,6 +429,7 @@ class Trainer:
             format_duration(seconds),
             "slower" if fits < self.epochs else "faster",
             fits,
+            extra={"detail": True},
         )
         self.epochs = self.plan_["planned_epochs"] = fits
         self.plan_["replans"].append({"after_epoch": self.epoch_, "epochs": fits})

@@ -60,6 +60,7 @@ class Trained:
         np.ndarray | None
     )  # (N,) reconstruction MSE per pixel in [0, 1]; None for an encoder that does not reconstruct
     features: dict[str, np.ndarray]  # reduction chain -> (N, d)
+    seconds: float  # its training and encoding, before any reduction
     columns: dict  # what its rows share: latent size, reconstruction error, neighbour accuracy, seconds
 
 

@@ -111,6 +111,11 @@ class Items:
         return replace(self, n=int(mask.sum()), clusters=index)
 
     @property
+    def units(self) -> int:
+        """How many independent units the items hold: items, or clusters (days)."""
+        return self.n if self.clusters is None else len(np.unique(self.clusters))
+
+    @property
     def scheme(self) -> str:
         """How the items are drawn, without their counts: what a report says once for all its comparisons."""
         if self.clusters is None:
@@ -427,14 +432,17 @@ class Curve:
         return self.best < self.epochs - 1 and self.training_falls and self.rise.differs and self.rise.difference > 0
 
 
-def overfitting(losses, train_loss, *, items: Items | None = None, seed: int = 0) -> Curve:
+def overfitting(losses, train_loss, *, items: Items | None = None, seed: int = 0) -> Curve | None:
     """`losses`: (epochs, n) each validation item's loss per epoch; `train_loss`: the training loss per epoch;
-    `items`: how the validation items are resampled (whole days for trend windows)."""
+    `items`: how the validation items are resampled (whole days for trend windows). None when the items are too few
+    to halve: a half needs two units (items, or days) to be resampled at all."""
     losses = np.asarray(losses, dtype=np.float32)
     epochs, n = losses.shape
     first = np.arange(n) % 2 == 0
-    best = int(np.argmin(losses[:, first].mean(axis=1)))
     other = (items or Items(n=n, name="validation items")).subset(~first)
+    if first.sum() < 1 or other.units < 2:
+        return None
+    best = int(np.argmin(losses[:, first].mean(axis=1)))
     rise = compare(
         "the last epoch",
         f"epoch {best + 1}",

@@ -110,9 +110,9 @@ def check_days(n_days: int, cfg, source: str) -> None:
     fix = (
         f"use windows that fit, e.g. --set windows.lengths=[{', '.join(map(str, fits[-3:]))}]"
         if fits
-        else f"give a series of at least {days_needed(2, cfg)} days"
+        else f"give a series of at least {days_needed(max(cfg.windows.lengths), cfg)} days"
     )
     raise InputError(
-        f"{source}: {n_days} days are too few for windows of L = {short[0]}: the time split needs at least "
-        f"{days_needed(short[0], cfg)} days to hold training, validation and test windows; {fix}"
+        f"{source}: {n_days} days are too few for windows of L = {short[-1]}: the time split needs at least "
+        f"{days_needed(short[-1], cfg)} days to hold training, validation and test windows; {fix}"
     )

@@ -19,7 +19,8 @@ from dlstudy.models.pretrained import PretrainedEncoder, is_pretrained, locate_w
 def build_encoder(spec: str, *, in_shape: tuple[int, int, int], model_cfg) -> torch.nn.Module:
     family = spec.partition(":")[0]
     if is_pretrained(spec):
-        return PretrainedEncoder(spec=spec, in_channels=in_shape[0])
+        p = model_cfg.pretrained
+        return PretrainedEncoder(spec=spec, in_channels=in_shape[0], size=p.size, crop=p.crop, bf16=p.bf16)
     if spec in ("simclr", "byol"):
         channels = tuple(model_cfg.simclr.channels)
         if min(in_shape[1:]) < 2 ** (len(channels) - 1):

@@ -67,6 +67,7 @@ class Study(Protocol):
     FULL_STUDY: str  # the command for the full study on the homework's data (a --quick run's report names it)
     CARD: list[tuple[str, str, str | None]]  # the report's headline numbers: (label, metric, baseline metric)
     SECTIONS: list[Section]
+    FLAGS: dict[str, str]  # dotted config key -> the study's own flag that sets it: errors name what the user typed
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
     def flag_overrides(self, args: argparse.Namespace) -> dict: ...

@@ -158,7 +158,7 @@ def open_sweep(spec: SweepSpec, parsed, *, name: str, out, storage: str | None, 
     folder = (Path(out) if out else Path("runs") / "sweep" / name).resolve()
     if resume and not (folder / "status.json").exists():
         raise InputError(f"--resume: no sweep to continue in {folder}; run it without --resume, with the same flags")
-    check_journal(journal_path(storage, folder))
+    check_journal(journal_path(storage, folder), "--out" if storage is None else "--storage")
     run = open_folder(folder, spec)
     optuna_study = load_study(spec, open_storage(storage, folder), name, create=True)
     lock = FolderLock(folder).acquire()

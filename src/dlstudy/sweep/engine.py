@@ -146,16 +146,17 @@ def journal_path(url: str | None, folder: Path) -> Path | None:
     return Path(url[len("journal:") :]).expanduser() if url.startswith("journal:") else None
 
 
-def check_journal(path: Path | None) -> None:
+def check_journal(path: Path | None, flag: str = "--out") -> None:
     """Before a sweep opens its folder: a journal's last line cut short (a kill during an append) is
     dropped, under Optuna's own journal lock so that no append is in flight; any other line that is not an
-    Optuna log entry means the file is damaged or no journal at all, and is refused, naming the file."""
+    Optuna log entry means the file is damaged or no journal at all, and is refused, naming the file. `flag`: the
+    one that chose the file (--storage, or --out for the sweep folder's own journal), the one a fix changes."""
     from optuna.storages.journal import JournalFileSymlinkLock
 
     if path is None or not path.exists():
         return
     if not path.is_file():
-        raise InputError(f"--storage {path}: the journal is not a file; choose another --out or --storage")
+        raise InputError(f"{flag} {path}: the journal is not a file; choose another {flag}")
     lock = JournalFileSymlinkLock(str(path))
     try:
         lock.acquire()
@@ -172,7 +173,7 @@ def check_journal(path: Path | None) -> None:
             if not isinstance(entry, dict) or "op_code" not in entry:
                 raise InputError(
                     f"{path}: line {number} is not an Optuna journal entry, so the file is damaged or no "
-                    "journal; move it aside to start afresh, or choose another --out or --storage"
+                    f"journal; move it aside to start afresh, or choose another {flag}"
                 )
         if cut < len(data):
             log.warning("sweep: %s ended in a line cut short (a writer was killed); it is dropped", path)

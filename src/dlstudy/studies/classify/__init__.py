@@ -54,6 +54,9 @@ METRICS = (
 )
 
 
+FLAGS = {"train.epochs": "--epochs"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, metavar="N", help=f"training epochs (default {Config().train.epochs})")
 

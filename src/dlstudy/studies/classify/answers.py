@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from dlstudy.report import extreme
+
 # how the training sentence names each test-time averaging (the views of analysis.classification.TTA_VIEWS)
 # what a removed pixel of the deletion curves takes (explain.deletion_fill), for the caption and the sentence
 FILL_SAID = {"blur": "the value of a blurred copy of the image", "black": "the black of the darkest pixel"}
@@ -81,8 +83,8 @@ def confused(counts: np.ndarray, names: list[str], top: int = 3) -> str:
     )
     return (
         "Most confused (the largest rates, ranked, not tested against each other): "
-        f"{said}. Recall is highest for {names[int(recall.argmax())]} ({recall.max():.0%}) and "
-        f"lowest for {names[int(recall.argmin())]} ({recall.min():.0%})."
+        f"{said}. Recall is highest for {extreme(dict(enumerate(recall)), names, highest=True)} and "
+        f"lowest for {extreme(dict(enumerate(recall)), names, highest=False)}."
     )
 
 

@@ -64,7 +64,7 @@ class ClassifyResults(Results):
     layers: list[dict]
     saliency: SaliencyResults  # question 22's maps and checks
     filters: FilterResults  # question 23's inputs and feature maps
-    curve: Curve  # whether the net overfits, by a test (its rise, corrected, is in `family`)
+    curve: Curve | None  # whether the net overfits, by a test (its rise, corrected, is in `family`); None: too few
 
     @property
     def faces(self) -> bool:
@@ -119,7 +119,7 @@ def fit(run, cfg: Config) -> ClassifyResults:
     curve = overfitting(np.stack(trainer.item_losses_["val"]), train_loss, seed=cfg.seed)
     saliency = explain_predictions(model, x_scored, y_scored, e, faces=faces, seed=cfg.seed, device=device)
     return ClassifyResults(
-        family={"overfits": curve.rise, **deletion_tests(saliency.deletion, seed=cfg.seed)},
+        family={**({"overfits": curve.rise} if curve else {}), **deletion_tests(saliency.deletion, seed=cfg.seed)},
         curve=curve,
         metrics=metrics,
         model=model,

@@ -71,6 +71,18 @@ class BYOLModel(Schema):
     )
 
 
+class Pretrained(Schema):
+    """How a frozen pretrained encoder ('timm:<name>') sees the images: 224 px is not sacred for 32-px photos."""
+
+    size: Annotated[int, Field(ge=0, le=1024)] = key(
+        0,
+        "the side images are resized to (convolutional nets take any); 0: the model's own (224 for "
+        "EfficientNet-Lite0). configs/cluster-pretrained.yaml: 160 for CIFAR-10 (benchmarks/README.md)",
+    )
+    crop: bool = key(False, "the model's own centre crop; off, small images keep their border (0.45 against 0.44)")
+    bf16: bool = key(True, "bf16 autocast where the CPU has it (AVX512-BF16, AMX): 1.6x the images a second")
+
+
 class Model(Schema):
     """The encoders grid.encoders names."""
 
@@ -78,6 +90,7 @@ class Model(Schema):
     dense: Dense = section(Dense)
     simclr: SimCLR = section(SimCLR)
     byol: BYOLModel = section(BYOLModel)
+    pretrained: Pretrained = section(Pretrained)
 
 
 class Views(Schema):

@@ -127,7 +127,9 @@ def fit(run, cfg: Config) -> ClusterResults:
     trained = {}
     for spec, (history, z, err, seconds) in encoded.items():
         features, columns = grid.reduce(spec, z, err, seconds=seconds)
-        trained[spec] = Trained(history=history, latents=z, errors=err, features=features, columns=columns)
+        trained[spec] = Trained(
+            history=history, latents=z, errors=err, features=features, columns=columns, seconds=seconds
+        )
     pixels = data.images.reshape(len(data), -1) / 255.0
     rows, assignments = grid.evaluate(k, pixels, trained)
     curve = []
@@ -189,6 +191,7 @@ def select(
     if labelled:
         metrics.update(inference.cluster_intervals(data.labels, clusters, seed=cfg.seed))
     metrics.update(n_images=len(data), n_clusters=k, image_shape=list(data.images.shape[1:]), data=data.source)
+    metrics["encoder_seconds"] = {spec: round(t.seconds, 1) for spec, t in trained.items()}  # training + encoding
     layers = {spec: layer_table(m, x[:2].to(device)) for spec, m in encoders.items()}
     z, features = trained[row["encoder"]].latents, trained[row["encoder"]].features
     views = two_d_views(

@@ -21,6 +21,9 @@ PRUNE_ON = None
 METRICS = ()  # nothing to sweep on
 
 
+FLAGS = {}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("which", nargs="?", choices=["all", *DERIVATIONS], help="which derivation (default 'all')")
     parser.add_argument("--json", action="store_true", help="print machine-readable results instead of the steps")

@@ -50,6 +50,9 @@ METRICS = (
 )
 
 
+FLAGS = {"grid.betas": "--beta", "main.beta": "--beta", "data.image_size": "--size"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--beta",

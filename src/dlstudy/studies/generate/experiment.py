@@ -33,6 +33,10 @@ from dlstudy.train import resolve_device, train_variant
 log = logging.getLogger("dlstudy")
 
 
+# the default data are MNIST digits, standing in for the anime faces: the title says what was learned
+DIGITS_TITLE = "Variational autoencoders on the MNIST digits (standing in for the faces), and what the KL weight does"
+
+
 @dataclass(kw_only=True)
 class GenerateResults(Results):
     rows: list[dict]  # one per (model, beta)
@@ -118,6 +122,7 @@ def fit(run, cfg: Config) -> GenerateResults:
     metrics.update(nats_intervals(nats[(main_kind, main_beta)], seed=cfg.seed))
     kinds = {k: next(m for (kk, _), m in models.items() if kk == k) for k in cfg.grid.models}
     return GenerateResults(
+        title=None if cfg.data.path else DIGITS_TITLE,
         metrics=metrics,
         rows=rows,
         models=models,

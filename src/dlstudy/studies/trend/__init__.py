@@ -46,6 +46,9 @@ METRICS = (
 )
 
 
+FLAGS = {"correlation.threshold": "--threshold"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threshold", type=float, help="correlation threshold for keeping a country (default 0.5)")
 

@@ -64,12 +64,17 @@ def fit(run, cfg: Config) -> TrendResults:
     values = daily.loc[kept].to_numpy()
     rows, histories, tests, curves, shifts = [], {}, {}, {}, {}
     total = len(cfg.windows.lengths) * 2 * len(cfg.model.cells)
-    for length in cfg.windows.lengths:
-        x_raw, y, _, target = make_windows(values, length)
-        keep = x_raw.sum(axis=1) >= cfg.windows.min_cases  # all-zero windows before a country's first cases
-        x, y, target = normalize(x_raw[keep], cfg.windows.normalize), y[keep], target[keep]
-        for split in ("time", "random"):  # time is the honest one: random splits of overlapping windows leak
-            fit_, val, test = split_indices(target, values.shape[1], split, cfg, cfg.seed)
+    windows = {length: windowed(values, length, cfg) for length in cfg.windows.lengths}
+    splits = {  # time is the honest split: random splits of overlapping windows leak
+        (length, split): split_indices(target, values.shape[1], split, cfg, cfg.seed)
+        for length, (_, _, target) in windows.items()
+        for split in ("time", "random")
+    }
+    for (length, _), (fit_, _, _) in splits.items():  # every variant's training windows checked before any trains
+        both_classes(windows[length][1][fit_], length, kept=len(kept), of=len(daily), cfg=cfg)
+    for length, (x, y, target) in windows.items():
+        for split in ("time", "random"):
+            fit_, val, test = splits[length, split]
             parts = {"split": split, "fit": fit_, "val": val, "test": test, "days": target}
             if split == "time":
                 fit_days, test_days = (y[fit_], target[fit_]), (y[test], target[test])
@@ -108,12 +113,34 @@ def fit(run, cfg: Config) -> TrendResults:
     )
 
 
+def windowed(values: np.ndarray, length: int, cfg: Config) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(x, y, target day) of every window of `length` days that holds cases."""
+    x_raw, y, _, target = make_windows(values, length)
+    keep = x_raw.sum(axis=1) >= cfg.windows.min_cases  # all-zero windows before a country's first cases
+    return normalize(x_raw[keep], cfg.windows.normalize), y[keep], target[keep]
+
+
+def both_classes(y_fit: np.ndarray, length: int, *, kept: int, of: int, cfg: Config) -> None:
+    """Training windows of one class teach nothing (and no classifier fits them): say what would give both."""
+    if len(np.unique(y_fit)) < 2:
+        what = "rise" if y_fit.size and y_fit[0] else "do not rise"
+        fix = (
+            "lower the threshold (--threshold or correlation.threshold) to keep more series"
+            if kept < of
+            else "give series with both rises and falls in their first days (the time split trains on those)"
+        )
+        raise InputError(
+            f"the {kept} of {of} series kept by correlation threshold {cfg.correlation.threshold} give training "
+            f"windows of L = {length} that all {what}; {fix}"
+        )
+
+
 def kept_countries(corr: pd.DataFrame, cfg: Config) -> list[str]:
     """The countries the correlation filter keeps: the models train on these."""
     kept = select_countries(corr, cfg.correlation.threshold, cfg.correlation.rule)
     if not kept:
         raise InputError(
-            f"correlation threshold {cfg.correlation.threshold} keeps no country; lower it "
+            f"correlation threshold {cfg.correlation.threshold} keeps no country; lower the threshold "
             "(--threshold or correlation.threshold)"
         )
     log.info(
