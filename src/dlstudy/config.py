@@ -297,14 +297,17 @@ SHARED_FLAGS = {"data.path": "--data", "seed": "--seed", "device": "--device", "
 
 @contextlib.contextmanager
 def flags_named(flags: dict, names: dict[str, str]):
-    """An InputError about a key that a flag set names the flag: `--set key=...` would not change it (flags win)."""
+    """An InputError about a key that a flag set names the flag: `--set key=...` would not change it (flags win).
+    A dotted key is also replaced where a message names it bare ('data.image_size 4096: ...'); a one-word key
+    ('seed', 'budget') only in the "config key '...'" form, as the bare word is also plain English."""
     try:
         yield
     except InputError as exc:
         text = str(exc)
         for key in sorted(set(flatten(flags)) & set(names), key=len, reverse=True):
             text = text.replace(f"config key '{key}'", names[key])
-            text = re.sub(rf"(?<![\w.-]){re.escape(key)}(?![\w.])", names[key], text)
+            if "." in key:
+                text = re.sub(rf"(?<![\w.-]){re.escape(key)}(?![\w.])", names[key], text)
         raise InputError(text) from None
 
 

@@ -76,15 +76,15 @@ def confused(counts: np.ndarray, names: list[str], top: int = 3) -> str:
         ((rates[i, j], i, j) for i in range(len(names)) for j in range(len(names)) if i != j and counts[i, j]),
         reverse=True,
     )[:top]
-    recall = np.diag(rates)
+    recall = dict(enumerate(np.diag(rates)))
     said = "; ".join(
         f"{names[i]} is taken for {names[j]} in {r:.0%} of cases ({counts[i, j]} of {counts[i].sum()})"
         for r, i, j in pairs
     )
     return (
         "Most confused (the largest rates, ranked, not tested against each other): "
-        f"{said}. Recall is highest for {extreme(dict(enumerate(recall)), names, highest=True)} and "
-        f"lowest for {extreme(dict(enumerate(recall)), names, highest=False)}."
+        f"{said}. Recall is highest for {extreme(recall, names, highest=True)} and "
+        f"lowest for {extreme(recall, names, highest=False)}."
     )
 
 
